@@ -1,0 +1,32 @@
+#include "app/broker_app.h"
+
+#include "log/log.h"
+
+namespace plantd {
+
+BrokerApp::BrokerApp(const BrokerOptions& options) : options_(options), context_(1) {
+  // Bounded so that a process with unreachable peers still exits promptly.
+  context_.set(zmq::ctxopt::blocky, 0);
+}
+
+BrokerApp::~BrokerApp() { Stop(); }
+
+Status BrokerApp::Start() {
+  broker_ = std::make_unique<broker::Broker>(context_, options_, clock_, &snapshots_);
+  if (Status s = broker_->Bind(); !s.ok()) return s;
+
+  broker_thread_ = std::thread([this] { broker_->Run(); });
+  PLANTD_LOG_INFO("broker started", {{"endpoint", options_.endpoint},
+                                     {"client_endpoint", options_.client_endpoint},
+                                     {"environment", options_.environment}});
+  return Status::Ok();
+}
+
+void BrokerApp::Stop() {
+  if (broker_ && broker_thread_.joinable()) {
+    broker_->Stop();
+    broker_thread_.join();
+  }
+}
+
+}  // namespace plantd

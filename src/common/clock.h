@@ -1,0 +1,32 @@
+// The time source of the broker core. Heartbeat, expiry and latency logic
+// read time only through a Clock, so tests can drive it without sleeping.
+#pragma once
+
+#include <chrono>
+
+namespace plantd {
+
+using SteadyTime = std::chrono::steady_clock::time_point;
+
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  virtual SteadyTime Now() const = 0;
+};
+
+class SystemClock final : public Clock {
+ public:
+  SteadyTime Now() const override { return std::chrono::steady_clock::now(); }
+};
+
+// A clock that moves only when told to. Tests only.
+class ManualClock final : public Clock {
+ public:
+  SteadyTime Now() const override { return now_; }
+  void Advance(std::chrono::nanoseconds d) { now_ += d; }
+
+ private:
+  SteadyTime now_{std::chrono::seconds(1000)};
+};
+
+}  // namespace plantd

@@ -1,0 +1,57 @@
+#include "config/endpoint.h"
+
+#include "common/units.h"
+
+namespace plantd {
+namespace {
+
+constexpr char kExpected[] =
+    "expected tcp://HOST:PORT (HOST an address, a name or *, PORT 1-65535), ipc://PATH or "
+    "inproc://NAME, optionally prefixed by @ (bind) or > (connect)";
+
+bool IsWildcard(const std::string& host) {
+  return host == "*" || host == "0.0.0.0" || host == "[::]" || host == "::";
+}
+
+}  // namespace
+
+Result<Endpoint> ParseEndpoint(std::string_view text) {
+  Endpoint ep;
+  if (!text.empty() && (text.front() == '@' || text.front() == '>')) {
+    ep.bind = text.front() == '@';
+    text.remove_prefix(1);
+  }
+  ep.address = std::string(text);
+  const size_t scheme_end = text.find("://");
+  if (scheme_end == std::string_view::npos) return Status::Error(kExpected);
+  const std::string_view scheme = text.substr(0, scheme_end);
+  const std::string_view rest = text.substr(scheme_end + 3);
+  if (scheme == "ipc" || scheme == "inproc") {
+    ep.transport = scheme == "ipc" ? Endpoint::Transport::kIpc : Endpoint::Transport::kInproc;
+    if (rest.empty()) return Status::Error(kExpected);
+    ep.path = std::string(rest);
+    return ep;
+  }
+  if (scheme != "tcp") return Status::Error(kExpected);
+  const size_t colon = rest.rfind(':');
+  if (colon == std::string_view::npos || colon == 0) return Status::Error(kExpected);
+  ep.host = std::string(rest.substr(0, colon));
+  auto port = ParseUnsigned(rest.substr(colon + 1));
+  if (!port.ok() || port.value() < 1 || port.value() > 65535) {
+    return Status::Error(kExpected);
+  }
+  ep.port = static_cast<int>(port.value());
+  if (!ep.bind && IsWildcard(ep.host)) {
+    return Status::Error("a connecting endpoint needs a real host, not *");
+  }
+  return ep;
+}
+
+bool Endpoint::ConflictsWith(const Endpoint& other) const {
+  if (!bind || !other.bind || transport != other.transport) return false;
+  if (transport != Transport::kTcp) return path == other.path;
+  if (port != other.port) return false;
+  return host == other.host || IsWildcard(host) || IsWildcard(other.host);
+}
+
+}  // namespace plantd

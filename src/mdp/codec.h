@@ -1,0 +1,56 @@
+// Majordomo codec: classifies a received message (frames after the ROUTER's
+// routing id) into role, dialect and command without copying anything, and
+// names the constant frames that start each outgoing command.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <string_view>
+
+#include <zmq.hpp>
+
+#include "mdp/protocol.h"
+
+namespace plantd::mdp {
+
+inline std::string_view View(const zmq::message_t& frame) {
+  return {static_cast<const char*>(frame.data()), frame.size()};
+}
+
+enum class DecodeError : uint8_t {
+  kNone,
+  kTooFewFrames,    // a command without the frames it needs
+  kUnknownHeader,   // not MDPC01/MDPW01/MDPC02/MDPW02
+  kUnknownCommand,  // a command byte or word this dialect does not have
+  kEmptyService,    // REQUEST or READY naming the empty service
+};
+const char* DecodeErrorName(DecodeError error);
+
+// Indices refer to the frames given to Decode: frames[0] is the routing id.
+struct Decoded {
+  Role role = Role::kClient;
+  Dialect dialect = Dialect::kMdp02;
+  Command command = Command::kRequest;
+  size_t service = 0;     // REQUEST, READY: the service name frame
+  size_t address = 0;     // PARTIAL, FINAL: the client address frame
+  size_t body_begin = 0;  // REQUEST, PARTIAL, FINAL: first body frame (may equal count)
+};
+
+DecodeError Decode(const zmq::message_t* frames, size_t count, Decoded* out);
+
+// The constant frames that start a command sent to a peer of a dialect, before
+// what is routed (service name or client address). Views of static storage.
+struct Prefix {
+  std::array<std::string_view, 3> frames;
+  size_t count = 0;
+};
+
+// To a client: PARTIAL or FINAL. 0.1 clients take no PARTIAL: callers must
+// not send one (ClientTakesPartials).
+Prefix ClientReplyPrefix(Dialect dialect, bool final);
+inline bool ClientTakesPartials(Dialect dialect) { return dialect != Dialect::kMdp01; }
+
+// To a worker: REQUEST, HEARTBEAT or DISCONNECT.
+Prefix WorkerCommandPrefix(Dialect dialect, Command command);
+
+}  // namespace plantd::mdp

@@ -1,0 +1,106 @@
+// Helpers for tests that run the real plantd-broker binary and talk to it
+// over real sockets on 127.0.0.1.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <zmq.hpp>
+
+namespace plantd::test {
+
+using Frames = std::vector<std::string>;
+
+// A TCP port on 127.0.0.1 that was free a moment ago.
+int FreeTcpPort();
+
+std::string TcpEndpoint(int port);
+
+// A directory that is removed with everything in it when this goes away.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::string& path() const { return path_; }
+  std::string Write(const std::string& name, const std::string& content) const;
+
+ private:
+  std::string path_;
+};
+
+// The plantd-broker binary in a child process. The destructor stops it.
+class BrokerProcess {
+ public:
+  struct Options {
+    std::vector<std::string> args;
+    std::map<std::string, std::string> env;  // added to a clean environment
+    std::string config_yaml;                  // written to a file and passed as --config
+    bool wait_ready = true;                   // wait for "broker started" in the log
+  };
+
+  BrokerProcess() = default;
+  ~BrokerProcess();
+  BrokerProcess(const BrokerProcess&) = delete;
+  BrokerProcess& operator=(const BrokerProcess&) = delete;
+
+  // Starts the binary; with wait_ready, returns once it logged that it started
+  // (false if it exited or took more than 10 s).
+  bool Start(const Options& options);
+
+  // SIGTERM, then waits up to `timeout`; SIGKILL after that. Returns the exit
+  // status (or -signal).
+  int Stop(std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  void Signal(int sig) const;
+  // Waits for the process to exit by itself; nullopt if it did not in time.
+  std::optional<int> WaitExit(std::chrono::milliseconds timeout);
+  bool running() const { return pid_ > 0; }
+  int pid() const { return pid_; }
+
+  // Everything it wrote to stdout and stderr so far.
+  std::string Output() const;
+  // Waits until Output() contains `text`.
+  bool WaitForOutput(const std::string& text, std::chrono::milliseconds timeout) const;
+
+ private:
+  int pid_ = -1;
+  TempDir dir_;
+  std::string output_path_;
+};
+
+// Runs the binary to completion (for --check-config and the like).
+struct RunResult {
+  int status = -1;
+  std::string output;
+};
+RunResult RunBroker(const std::vector<std::string>& args,
+                    const std::map<std::string, std::string>& env = {},
+                    std::chrono::milliseconds timeout = std::chrono::seconds(20));
+
+// A DEALER socket that speaks raw frames, for protocol tests.
+class RawPeer {
+ public:
+  RawPeer(zmq::context_t& context, const std::string& endpoint,
+          const std::string& routing_id = "");
+  void Send(const Frames& frames);
+  // nullopt when nothing arrives in time.
+  std::optional<Frames> Recv(std::chrono::milliseconds timeout = std::chrono::seconds(5));
+  // Receives, skipping heartbeats, until a message that is not a heartbeat.
+  std::optional<Frames> RecvSkippingHeartbeats(
+      std::chrono::milliseconds timeout = std::chrono::seconds(5));
+  zmq::socket_t& socket() { return socket_; }
+  void Close() { socket_.close(); }
+
+ private:
+  zmq::socket_t socket_;
+};
+
+// Frame helpers.
+inline std::string Byte(int b) { return std::string(1, static_cast<char>(b)); }
+
+// Returns true when `frames` is a Majordomo worker HEARTBEAT in any dialect.
+bool IsHeartbeat(const Frames& frames);
+
+}  // namespace plantd::test
