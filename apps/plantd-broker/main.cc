@@ -5,6 +5,7 @@
 // broker fails at run time; 2 for a usage or configuration error.
 
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -58,6 +59,18 @@ void Reload(const plantd::ConfigSources& sources, plantd::LoadedConfig* current)
                   {{"applied", applied.empty() ? "nothing changed" : JoinKeys(applied)},
                    {"needs_restart", JoinKeys(need_restart)},
                    {"log_level", plantd::LogLevelName(current->options.log.level)}});
+}
+
+// Every client and worker holds a descriptor: take all the process may have
+// (Debian's soft default of 1024 would stop near a thousand peers).
+void RaiseDescriptorLimit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) return;
+  const rlim_t before = limit.rlim_cur;
+  limit.rlim_cur = limit.rlim_max;
+  if (setrlimit(RLIMIT_NOFILE, &limit) == 0) {
+    PLANTD_LOG_DEBUG("raised the open-file limit", {{"from", before}, {"to", limit.rlim_cur}});
+  }
 }
 
 }  // namespace
@@ -116,6 +129,7 @@ int main(int argc, char** argv) {
   }
 
   plantd::log::Configure(config.options.log);
+  RaiseDescriptorLimit();
 
   // Signals are taken by sigwait() below, never by a handler: block them
   // before any thread starts so every thread inherits the mask.

@@ -54,6 +54,10 @@ namespace {
 int Spawn(const std::vector<std::string>& args, const std::map<std::string, std::string>& env,
           const std::string& output_path) {
   std::vector<std::string> env_strings = {"PATH=/usr/bin:/bin"};
+  // Sanitizer settings reach the broker too, so its reports fail the test.
+  for (const char* name : {"ASAN_OPTIONS", "UBSAN_OPTIONS", "TSAN_OPTIONS", "LSAN_OPTIONS"}) {
+    if (const char* value = std::getenv(name)) env_strings.push_back(std::string(name) + "=" + value);
+  }
   for (const auto& [k, v] : env) env_strings.push_back(k + "=" + v);
   const pid_t pid = fork();
   if (pid != 0) return pid;

@@ -16,6 +16,8 @@ inline const char* Name(Dialect d) {
   return d == Dialect::kMdp01 ? "Mdp01" : d == Dialect::kMdp02 ? "Mdp02" : "Plantd";
 }
 
+inline void PrintTo(Dialect d, std::ostream* os) { *os << Name(d); }
+
 // A client: sends REQUEST, receives PARTIAL/FINAL.
 class TestClient {
  public:
