@@ -14,7 +14,19 @@ BrokerApp::~BrokerApp() { Stop(); }
 Status BrokerApp::Start() {
   broker_ = std::make_unique<broker::Broker>(context_, options_, clock_, &snapshots_);
   if (Status s = broker_->Bind(); !s.ok()) return s;
+  for (const BusOptions& bus_options : options_.buses) {
+    buses_.push_back(std::make_unique<bus::Bus>(context_, bus_options));
+    if (Status s = buses_.back()->Open(); !s.ok()) return s;
+  }
 
+  for (auto& bus : buses_) {
+    bus->Start();
+    PLANTD_LOG_INFO("bus started", {{"bus", bus->options().name},
+                                    {"backend", bus->options().backend},
+                                    {"frontend", bus->options().frontend},
+                                    {"capture", bus->options().capture},
+                                    {"delivery", DeliveryName(bus->options().delivery)}});
+  }
   broker_thread_ = std::thread([this] { broker_->Run(); });
   PLANTD_LOG_INFO("broker started", {{"endpoint", options_.endpoint},
                                      {"client_endpoint", options_.client_endpoint},
@@ -27,6 +39,7 @@ void BrokerApp::Stop() {
     broker_->Stop();
     broker_thread_.join();
   }
+  for (auto& bus : buses_) bus->Stop();
 }
 
 }  // namespace plantd

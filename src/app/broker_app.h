@@ -9,6 +9,7 @@
 
 #include "broker/broker.h"
 #include "broker/broker_stats.h"
+#include "bus/bus.h"
 #include "common/clock.h"
 #include "common/status.h"
 #include "config/options.h"
@@ -30,6 +31,7 @@ class BrokerApp {
   void Stop();
 
   broker::SnapshotBoard& snapshots() { return snapshots_; }
+  const std::vector<std::unique_ptr<bus::Bus>>& buses() const { return buses_; }
 
  private:
   const BrokerOptions options_;
@@ -38,6 +40,7 @@ class BrokerApp {
   broker::SnapshotBoard snapshots_;
   std::unique_ptr<broker::Broker> broker_;
   std::thread broker_thread_;
+  std::vector<std::unique_ptr<bus::Bus>> buses_;
 };
 
 }  // namespace plantd

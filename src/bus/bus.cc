@@ -1,0 +1,259 @@
+#include "bus/bus.h"
+
+#include <chrono>
+#include <cstring>
+
+#include "config/endpoint.h"
+#include "log/log.h"
+
+namespace plantd::bus {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr int kPollMs = 100;        // bounds how late Stop() is seen
+constexpr int kForwardBatch = 512;  // messages per wake-up before polling again
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+      .count();
+}
+
+void Add(std::atomic<uint64_t>& counter, uint64_t n) {
+  // One writer: a plain load and store, no locked instruction.
+  counter.store(counter.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+}
+
+void Add(std::atomic<int64_t>& counter, int64_t n) {
+  counter.store(counter.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+}
+
+// Binds or connects `socket` per the endpoint's prefix.
+Status Attach(zmq::socket_t& socket, const std::string& text, const std::string& bus,
+              const char* key) {
+  auto ep = ParseEndpoint(text);
+  if (!ep.ok()) {
+    return Status::Error("bus " + bus + ": " + key + " \"" + text + "\": " +
+                         ep.status().message());
+  }
+  try {
+    if (ep.value().bind) {
+      socket.bind(ep.value().address);
+    } else {
+      socket.connect(ep.value().address);
+    }
+  } catch (const zmq::error_t& e) {
+    return Status::Error("cannot " + std::string(ep.value().bind ? "bind " : "connect ") +
+                         ep.value().address + " (bus " + bus + ", " + key + "): " + e.what());
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Bus::Bus(zmq::context_t& context, const BusOptions& options)
+    : options_(options),
+      context_(context),
+      backend_(context, zmq::socket_type::xsub),
+      frontend_(context, zmq::socket_type::xpub),
+      monitor_(context, zmq::socket_type::pair) {
+  backend_.set(zmq::sockopt::rcvhwm, options_.recv_hwm);
+  backend_.set(zmq::sockopt::linger, 0);
+  frontend_.set(zmq::sockopt::sndhwm, options_.send_hwm);
+  frontend_.set(zmq::sockopt::linger, 0);
+  // Every subscribe and unsubscribe comes through, so subscriptions can be
+  // counted and the cache replayed for each new one. Upstream stays exact:
+  // the XSUB reference-counts topics and unsubscribes only the last one.
+  frontend_.set(zmq::sockopt::xpub_verboser, 1);
+  // Refuse (EAGAIN) instead of silently dropping when a subscriber is full:
+  // in drop mode that is how losses are counted, in block mode how
+  // back-pressure starts.
+  frontend_.set(zmq::sockopt::xpub_nodrop, 1);
+  frames_.resize(4);
+}
+
+Bus::~Bus() { Stop(); }
+
+Status Bus::Open() {
+  if (Status s = Attach(backend_, options_.backend, options_.name, "backend"); !s.ok()) return s;
+  if (Status s = Attach(frontend_, options_.frontend, options_.name, "frontend"); !s.ok()) {
+    return s;
+  }
+  if (!options_.capture.empty()) {
+    capture_ = zmq::socket_t(context_, zmq::socket_type::pub);
+    capture_.set(zmq::sockopt::linger, 0);
+    capture_.set(zmq::sockopt::sndhwm, options_.send_hwm);
+    if (Status s = Attach(capture_, options_.capture, options_.name, "capture"); !s.ok()) {
+      return s;
+    }
+  }
+  const std::string monitor_address = "inproc://plantd-bus-monitor-" + options_.name;
+  zmq_socket_monitor(frontend_.handle(), monitor_address.c_str(),
+                     ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED);
+  monitor_.connect(monitor_address);
+  return Status::Ok();
+}
+
+void Bus::Start() {
+  counters_.last_tick_ns.store(NowNs(), std::memory_order_relaxed);
+  thread_ = std::thread([this] { Run(); });
+}
+
+void Bus::Stop() {
+  stop_.store(true, std::memory_order_relaxed);
+  if (thread_.joinable()) thread_.join();
+}
+
+void Bus::Run() {
+  zmq::pollitem_t items[] = {{backend_.handle(), 0, ZMQ_POLLIN, 0},
+                             {frontend_.handle(), 0, ZMQ_POLLIN, 0},
+                             {monitor_.handle(), 0, ZMQ_POLLIN, 0}};
+  while (!stop_.load(std::memory_order_relaxed)) {
+    zmq::poll(items, 3, std::chrono::milliseconds(kPollMs));
+    // Subscriptions first: a new subscriber's cache replay goes out before
+    // newer messages.
+    if (items[1].revents & ZMQ_POLLIN) HandleSubscription();
+    if (items[2].revents & ZMQ_POLLIN) HandleMonitorEvent();
+    if (items[0].revents & ZMQ_POLLIN) {
+      for (int n = 0; n < kForwardBatch && !stop_.load(std::memory_order_relaxed); ++n) {
+        if (!ForwardMessage()) break;
+      }
+    }
+    counters_.last_tick_ns.store(NowNs(), std::memory_order_relaxed);
+  }
+  zmq_socket_monitor(frontend_.handle(), nullptr, 0);
+}
+
+bool Bus::ForwardMessage() {
+  frame_count_ = 0;
+  size_t bytes = 0;
+  while (true) {
+    if (frame_count_ == frames_.size()) frames_.emplace_back();
+    zmq::message_t& frame = frames_[frame_count_];
+    // Parts of one message arrive together: only the first can be missing.
+    if (zmq_msg_recv(frame.handle(), backend_.handle(), ZMQ_DONTWAIT) < 0) return false;
+    ++frame_count_;
+    bytes += frame.size();
+    if (!frame.more()) break;
+  }
+  Add(counters_.messages_in, 1);
+  Add(counters_.bytes_in, bytes);
+
+  if (capture_) CopyToCapture();
+  if (options_.last_value_cache) cache_.Store(frames_.data(), frame_count_);
+
+  if (SendToSubscribers()) {
+    Add(counters_.messages_out, 1);
+    Add(counters_.bytes_out, bytes);
+  }
+  return true;
+}
+
+void Bus::CopyToCapture() {
+  // A tap never holds the bus up: a full tap loses the message (counted).
+  // Copies share the frames' buffers.
+  for (size_t i = 0; i < frame_count_; ++i) {
+    zmq_msg_t copy;
+    zmq_msg_init(&copy);
+    zmq_msg_copy(&copy, frames_[i].handle());
+    const int flags = (i == 0 ? ZMQ_DONTWAIT : 0) | (i + 1 < frame_count_ ? ZMQ_SNDMORE : 0);
+    if (zmq_msg_send(&copy, capture_.handle(), flags) < 0) {
+      zmq_msg_close(&copy);
+      Add(counters_.capture_dropped, 1);
+      return;
+    }
+  }
+}
+
+bool Bus::SendToSubscribers() {
+  void* xpub = frontend_.handle();
+  auto send_all = [&](int first_flags) -> bool {
+    for (size_t i = 0; i < frame_count_; ++i) {
+      const int flags = (i == 0 ? first_flags : 0) | (i + 1 < frame_count_ ? ZMQ_SNDMORE : 0);
+      if (zmq_msg_send(frames_[i].handle(), xpub, flags) < 0) return false;
+    }
+    return true;
+  };
+  if (send_all(ZMQ_DONTWAIT)) return true;
+  // Only the first frame can be refused: a subscriber's queue is full.
+  if (options_.delivery == BusOptions::Delivery::kDrop) {
+    // Deliver to everyone with room; the full subscribers lose this one.
+    Add(counters_.dropped, 1);
+    frontend_.set(zmq::sockopt::xpub_nodrop, 0);
+    const bool sent = send_all(0);
+    frontend_.set(zmq::sockopt::xpub_nodrop, 1);
+    return sent;
+  }
+  // Block mode: wait for the slow subscriber, still serving subscriptions.
+  const auto start = Clock::now();
+  zmq::pollitem_t item{frontend_.handle(), 0, ZMQ_POLLIN, 0};
+  bool sent = false;
+  while (!stop_.load(std::memory_order_relaxed)) {
+    if (zmq::poll(&item, 1, std::chrono::milliseconds(1)) > 0) HandleSubscription();
+    if (send_all(ZMQ_DONTWAIT)) {
+      sent = true;
+      break;
+    }
+    counters_.last_tick_ns.store(NowNs(), std::memory_order_relaxed);
+  }
+  const auto waited = Clock::now() - start;
+  Add(counters_.blocked_ns,
+      std::chrono::duration_cast<std::chrono::nanoseconds>(waited).count());
+  if (waited > std::chrono::seconds(1)) {
+    PLANTD_LOG_WARN("bus held up by a slow subscriber",
+                    {{"bus", options_.name},
+                     {"waited_ms",
+                      std::chrono::duration_cast<std::chrono::milliseconds>(waited).count()}});
+  }
+  return sent;
+}
+
+void Bus::HandleSubscription() {
+  while (frontend_.get(zmq::sockopt::events) & ZMQ_POLLIN) {
+    zmq::message_t msg;
+    if (!frontend_.recv(msg, zmq::recv_flags::dontwait)) return;
+    const bool more = msg.more();
+    const auto* data = static_cast<const unsigned char*>(msg.data());
+    const bool is_subscription = !more && msg.size() >= 1 && (data[0] == 0 || data[0] == 1);
+    if (is_subscription) {
+      const bool subscribe = data[0] == 1;
+      Add(counters_.subscriptions, subscribe ? 1 : -1);
+      if (subscribe && options_.last_value_cache) {
+        // Everyone subscribed to these topics gets the current value again;
+        // for state that is harmless, and the new subscriber is served now.
+        const std::string_view prefix(reinterpret_cast<const char*>(data) + 1, msg.size() - 1);
+        cache_.ForEachMatching(prefix, [&](const std::vector<zmq::message_t>& frames) {
+          for (size_t i = 0; i < frames.size(); ++i) {
+            zmq::message_t copy;
+            zmq_msg_copy(copy.handle(), const_cast<zmq_msg_t*>(frames[i].handle()));
+            zmq_msg_send(copy.handle(), frontend_.handle(),
+                         i + 1 < frames.size() ? ZMQ_SNDMORE : ZMQ_DONTWAIT);
+          }
+          Add(counters_.lvc_replayed, 1);
+        });
+      }
+    }
+    // Upstream, so publishers filter at the source.
+    backend_.send(msg, more ? zmq::send_flags::sndmore : zmq::send_flags::dontwait);
+  }
+}
+
+void Bus::HandleMonitorEvent() {
+  while (true) {
+    zmq::message_t event;
+    if (!monitor_.recv(event, zmq::recv_flags::dontwait)) return;
+    uint16_t id = 0;
+    if (event.size() >= sizeof(id)) std::memcpy(&id, event.data(), sizeof(id));
+    if (event.more()) {
+      zmq::message_t address;
+      (void)monitor_.recv(address);
+    }
+    if (id == ZMQ_EVENT_ACCEPTED || id == ZMQ_EVENT_CONNECTED) {
+      Add(counters_.subscribers, 1);
+    } else if (id == ZMQ_EVENT_DISCONNECTED) {
+      Add(counters_.subscribers, -1);
+    }
+  }
+}
+
+}  // namespace plantd::bus
