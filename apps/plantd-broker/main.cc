@@ -138,6 +138,9 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGHUP);
+#ifdef PLANTD_TEST_HOOKS
+  sigaddset(&signals, SIGUSR1);
+#endif
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
@@ -155,6 +158,15 @@ int main(int argc, char** argv) {
       Reload(sources, &config);
       continue;
     }
+#ifdef PLANTD_TEST_HOOKS
+    if (sig == SIGUSR1) {
+      auto it = sources.environment.find("PLANTD_BROKER_TEST_STALL_MS");
+      const int ms = it == sources.environment.end() ? 4000 : std::atoi(it->second.c_str());
+      PLANTD_LOG_WARN("test hook: stalling the core loop", {{"ms", ms}});
+      app.StallCoreForTest(ms);
+      continue;
+    }
+#endif
     PLANTD_LOG_INFO("stopping", {{"signal", sig == SIGINT ? "SIGINT" : "SIGTERM"}});
     break;
   }

@@ -19,6 +19,14 @@ Status BrokerApp::Start() {
     if (Status s = buses_.back()->Open(); !s.ok()) return s;
   }
 
+  if (options_.health.port != 0) {
+    std::vector<const bus::Bus*> bus_views;
+    for (const auto& bus : buses_) bus_views.push_back(bus.get());
+    http_ = std::make_unique<http::HttpServer>(options_, snapshots_, std::move(bus_views));
+    if (Status s = http_->Bind(); !s.ok()) return s;
+  }
+
+  // Everything is bound: start the threads.
   for (auto& bus : buses_) {
     bus->Start();
     PLANTD_LOG_INFO("bus started", {{"bus", bus->options().name},
@@ -28,8 +36,10 @@ Status BrokerApp::Start() {
                                     {"delivery", DeliveryName(bus->options().delivery)}});
   }
   broker_thread_ = std::thread([this] { broker_->Run(); });
+  if (http_) http_->Start();
   PLANTD_LOG_INFO("broker started", {{"endpoint", options_.endpoint},
                                      {"client_endpoint", options_.client_endpoint},
+                                     {"health_port", options_.health.port},
                                      {"environment", options_.environment}});
   return Status::Ok();
 }
@@ -39,6 +49,7 @@ void BrokerApp::Stop() {
     broker_->Stop();
     broker_thread_.join();
   }
+  if (http_) http_->Stop();
   for (auto& bus : buses_) bus->Stop();
 }
 

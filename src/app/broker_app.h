@@ -10,6 +10,7 @@
 #include "broker/broker.h"
 #include "broker/broker_stats.h"
 #include "bus/bus.h"
+#include "http/http_server.h"
 #include "common/clock.h"
 #include "common/status.h"
 #include "config/options.h"
@@ -31,6 +32,10 @@ class BrokerApp {
   void Stop();
 
   broker::SnapshotBoard& snapshots() { return snapshots_; }
+  // Test builds: makes the core loop sleep once (health checks must notice).
+  void StallCoreForTest(int ms) {
+    if (broker_) broker_->StallForTest(ms);
+  }
   const std::vector<std::unique_ptr<bus::Bus>>& buses() const { return buses_; }
 
  private:
@@ -41,6 +46,7 @@ class BrokerApp {
   std::unique_ptr<broker::Broker> broker_;
   std::thread broker_thread_;
   std::vector<std::unique_ptr<bus::Bus>> buses_;
+  std::unique_ptr<http::HttpServer> http_;
 };
 
 }  // namespace plantd

@@ -138,6 +138,14 @@ TEST(Lifecycle, VersionAndHelp) {
   }
 }
 
+TEST(Lifecycle, ShippedConfigsAreValid) {
+  for (const char* file : {"configs/broker.yaml", "configs/production.yaml"}) {
+    RunResult r = RunBroker({"--check-config", "-c", std::string(PLANTD_SOURCE_DIR) + "/" + file});
+    EXPECT_EQ(r.status, 0) << file << ": " << r.output;
+    EXPECT_EQ(r.output.find("warning"), std::string::npos) << r.output;
+  }
+}
+
 TEST(Lifecycle, SighupAppliesTheNewLogLevel) {
   const int client = FreeTcpPort();
   const int worker = FreeTcpPort();
