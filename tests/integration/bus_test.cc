@@ -264,18 +264,19 @@ TEST_F(BusTest, BindFailureNamesBusAndEndpoint) {
 // stops start-up with its name and endpoint.
 TEST(BusProcess, ConfiguredBusForwardsAndBindFailureIsAStartupError) {
   const int backend = FreeTcpPort(), frontend = FreeTcpPort();
-  const std::string common = "endpoint: " + TcpEndpoint(FreeTcpPort()) +
-                             "\nclient_endpoint: " + TcpEndpoint(FreeTcpPort()) +
-                             "\nhealth:\n  port: 0\n";
+  auto common = [] {
+    return "endpoint: " + TcpEndpoint(FreeTcpPort()) + "\nclient_endpoint: " +
+           TcpEndpoint(FreeTcpPort()) + "\nhealth:\n  port: 0\n";
+  };
   BrokerProcess broker;
-  ASSERT_TRUE(broker.Start({.config_yaml = common + "buses:\n  - name: data\n    backend: " +
+  ASSERT_TRUE(broker.Start({.config_yaml = common() + "buses:\n  - name: data\n    backend: " +
                                            TcpEndpoint(backend) + "\n    frontend: " +
                                            TcpEndpoint(frontend) + "\n"}))
       << broker.Output();
   EXPECT_NE(broker.Output().find("bus started bus=data"), std::string::npos);
 
   BrokerProcess second;
-  second.Start({.config_yaml = common + "buses:\n  - name: clash\n    backend: " +
+  second.Start({.config_yaml = common() + "buses:\n  - name: clash\n    backend: " +
                                TcpEndpoint(backend) + "\n    frontend: " +
                                TcpEndpoint(FreeTcpPort()) + "\n",
                 .wait_ready = false});
