@@ -199,6 +199,9 @@ void Broker::HandleClient(const mdp::Decoded& d, size_t count) {
   Request* r = requests_.Acquire();
   r->id = next_request_id_++;
   r->client.swap(frames_[0]);
+  for (size_t i = d.envelope_begin; i < d.envelope_end; ++i) {
+    r->envelope.emplace_back(std::move(frames_[i]));
+  }
   r->client_dialect = d.dialect;
   r->service = s;
   r->received = now;
@@ -238,7 +241,8 @@ void Broker::HandleManagement(const mdp::Decoded& d, size_t count) {
     ++counters_.client_unreachable;
     return;
   }
-  SendPrefix(mdp::ClientReplyPrefix(d.dialect, /*final=*/true));
+  SendClientPrefix(&frames_[d.envelope_begin], d.envelope_end - d.envelope_begin, d.dialect,
+                   /*final=*/true);
   SendCopyOf(service.data(), service.size(), !reply.empty());
   for (size_t i = 0; i < reply.size(); ++i) {
     SendCopyOf(reply[i].data(), reply[i].size(), i + 1 < reply.size());
@@ -344,7 +348,7 @@ void Broker::HandleReply(Worker* w, const mdp::Decoded& d, size_t count) {
   Service* s = r->service;
   if (final || mdp::ClientTakesPartials(r->client_dialect)) {
     if (SendIdentity(r->client.data(), r->client.size())) {
-      SendPrefix(mdp::ClientReplyPrefix(r->client_dialect, final));
+      SendClientPrefix(r->envelope.data(), r->envelope.size(), r->client_dialect, final);
       const std::string& name = s->name();
       SendCopyOf(name.data(), name.size(), d.body_begin < count);
       for (size_t i = d.body_begin; i < count; ++i) {
@@ -492,6 +496,16 @@ void Broker::SendCopyOf(const void* data, size_t size, bool more) {
 
 void Broker::SendPrefix(const mdp::Prefix& prefix) {
   for (size_t i = 0; i < prefix.count; ++i) SendConst(prefix.frames[i], true);
+}
+
+void Broker::SendClientPrefix(const zmq::message_t* envelope, size_t envelope_count,
+                              mdp::Dialect dialect, bool final) {
+  for (size_t i = 0; i < envelope_count; ++i) {
+    SendCopyOf(envelope[i].data(), envelope[i].size(), true);
+  }
+  // The envelope ends with an empty frame; 7/MDP's reply starts with one.
+  if (envelope_count > 0 && dialect != mdp::Dialect::kMdp01) SendConst(std::string_view(), true);
+  SendPrefix(mdp::ClientReplyPrefix(dialect, final));
 }
 
 bool Broker::SendWorkerCommand(std::string_view identity, mdp::Dialect dialect,

@@ -77,6 +77,9 @@ class Broker {
   void SendConst(std::string_view frame, bool more);
   void SendCopyOf(const void* data, size_t size, bool more);
   void SendPrefix(const mdp::Prefix& prefix);
+  // After the identity: the client's envelope (if any), then the reply prefix.
+  void SendClientPrefix(const zmq::message_t* envelope, size_t envelope_count,
+                        mdp::Dialect dialect, bool final);
 
   // Timers.
   void OnTick(SteadyTime now);

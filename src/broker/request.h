@@ -18,6 +18,7 @@ class Service;
 struct Request {
   uint64_t id = 0;               // carried to the worker as the client address
   zmq::message_t client;         // the client's routing id
+  std::vector<zmq::message_t> envelope;  // returned in front of each reply
   mdp::Dialect client_dialect = mdp::Dialect::kMdp02;
   Service* service = nullptr;
   std::vector<zmq::message_t> body;  // kept until FINAL, for re-dispatch
@@ -42,6 +43,7 @@ class RequestPool {
   // Frames are closed here; the vector keeps its capacity for the next use.
   void Release(Request* r) {
     r->body.clear();
+    r->envelope.clear();
     r->client.rebuild();
     r->service = nullptr;
     r->dispatches = 0;

@@ -75,8 +75,26 @@ const char* DecodeErrorName(DecodeError error) {
   return "unknown";
 }
 
+static bool IsHeader(std::string_view frame) {
+  return frame == kClientHeader01 || frame == kClientHeader02 || frame == kWorkerHeader01 ||
+         frame == kWorkerHeader02;
+}
+
 DecodeError Decode(const zmq::message_t* frames, size_t count, Decoded* out) {
   size_t i = 1;  // frames[0] is the routing id
+  out->envelope_begin = out->envelope_end = 1;
+  if (i < count && frames[i].size() != 0 && !IsHeader(View(frames[i]))) {
+    // An envelope: address frames, an empty frame, then a client header.
+    size_t j = i;
+    while (j < count && j - i < kMaxEnvelopeFrames && frames[j].size() != 0) ++j;
+    if (j + 1 >= count || frames[j].size() != 0) return DecodeError::kUnknownHeader;
+    const std::string_view header = View(frames[j + 1]);
+    if (header != kClientHeader01 && header != kClientHeader02) {
+      return DecodeError::kUnknownHeader;
+    }
+    out->envelope_end = j;
+    i = j;  // the empty frame, skipped below
+  }
   // 7/MDP and the plantd dialect start with an empty frame (REQ, or a DEALER
   // imitating one); 18/MDP does not. Tolerate it on input in every dialect.
   if (i < count && frames[i].size() == 0) ++i;

@@ -27,6 +27,12 @@ enum class DecodeError : uint8_t {
 const char* DecodeErrorName(DecodeError error);
 
 // Indices refer to the frames given to Decode: frames[0] is the routing id.
+//
+// A client request may start with an envelope: address frames ended by an
+// empty frame, as ZeroMQ's REQ/ROUTER envelopes are. The broker returns it
+// in front of the reply, which is how a client with many requests in flight
+// on one socket (AsyncClient), or a ROUTER proxy in front of the broker,
+// matches replies to requests. See docs/protocol.md, "Envelopes".
 struct Decoded {
   Role role = Role::kClient;
   Dialect dialect = Dialect::kMdp02;
@@ -34,7 +40,12 @@ struct Decoded {
   size_t service = 0;     // REQUEST, READY: the service name frame
   size_t address = 0;     // PARTIAL, FINAL: the client address frame
   size_t body_begin = 0;  // REQUEST, PARTIAL, FINAL: first body frame (may equal count)
+  size_t envelope_begin = 1;  // client envelope frames: [envelope_begin, envelope_end)
+  size_t envelope_end = 1;
 };
+
+// How many address frames an envelope may hold.
+inline constexpr size_t kMaxEnvelopeFrames = 8;
 
 DecodeError Decode(const zmq::message_t* frames, size_t count, Decoded* out);
 

@@ -651,3 +651,36 @@ TEST_F(MdpBrokerTest, PlantdBrokerServiceDescribesServices) {
 
 }  // namespace
 }  // namespace plantd::test
+
+namespace plantd::test {
+namespace {
+
+// Extension (docs/protocol.md, "Envelopes"): address frames and an empty
+// frame before the header come back in front of every reply, so one socket
+// can match replies to many requests in flight.
+TEST_F(MdpBrokerTest, EnvelopeComesBackInFrontOfEachReply) {
+  StartBroker();
+  auto worker = ReadyWorker("env");
+  RawPeer client(ctx_, clients());
+  client.Send({"tag-1", "", "MDPC02", Byte(0x01), "env", "a"});
+  client.Send({"tag-2", "hop", "", "MDPC02", Byte(0x01), "env", "b"});
+  for (int i = 0; i < 2; ++i) {
+    auto r = worker->Receive();
+    ASSERT_TRUE(r.has_value());
+    worker->Partial(r->address, {"p" + r->body[0]});
+    worker->Final(r->address, {"f" + r->body[0]});
+  }
+  EXPECT_EQ(client.Recv(), (Frames{"tag-1", "", "MDPC02", Byte(0x02), "env", "pa"}));
+  EXPECT_EQ(client.Recv(), (Frames{"tag-1", "", "MDPC02", Byte(0x03), "env", "fa"}));
+  EXPECT_EQ(client.Recv(), (Frames{"tag-2", "hop", "", "MDPC02", Byte(0x02), "env", "pb"}));
+  EXPECT_EQ(client.Recv(), (Frames{"tag-2", "hop", "", "MDPC02", Byte(0x03), "env", "fb"}));
+
+  client.Send({"tag-3", "", "MDPC02", Byte(0x01), "mmi.service", "env"});
+  EXPECT_EQ(client.Recv(), (Frames{"tag-3", "", "MDPC02", Byte(0x03), "mmi.service", "200"}));
+  // An envelope without a client header after it is not MDP.
+  client.Send({"tag-4", "", "garbage"});
+  EXPECT_FALSE(client.Recv(200ms).has_value());
+}
+
+}  // namespace
+}  // namespace plantd::test
