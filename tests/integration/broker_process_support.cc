@@ -51,8 +51,8 @@ std::string TempDir::Write(const std::string& name, const std::string& content) 
 
 namespace {
 
-int Spawn(const std::vector<std::string>& args, const std::map<std::string, std::string>& env,
-          const std::string& output_path) {
+int Spawn(const std::string& program, const std::vector<std::string>& args,
+          const std::map<std::string, std::string>& env, const std::string& output_path) {
   std::vector<std::string> env_strings = {"PATH=/usr/bin:/bin"};
   // Sanitizer settings reach the broker too, so its reports fail the test.
   for (const char* name : {"ASAN_OPTIONS", "UBSAN_OPTIONS", "TSAN_OPTIONS", "LSAN_OPTIONS"}) {
@@ -69,7 +69,7 @@ int Spawn(const std::vector<std::string>& args, const std::map<std::string, std:
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);
   std::vector<char*> argv;
-  std::string binary = PLANTD_BROKER_BINARY;
+  std::string binary = program.empty() ? std::string(PLANTD_BROKER_BINARY) : program;
   argv.push_back(binary.data());
   std::vector<std::string> copy = args;
   for (std::string& a : copy) argv.push_back(a.data());
@@ -112,7 +112,7 @@ bool BrokerProcess::Start(const Options& options) {
     args.push_back("--config");
     args.push_back(dir_.Write("broker.yaml", options.config_yaml));
   }
-  pid_ = Spawn(args, options.env, output_path_);
+  pid_ = Spawn(options.binary, args, options.env, output_path_);
   if (!options.wait_ready) return true;
   const auto deadline = std::chrono::steady_clock::now() + 10s;
   while (std::chrono::steady_clock::now() < deadline) {
@@ -158,12 +158,32 @@ bool BrokerProcess::WaitForOutput(const std::string& text,
   return false;
 }
 
+std::string BuildPath(const std::string& relative) {
+  return std::string(PLANTD_BUILD_DIR) + "/" + relative;
+}
+
+RunResult RunProgram(const std::string& program, const std::vector<std::string>& args,
+                     std::chrono::milliseconds timeout) {
+  TempDir dir;
+  const std::string out = dir.path() + "/output.log";
+  const int pid = Spawn(BuildPath(program), args, {}, out);
+  RunResult result;
+  auto status = WaitPid(pid, timeout);
+  if (!status) {
+    kill(pid, SIGKILL);
+    status = WaitPid(pid, 5s);
+  }
+  result.status = status.value_or(-1);
+  result.output = ReadFile(out);
+  return result;
+}
+
 RunResult RunBroker(const std::vector<std::string>& args,
                     const std::map<std::string, std::string>& env,
                     std::chrono::milliseconds timeout) {
   TempDir dir;
   const std::string out = dir.path() + "/output.log";
-  const int pid = Spawn(args, env, out);
+  const int pid = Spawn("", args, env, out);
   RunResult result;
   auto status = WaitPid(pid, timeout);
   if (!status) {

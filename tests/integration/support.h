@@ -39,6 +39,7 @@ class BrokerProcess {
     std::map<std::string, std::string> env;  // added to a clean environment
     std::string config_yaml;                  // written to a file and passed as --config
     bool wait_ready = true;                   // wait for "broker started" in the log
+    std::string binary;                       // another program (plantd-mdp, an example)
   };
 
   BrokerProcess() = default;
@@ -78,6 +79,10 @@ struct RunResult {
 RunResult RunBroker(const std::vector<std::string>& args,
                     const std::map<std::string, std::string>& env = {},
                     std::chrono::milliseconds timeout = std::chrono::seconds(20));
+// The same for another program of the build (path relative to the build dir).
+RunResult RunProgram(const std::string& program, const std::vector<std::string>& args,
+                     std::chrono::milliseconds timeout = std::chrono::seconds(20));
+std::string BuildPath(const std::string& relative);
 
 // A DEALER socket that speaks raw frames, for protocol tests.
 class RawPeer {

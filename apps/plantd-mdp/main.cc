@@ -1,0 +1,259 @@
+// plantd-mdp: call services, inspect a broker, and run a worker, publisher or
+// subscriber from a shell.
+//
+// Exit status: 0 ok; 1 timeout or no reply (or no broker); 2 usage;
+// 3 service not found (no worker serves it).
+
+#include <signal.h>
+
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "plantd/bus/bus.h"
+#include "plantd/mdp/client.h"
+#include "plantd/mdp/worker.h"
+
+namespace {
+
+using plantd::Status;
+using plantd::mdp::Frames;
+
+constexpr int kExitOk = 0;
+constexpr int kExitNoReply = 1;
+constexpr int kExitUsage = 2;
+constexpr int kExitNotFound = 3;
+
+std::atomic<bool> g_stop{false};
+
+int ExitCodeFor(const Status& s) {
+  switch (s.code()) {
+    case Status::Code::kOk: return kExitOk;
+    case Status::Code::kNotFound: return kExitNotFound;
+    case Status::Code::kInvalidArgument: return kExitUsage;
+    default: return kExitNoReply;
+  }
+}
+
+int Fail(const Status& s) {
+  std::fprintf(stderr, "plantd-mdp: %s\n", s.message().c_str());
+  return ExitCodeFor(s);
+}
+
+void PrintFrames(const Frames& frames, bool json) {
+  if (json) {
+    std::cout << nlohmann::json(frames).dump(-1, ' ', false,
+                                             nlohmann::json::error_handler_t::replace)
+              << std::endl;
+    return;
+  }
+  for (const std::string& f : frames) std::cout << f << "\n";
+  std::cout.flush();
+}
+
+// A JSON frame pretty-printed, anything else as it is.
+void PrintDocument(const std::string& frame) {
+  auto j = nlohmann::json::parse(frame, nullptr, false);
+  std::cout << (j.is_discarded() ? frame : j.dump(2)) << std::endl;
+}
+
+struct Common {
+  std::string endpoint = "tcp://127.0.0.1:7200";
+  std::vector<std::string> more_endpoints;
+  std::string timeout = "2500";
+  int attempts = 1;
+  bool mdp01 = false;
+  bool json = false;
+
+  plantd::mdp::ClientOptions ClientOptions() const {
+    plantd::mdp::ClientOptions o;
+    o.endpoints = {endpoint};
+    o.endpoints.insert(o.endpoints.end(), more_endpoints.begin(), more_endpoints.end());
+    o.timeout = std::chrono::milliseconds(std::stol(timeout));
+    o.attempts = attempts;
+    o.protocol = mdp01 ? plantd::mdp::Protocol::kMdp01 : plantd::mdp::Protocol::kMdp02;
+    return o;
+  }
+};
+
+// After a timeout: is it that nobody serves the service? (8/MMI)
+Status Explain(plantd::mdp::Client& client, const std::string& service, const Status& timeout) {
+  if (service.rfind("mmi.", 0) == 0) return timeout;
+  auto exists = client.ServiceExists(service);
+  if (exists.ok() && !exists.value()) {
+    return Status::NotFound("service " + service + " has no worker (mmi.service: 404)");
+  }
+  return timeout;
+}
+
+int Call(const Common& common, const std::string& service, const Frames& body, bool stream) {
+  plantd::mdp::Client client(common.ClientOptions());
+  plantd::mdp::Client::PartialHandler on_partial;
+  if (stream) on_partial = [&](const Frames& partial) { PrintFrames(partial, common.json); };
+  auto reply = client.Request(service, body, on_partial);
+  if (!reply.ok()) {
+    if (reply.status().code() == Status::Code::kTimeout) {
+      return Fail(Explain(client, service, reply.status()));
+    }
+    return Fail(reply.status());
+  }
+  PrintFrames(reply.value(), common.json);
+  return kExitOk;
+}
+
+int EchoWorker(const std::string& endpoint, const std::string& service, long count, bool mdp01) {
+  plantd::mdp::WorkerOptions o;
+  o.endpoints = {endpoint};
+  o.service = service;
+  o.protocol = mdp01 ? plantd::mdp::Protocol::kMdp01 : plantd::mdp::Protocol::kMdp02;
+  plantd::mdp::Worker worker(o);
+  std::thread watcher([&] {
+    while (!g_stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    worker.Stop();
+  });
+  std::fprintf(stderr, "plantd-mdp: echo worker for %s on %s\n", service.c_str(), endpoint.c_str());
+  long served = 0;
+  while (count < 0 || served < count) {
+    auto request = worker.Receive();
+    if (!request) break;
+    (void)worker.Reply(*request, request->body);
+    ++served;
+  }
+  g_stop = true;
+  watcher.join();
+  return kExitOk;
+}
+
+int Publish(const std::string& endpoint, const std::string& topic, const Frames& message) {
+  plantd::bus::Publisher pub(endpoint);
+  // ZeroMQ's slow-joiner rule: give the connection and subscriptions a moment.
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  if (Status s = pub.Publish(topic, message); !s.ok()) return Fail(s);
+  return kExitOk;
+}
+
+int Subscribe(const std::string& endpoint, const std::string& topic, long count, bool json) {
+  plantd::bus::Subscriber sub(endpoint, {topic});
+  long received = 0;
+  while (!g_stop.load() && (count < 0 || received < count)) {
+    auto m = sub.Receive(std::chrono::milliseconds(100));
+    if (!m) continue;
+    Frames all{m->topic};
+    all.insert(all.end(), m->frames.begin(), m->frames.end());
+    if (json) {
+      PrintFrames(all, true);
+    } else {
+      std::string line;
+      for (const std::string& f : all) line += (line.empty() ? "" : " ") + f;
+      std::cout << line << std::endl;
+    }
+    ++received;
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  signal(SIGINT, [](int) { g_stop = true; });
+  signal(SIGTERM, [](int) { g_stop = true; });
+
+  CLI::App app{"plantd-mdp: talk to a plantd broker from the shell.\n"
+               "Exit status: 0 ok, 1 timeout or no reply, 2 usage, 3 service not found.",
+               "plantd-mdp"};
+  app.require_subcommand(1);
+  Common common;
+  auto add_common = [&common](CLI::App* cmd) {
+    cmd->add_option("-e,--endpoint", common.endpoint, "broker endpoint for clients")
+        ->capture_default_str();
+    cmd->add_option("--failover", common.more_endpoints, "further brokers, tried in order");
+    cmd->add_option("-t,--timeout", common.timeout, "milliseconds to wait for a reply")
+        ->capture_default_str();
+    cmd->add_option("--attempts", common.attempts, "attempts per request")->capture_default_str();
+    cmd->add_flag("--mdp01", common.mdp01, "speak MDP/0.1 (RFC 7)");
+    cmd->add_flag("--json", common.json, "print frames as a JSON array");
+  };
+
+  std::string service;
+  Frames frames;
+  bool stream = false;
+  CLI::App* call = app.add_subcommand("call", "send a request and print the reply frames");
+  call->add_option("service", service, "service name")->required();
+  call->add_option("frames", frames, "request body frames");
+  call->add_flag("--stream", stream, "print PARTIAL replies as they arrive");
+  add_common(call);
+
+  CLI::App* services = app.add_subcommand("services", "list the broker's services (mmi.services)");
+  add_common(services);
+  std::string name;
+  CLI::App* service_cmd =
+      app.add_subcommand("service", "is a service served? (mmi.service; exit 3 if not)");
+  service_cmd->add_option("name", name, "service name")->required();
+  add_common(service_cmd);
+  CLI::App* broker = app.add_subcommand("broker", "broker version, uptime, counts (mmi.broker)");
+  add_common(broker);
+
+  std::string worker_endpoint = "tcp://127.0.0.1:7201";
+  long count = -1;
+  CLI::App* echo = app.add_subcommand("echo-worker", "a worker that answers with its request");
+  echo->add_option("service", service, "service to serve")->required();
+  echo->add_option("-e,--endpoint", worker_endpoint, "broker endpoint for workers")
+      ->capture_default_str();
+  echo->add_option("-n,--count", count, "exit after this many requests");
+  echo->add_flag("--mdp01", common.mdp01, "speak MDP/0.1 (RFC 7)");
+
+  std::string bus_endpoint, topic;
+  CLI::App* pub = app.add_subcommand("pub", "publish one message to a bus backend");
+  pub->add_option("endpoint", bus_endpoint, "bus backend, e.g. tcp://127.0.0.1:12000")->required();
+  pub->add_option("topic", topic, "topic frame")->required();
+  pub->add_option("message", frames, "payload frames")->required();
+  CLI::App* sub = app.add_subcommand("sub", "print messages from a bus frontend or capture");
+  sub->add_option("endpoint", bus_endpoint, "bus frontend, e.g. tcp://127.0.0.1:12001")->required();
+  sub->add_option("topic", topic, "topic prefix (default: everything)");
+  sub->add_option("-n,--count", count, "exit after this many messages");
+  sub->add_flag("--json", common.json, "print frames as a JSON array");
+
+  try {
+    app.parse(argc, argv);
+    if (!common.timeout.empty()) (void)std::stol(common.timeout);
+  } catch (const CLI::Success& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return kExitUsage;
+  } catch (const std::exception&) {
+    std::fprintf(stderr, "plantd-mdp: --timeout takes a number of milliseconds\n");
+    return kExitUsage;
+  }
+
+  if (call->parsed()) return Call(common, service, frames, stream);
+  if (services->parsed()) {
+    plantd::mdp::Client client(common.ClientOptions());
+    auto reply = client.Request("mmi.services", {});
+    if (!reply.ok()) return Fail(reply.status());
+    PrintDocument(reply->empty() ? "[]" : (*reply)[0]);
+    return kExitOk;
+  }
+  if (service_cmd->parsed()) {
+    plantd::mdp::Client client(common.ClientOptions());
+    auto exists = client.ServiceExists(name);
+    if (!exists.ok()) return Fail(exists.status());
+    std::printf("%s: %s\n", name.c_str(), exists.value() ? "available" : "no worker");
+    return exists.value() ? kExitOk : kExitNotFound;
+  }
+  if (broker->parsed()) {
+    plantd::mdp::Client client(common.ClientOptions());
+    auto reply = client.Request("mmi.broker", {});
+    if (!reply.ok()) return Fail(reply.status());
+    PrintDocument(reply->empty() ? "{}" : (*reply)[0]);
+    return kExitOk;
+  }
+  if (echo->parsed()) return EchoWorker(worker_endpoint, service, count, common.mdp01);
+  if (pub->parsed()) return Publish(bus_endpoint, topic, frames);
+  if (sub->parsed()) return Subscribe(bus_endpoint, topic, count, common.json);
+  return kExitUsage;
+}

@@ -1,0 +1,56 @@
+// A Majordomo client with many requests in flight on one socket: the path to
+// high throughput. Each request is tagged with an envelope that the broker
+// returns with its replies (docs/protocol.md, "Envelopes"), so replies that
+// come back out of order still reach the right callback.
+//
+//   plantd::mdp::AsyncClient client({.endpoints = {"tcp://localhost:7200"}});
+//   client.Send("echo", {"hi"}, [](plantd::Result<plantd::mdp::Frames> r) { ... });
+//   client.Drain(std::chrono::seconds(5));   // runs callbacks until none is pending
+//
+// Single-threaded: Send, Poll and Drain run on the thread that owns the
+// client, and callbacks run inside Poll/Drain. Needs plantd-broker (MDP/0.2).
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <future>
+#include <memory>
+#include <string>
+
+#include "plantd/mdp/client.h"
+
+namespace plantd::mdp {
+
+class AsyncClient {
+ public:
+  using Callback = std::function<void(Result<Frames> reply)>;
+
+  explicit AsyncClient(ClientOptions options = {});
+  ~AsyncClient();
+  AsyncClient(const AsyncClient&) = delete;
+  AsyncClient& operator=(const AsyncClient&) = delete;
+
+  // Queues a request. `done` runs exactly once: with the FINAL body, or with
+  // kTimeout when no FINAL came within options.timeout. AsyncClient does not
+  // retry: the caller decides what a lost request means.
+  void Send(const std::string& service, const Frames& body, Callback done,
+            Client::PartialHandler on_partial = {});
+
+  // The same, completed through a future (made ready inside Poll/Drain).
+  std::future<Result<Frames>> Send(const std::string& service, const Frames& body);
+
+  // Handles replies and timeouts for at most `wait`; returns how many
+  // requests completed.
+  size_t Poll(std::chrono::milliseconds wait);
+
+  // Polls until nothing is pending or `limit` passes; returns pending().
+  size_t Drain(std::chrono::milliseconds limit);
+
+  size_t pending() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace plantd::mdp

@@ -1,0 +1,76 @@
+// A Majordomo worker: registers for one service with one or more brokers,
+// receives requests, answers with zero or more PARTIALs and one FINAL.
+// Heartbeats both ways, reconnects with backoff when a broker goes away or
+// says DISCONNECT, and says DISCONNECT itself when destroyed.
+//
+//   plantd::mdp::Worker worker("tcp://localhost:7201", "org.plantd.MyService");
+//   while (auto request = worker.Receive()) {
+//     worker.Reply(*request, {"done"});
+//   }
+//
+// Receive, Partial and Reply belong to one thread; Stop may be called from
+// any thread (or a signal handler's helper thread).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "plantd/mdp/client.h"
+#include "plantd/status.h"
+
+namespace plantd::mdp {
+
+struct WorkerOptions {
+  // A worker given several brokers registers with each.
+  std::vector<std::string> endpoints{"tcp://127.0.0.1:7201"};
+  std::string service;
+  Protocol protocol = Protocol::kMdp02;
+  // 18/MDP heartbeating; use the broker's values.
+  std::chrono::milliseconds heartbeat_interval{2500};
+  int heartbeat_liveness = 3;
+  // After losing a broker: wait this long, doubling up to the maximum.
+  std::chrono::milliseconds reconnect_delay{250};
+  std::chrono::milliseconds reconnect_delay_max{8000};
+};
+
+struct WorkerRequest {
+  Frames body;
+  std::string address;    // opaque (18/MDP): hand it back unchanged
+  size_t connection = 0;  // which broker it came from
+};
+
+class Worker {
+ public:
+  explicit Worker(WorkerOptions options);
+  Worker(const std::string& endpoint, const std::string& service);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  // The next request, or nullopt after `timeout` or Stop().
+  std::optional<WorkerRequest> Receive(
+      std::chrono::milliseconds timeout = std::chrono::milliseconds::max());
+
+  // A PARTIAL reply (not in MDP/0.1).
+  Status Partial(const WorkerRequest& request, const Frames& body);
+  // The FINAL reply; the request is done.
+  Status Reply(const WorkerRequest& request, const Frames& body);
+
+  // Makes Receive return nullopt. Thread-safe.
+  void Stop() { stop_.store(true); }
+  bool stopped() const { return stop_.load(); }
+
+  // How many times a broker connection was (re)established; for tests and logs.
+  uint64_t registrations() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  std::atomic<bool> stop_{false};
+};
+
+}  // namespace plantd::mdp

@@ -1,0 +1,130 @@
+#include "plantd/mdp/async_client.h"
+
+#include <cstring>
+#include <map>
+#include <unordered_map>
+#include <zmq.hpp>
+
+#include "client/frames.h"
+#include "mdp/protocol.h"
+
+namespace plantd::mdp {
+
+using client::Byte;
+using std::chrono::milliseconds;
+using std::chrono::steady_clock;
+
+struct AsyncClient::Impl {
+  struct Pending {
+    Callback done;
+    Client::PartialHandler on_partial;
+    steady_clock::time_point deadline;
+  };
+
+  explicit Impl(ClientOptions o) : options(std::move(o)), socket(context, zmq::socket_type::dealer) {
+    socket.set(zmq::sockopt::linger, 0);
+    // Many requests in flight: let the socket queue as many as we hold.
+    socket.set(zmq::sockopt::sndhwm, 0);
+    socket.set(zmq::sockopt::rcvhwm, 0);
+    for (const std::string& e : options.endpoints) socket.connect(e);
+  }
+
+  void Complete(uint64_t tag, Result<Frames> result) {
+    auto it = pending.find(tag);
+    if (it == pending.end()) return;
+    Callback done = std::move(it->second.done);
+    deadlines.erase({it->second.deadline, tag});
+    pending.erase(it);
+    done(std::move(result));
+  }
+
+  ClientOptions options;
+  zmq::context_t context{1};
+  zmq::socket_t socket;
+  uint64_t next_tag = 1;
+  std::unordered_map<uint64_t, Pending> pending;
+  std::map<std::pair<steady_clock::time_point, uint64_t>, bool> deadlines;  // ordered timeouts
+};
+
+AsyncClient::AsyncClient(ClientOptions options) : impl_(new Impl(std::move(options))) {}
+AsyncClient::~AsyncClient() = default;
+
+void AsyncClient::Send(const std::string& service, const Frames& body, Callback done,
+                       Client::PartialHandler on_partial) {
+  const uint64_t tag = impl_->next_tag++;
+  const auto deadline = steady_clock::now() + impl_->options.timeout;
+  impl_->pending.emplace(tag, Impl::Pending{std::move(done), std::move(on_partial), deadline});
+  impl_->deadlines.emplace(std::make_pair(deadline, tag), true);
+  // The envelope (our tag and an empty frame) comes back with every reply.
+  const std::string_view tag_frame(reinterpret_cast<const char*>(&tag), sizeof(tag));
+  client::SendFrames(impl_->socket,
+                     {tag_frame, "", kClientHeader02, Byte(v02::kClientRequest), service}, body);
+}
+
+std::future<Result<Frames>> AsyncClient::Send(const std::string& service, const Frames& body) {
+  auto promise = std::make_shared<std::promise<Result<Frames>>>();
+  auto future = promise->get_future();
+  Send(service, body, [promise](Result<Frames> r) { promise->set_value(std::move(r)); });
+  return future;
+}
+
+size_t AsyncClient::Poll(milliseconds wait) {
+  size_t completed = 0;
+  const auto until = steady_clock::now() + wait;
+  while (true) {
+    // Replies first.
+    zmq::pollitem_t item{impl_->socket.handle(), 0, ZMQ_POLLIN, 0};
+    auto now = steady_clock::now();
+    auto left = std::chrono::duration_cast<milliseconds>(until - now);
+    if (!impl_->deadlines.empty()) {
+      left = std::min(left, std::chrono::duration_cast<milliseconds>(
+                                impl_->deadlines.begin()->first.first - now));
+    }
+    if (client::Poll(&item, 1, std::max(left, milliseconds(0))) > 0) {
+      // Drain everything that is waiting without sleeping again.
+      while (true) {
+        Frames reply = client::RecvFrames(impl_->socket);
+        if (reply.empty()) break;
+        // [tag, "", MDPC02, PARTIAL|FINAL, service, body...]
+        if (reply.size() < 5 || reply[0].size() != sizeof(uint64_t) || reply[2] != kClientHeader02) {
+          continue;  // not ours
+        }
+        uint64_t tag;
+        std::memcpy(&tag, reply[0].data(), sizeof(tag));
+        auto it = impl_->pending.find(tag);
+        if (it == impl_->pending.end()) continue;  // already timed out
+        Frames body(std::make_move_iterator(reply.begin() + 5),
+                    std::make_move_iterator(reply.end()));
+        if (reply[3] == Byte(v02::kClientFinal)) {
+          impl_->Complete(tag, std::move(body));
+          ++completed;
+        } else if (it->second.on_partial) {
+          it->second.on_partial(body);
+        }
+      }
+    }
+    // Then timeouts.
+    now = steady_clock::now();
+    while (!impl_->deadlines.empty() && impl_->deadlines.begin()->first.first <= now) {
+      const uint64_t tag = impl_->deadlines.begin()->first.second;
+      impl_->Complete(tag, Status::Timeout("no reply within " +
+                                           std::to_string(impl_->options.timeout.count()) + " ms"));
+      ++completed;
+    }
+    if (completed > 0 || steady_clock::now() >= until) return completed;
+  }
+}
+
+size_t AsyncClient::Drain(milliseconds limit) {
+  const auto until = steady_clock::now() + limit;
+  while (!impl_->pending.empty()) {
+    const auto left = std::chrono::duration_cast<milliseconds>(until - steady_clock::now());
+    if (left <= milliseconds(0)) break;
+    Poll(left);
+  }
+  return impl_->pending.size();
+}
+
+size_t AsyncClient::pending() const { return impl_->pending.size(); }
+
+}  // namespace plantd::mdp

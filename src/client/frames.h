@@ -1,0 +1,58 @@
+// Frame helpers shared by libplantd's clients and worker.
+#pragma once
+
+#include <chrono>
+#include <initializer_list>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <zmq.hpp>
+
+namespace plantd::client {
+
+using Frames = std::vector<std::string>;
+
+// Sends `head` then `body` as one message. Returns false if the socket
+// refused it (EAGAIN with dontwait).
+inline bool SendFrames(zmq::socket_t& socket, std::initializer_list<std::string_view> head,
+                       const Frames& body, bool dontwait = false) {
+  const size_t total = head.size() + body.size();
+  size_t i = 0;
+  auto send = [&](std::string_view frame) {
+    ++i;
+    auto flags = i < total ? zmq::send_flags::sndmore : zmq::send_flags::none;
+    if (dontwait && i == 1) flags = flags | zmq::send_flags::dontwait;
+    return socket.send(zmq::buffer(frame.data(), frame.size()), flags).has_value();
+  };
+  for (std::string_view f : head) {
+    if (!send(f)) return false;
+  }
+  for (const std::string& f : body) {
+    if (!send(f)) return false;
+  }
+  return true;
+}
+
+// Receives one whole message (the socket must be readable).
+inline Frames RecvFrames(zmq::socket_t& socket) {
+  Frames frames;
+  zmq::message_t m;
+  do {
+    if (!socket.recv(m, zmq::recv_flags::dontwait)) break;
+    frames.push_back(m.to_string());
+  } while (m.more());
+  return frames;
+}
+
+// zmq_poll that treats an interrupting signal (EINTR) as a wake-up with
+// nothing ready, instead of the exception cppzmq's poll would throw: a
+// program's own signal handlers must not terminate it inside the library.
+inline int Poll(zmq::pollitem_t* items, size_t count, std::chrono::milliseconds timeout) {
+  const int rc = zmq_poll(items, static_cast<int>(count), static_cast<long>(timeout.count()));
+  return rc < 0 ? 0 : rc;
+}
+
+inline std::string Byte(int b) { return std::string(1, static_cast<char>(b)); }
+
+}  // namespace plantd::client

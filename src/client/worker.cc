@@ -1,0 +1,180 @@
+#include "plantd/mdp/worker.h"
+
+#include <algorithm>
+#include <thread>
+#include <zmq.hpp>
+
+#include "client/frames.h"
+#include "mdp/protocol.h"
+
+namespace plantd::mdp {
+
+using client::Byte;
+using std::chrono::milliseconds;
+using std::chrono::steady_clock;
+
+namespace {
+
+// Bounds how long Receive sleeps, so Stop() is seen promptly.
+constexpr milliseconds kMaxWait{100};
+
+}  // namespace
+
+// One broker: its socket and the state of the 18/MDP heartbeat dialogue.
+struct Connection {
+  std::string endpoint;
+  std::unique_ptr<zmq::socket_t> socket;
+  int liveness = 0;
+  steady_clock::time_point next_heartbeat;
+  steady_clock::time_point reconnect_at;  // when socket is null
+  milliseconds backoff{0};
+};
+
+struct Worker::Impl {
+  WorkerOptions options;
+  zmq::context_t context{1};
+  std::vector<Connection> connections;
+  uint64_t registrations = 0;
+
+  bool v01() const { return options.protocol == Protocol::kMdp01; }
+
+  void Send(Connection& c, int command_v02, int command_v01, const Frames& args = {}) {
+    if (!c.socket) return;
+    if (v01()) {
+      client::SendFrames(*c.socket, {"", kWorkerHeader01, Byte(command_v01)}, args, true);
+    } else {
+      client::SendFrames(*c.socket, {kWorkerHeader02, Byte(command_v02)}, args, true);
+    }
+  }
+
+  void Connect(Connection& c) {
+    c.socket = std::make_unique<zmq::socket_t>(context, zmq::socket_type::dealer);
+    c.socket->set(zmq::sockopt::linger, 0);
+    c.socket->connect(c.endpoint);
+    // READY goes out when the connection completes (DEALER queues it).
+    Send(c, v02::kReady, v01::kReady, {options.service});
+    c.liveness = options.heartbeat_liveness;
+    c.next_heartbeat = steady_clock::now() + options.heartbeat_interval;
+    ++registrations;
+  }
+
+  // The broker went silent or said DISCONNECT: drop the socket and come
+  // back after the backoff, doubling it each time up to the maximum.
+  void Lose(Connection& c) {
+    c.socket.reset();
+    c.backoff = c.backoff == milliseconds(0)
+                    ? options.reconnect_delay
+                    : std::min(c.backoff * 2, options.reconnect_delay_max);
+    c.reconnect_at = steady_clock::now() + c.backoff;
+  }
+};
+
+Worker::Worker(WorkerOptions options) : impl_(new Impl) {
+  impl_->options = std::move(options);
+  for (const std::string& e : impl_->options.endpoints) {
+    Connection c;
+    c.endpoint = e;
+    impl_->connections.push_back(std::move(c));
+  }
+  for (Connection& c : impl_->connections) impl_->Connect(c);
+}
+
+Worker::Worker(const std::string& endpoint, const std::string& service)
+    : Worker(WorkerOptions{.endpoints = {endpoint}, .service = service}) {}
+
+Worker::~Worker() {
+  // A clean shutdown says DISCONNECT, so the broker re-sends nothing to us.
+  for (Connection& c : impl_->connections) {
+    impl_->Send(c, v02::kDisconnect, v01::kDisconnect);
+  }
+}
+
+uint64_t Worker::registrations() const { return impl_->registrations; }
+
+std::optional<WorkerRequest> Worker::Receive(milliseconds timeout) {
+  const auto start = steady_clock::now();
+  const auto until = timeout == milliseconds::max() ? steady_clock::time_point::max()
+                                                    : start + timeout;
+  const bool v01 = impl_->v01();
+  while (!stopped()) {
+    auto now = steady_clock::now();
+    if (now >= until) return std::nullopt;
+    // Reconnect what is due, heartbeat what is due.
+    for (Connection& c : impl_->connections) {
+      if (!c.socket) {
+        if (now >= c.reconnect_at) impl_->Connect(c);
+        continue;
+      }
+      if (now >= c.next_heartbeat) {
+        impl_->Send(c, v02::kHeartbeat, v01::kHeartbeat);
+        c.next_heartbeat = now + impl_->options.heartbeat_interval;
+        // 18/MDP: a broker silent for `liveness` intervals is gone.
+        if (--c.liveness <= 0) impl_->Lose(c);
+      }
+    }
+    std::vector<zmq::pollitem_t> items;
+    std::vector<size_t> index;
+    for (size_t i = 0; i < impl_->connections.size(); ++i) {
+      if (impl_->connections[i].socket) {
+        items.push_back({impl_->connections[i].socket->handle(), 0, ZMQ_POLLIN, 0});
+        index.push_back(i);
+      }
+    }
+    auto wait = std::min(kMaxWait, std::chrono::duration_cast<milliseconds>(until - now));
+    if (items.empty()) {
+      std::this_thread::sleep_for(std::max(wait, milliseconds(1)));
+      continue;
+    }
+    client::Poll(items.data(), items.size(), std::max(wait, milliseconds(0)));
+    for (size_t k = 0; k < items.size(); ++k) {
+      if (!(items[k].revents & ZMQ_POLLIN)) continue;
+      Connection& c = impl_->connections[index[k]];
+      Frames f = client::RecvFrames(*c.socket);
+      // Any message from the broker shows it alive.
+      c.liveness = impl_->options.heartbeat_liveness;
+      c.backoff = milliseconds(0);
+      // 0.2: [MDPW02, cmd, ...]; 0.1: ["", MDPW01, cmd, ...]
+      const size_t h = v01 ? 1 : 0;
+      if (f.size() < h + 2 || f[h] != (v01 ? kWorkerHeader01 : kWorkerHeader02)) continue;
+      const std::string& cmd = f[h + 1];
+      const bool request = cmd == Byte(v01 ? v01::kRequest : v02::kRequest);
+      const bool disconnect = cmd == Byte(v01 ? v01::kDisconnect : v02::kDisconnect);
+      if (disconnect) {
+        impl_->Lose(c);
+        continue;
+      }
+      if (!request || f.size() < h + 4) continue;  // heartbeat, or malformed
+      WorkerRequest r;
+      r.address = std::move(f[h + 2]);
+      // f[h + 3] is the empty delimiter.
+      r.body.assign(std::make_move_iterator(f.begin() + static_cast<long>(h) + 4),
+                    std::make_move_iterator(f.end()));
+      r.connection = index[k];
+      return r;
+    }
+  }
+  return std::nullopt;
+}
+
+Status Worker::Partial(const WorkerRequest& request, const Frames& body) {
+  if (impl_->v01()) return Status::InvalidArgument("MDP/0.1 has no PARTIAL reply");
+  if (request.connection >= impl_->connections.size()) return Status::InvalidArgument("bad request");
+  Connection& c = impl_->connections[request.connection];
+  if (!c.socket) return Status::Unavailable("the broker connection was lost");
+  Frames args{request.address, ""};
+  args.insert(args.end(), body.begin(), body.end());
+  impl_->Send(c, v02::kPartial, 0, args);
+  return Status::Ok();
+}
+
+Status Worker::Reply(const WorkerRequest& request, const Frames& body) {
+  if (request.connection >= impl_->connections.size()) return Status::InvalidArgument("bad request");
+  Connection& c = impl_->connections[request.connection];
+  if (!c.socket) return Status::Unavailable("the broker connection was lost");
+  Frames args{request.address, ""};
+  args.insert(args.end(), body.begin(), body.end());
+  impl_->Send(c, v02::kFinal, v01::kReply, args);
+  return Status::Ok();
+}
+
+}  // namespace plantd::mdp

@@ -1,0 +1,417 @@
+// libplantd (Client, AsyncClient, Worker, bus helpers), the plantd-mdp tool
+// and the examples, against the real broker.
+#include <signal.h>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+
+#include "plantd/bus/bus.h"
+#include "plantd/mdp/async_client.h"
+#include "plantd/mdp/client.h"
+#include "plantd/mdp/worker.h"
+#include "support.h"
+
+namespace plantd::test {
+namespace {
+
+using namespace std::chrono_literals;
+using mdp::Frames;
+
+class LibTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    client_port_ = FreeTcpPort();
+    worker_port_ = FreeTcpPort();
+  }
+  void TearDown() override {
+    if (broker_.running()) {
+      EXPECT_EQ(broker_.Stop(), 0) << broker_.Output();
+    }
+  }
+  std::string Yaml() const {
+    return "endpoint: " + TcpEndpoint(client_port_) + "\nclient_endpoint: " +
+           TcpEndpoint(worker_port_) +
+           "\nbuses: []\nhealth:\n  port: 0\nheartbeat_interval: 100ms\n"
+           "heartbeat_liveness: 5\n";
+  }
+  void StartBroker() { ASSERT_TRUE(broker_.Start({.config_yaml = Yaml()})) << broker_.Output(); }
+
+  mdp::WorkerOptions WorkerFor(const std::string& service) const {
+    return {.endpoints = {TcpEndpoint(worker_port_)},
+            .service = service,
+            .heartbeat_interval = 100ms,
+            .heartbeat_liveness = 5,
+            .reconnect_delay = 50ms,
+            .reconnect_delay_max = 200ms};
+  }
+  mdp::ClientOptions ClientFor(std::chrono::milliseconds timeout = 2000ms, int attempts = 1) {
+    return {.endpoints = {TcpEndpoint(client_port_)}, .timeout = timeout, .attempts = attempts};
+  }
+
+  // Echo workers on threads until the fixture's flag drops.
+  void RunEchoWorkers(const std::string& service, int n) {
+    for (int i = 0; i < n; ++i) {
+      threads_.emplace_back([this, service] {
+        mdp::Worker w(WorkerFor(service));
+        while (!stop_) {
+          auto r = w.Receive(50ms);
+          if (r) (void)w.Reply(*r, r->body);
+        }
+      });
+    }
+  }
+  void StopWorkers() {
+    stop_ = true;
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+  }
+  // Waits until mmi.service says the service has a worker.
+  void WaitForService(const std::string& service) {
+    mdp::Client c(ClientFor(500ms));
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto r = c.ServiceExists(service);
+      if (r.ok() && r.value()) return;
+      std::this_thread::sleep_for(20ms);
+    }
+    FAIL() << service << " never got a worker";
+  }
+
+  BrokerProcess broker_;
+  int client_port_ = 0, worker_port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::vector<std::thread> threads_;
+};
+
+TEST_F(LibTest, ClientGetsTheReply) {
+  StartBroker();
+  RunEchoWorkers("lib.echo", 1);
+  WaitForService("lib.echo");
+  mdp::Client client(ClientFor());
+  auto reply = client.Request("lib.echo", {"a", "b"});
+  ASSERT_TRUE(reply.ok()) << reply.status().message();
+  EXPECT_EQ(reply.value(), (Frames{"a", "b"}));
+  StopWorkers();
+}
+
+TEST_F(LibTest, ClientTimesOut) {
+  StartBroker();
+  mdp::Client client(ClientFor(200ms, 2));
+  const auto start = std::chrono::steady_clock::now();
+  auto reply = client.Request("lib.nobody", {"x"});
+  ASSERT_FALSE(reply.ok());
+  EXPECT_EQ(reply.status().code(), Status::Code::kTimeout);
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 400ms);
+  auto exists = client.ServiceExists("lib.nobody");
+  ASSERT_TRUE(exists.ok());
+  EXPECT_FALSE(exists.value());
+}
+
+TEST_F(LibTest, ClientSaysWhenNoBrokerIsReachable) {
+  mdp::Client client(ClientFor(200ms, 1));
+  auto reply = client.Request("lib.echo", {"x"});
+  ASSERT_FALSE(reply.ok());
+  EXPECT_EQ(reply.status().code(), Status::Code::kUnavailable) << reply.status().message();
+}
+
+TEST_F(LibTest, PartialRepliesStreamToTheCallback) {
+  StartBroker();
+  std::thread worker([this] {
+    mdp::Worker w(WorkerFor("lib.stream"));
+    auto r = w.Receive(5s);
+    ASSERT_TRUE(r.has_value());
+    for (int i = 0; i < 3; ++i) ASSERT_TRUE(w.Partial(*r, {"p" + std::to_string(i)}).ok());
+    ASSERT_TRUE(w.Reply(*r, {"end"}).ok());
+  });
+  WaitForService("lib.stream");
+  mdp::Client client(ClientFor());
+  std::vector<Frames> partials;
+  auto reply = client.Request("lib.stream", {"go"}, [&](const Frames& p) { partials.push_back(p); });
+  worker.join();
+  ASSERT_TRUE(reply.ok());
+  EXPECT_EQ(reply.value(), Frames{"end"});
+  EXPECT_EQ(partials, (std::vector<Frames>{{"p0"}, {"p1"}, {"p2"}}));
+}
+
+// 18/MDP client reliability: the request completes across a broker restart
+// on the same port, and the worker registers again by itself.
+TEST_F(LibTest, RequestAndWorkerSurviveABrokerRestart) {
+  StartBroker();
+  std::atomic<uint64_t> registrations{0};
+  std::thread worker([&] {
+    mdp::Worker w(WorkerFor("lib.restart"));
+    while (!stop_) {
+      if (auto r = w.Receive(50ms)) (void)w.Reply(*r, {"after restart"});
+      registrations = w.registrations();
+    }
+  });
+  WaitForService("lib.restart");
+  broker_.Signal(SIGKILL);
+  ASSERT_TRUE(broker_.WaitExit(5s).has_value());
+
+  std::thread restarter([&] {
+    std::this_thread::sleep_for(500ms);
+    ASSERT_TRUE(broker_.Start({.config_yaml = Yaml()})) << broker_.Output();
+  });
+  mdp::Client client(ClientFor(400ms, 20));
+  auto reply = client.Request("lib.restart", {"x"});
+  restarter.join();
+  stop_ = true;
+  worker.join();
+  ASSERT_TRUE(reply.ok()) << reply.status().message();
+  EXPECT_EQ(reply.value(), Frames{"after restart"});
+  EXPECT_GE(registrations.load(), 2u) << "the worker never registered again";
+}
+
+TEST_F(LibTest, AsyncClientCompletesTenThousandRequestsExactlyOnce) {
+  StartBroker();
+  RunEchoWorkers("lib.async", 4);
+  WaitForService("lib.async");
+  mdp::AsyncClient client(ClientFor(20s));
+  constexpr int kRequests = 10000;
+  std::vector<int> completions(kRequests, 0);
+  int wrong = 0, failed = 0;
+  for (int i = 0; i < kRequests; ++i) {
+    client.Send("lib.async", {std::to_string(i)}, [&, i](Result<Frames> r) {
+      ++completions[i];
+      if (!r.ok()) {
+        ++failed;
+      } else if (r.value() != Frames{std::to_string(i)}) {
+        ++wrong;
+      }
+    });
+  }
+  EXPECT_EQ(client.pending(), static_cast<size_t>(kRequests));
+  EXPECT_EQ(client.Drain(30s), 0u);
+  StopWorkers();
+  EXPECT_EQ(failed, 0);
+  EXPECT_EQ(wrong, 0);
+  for (int i = 0; i < kRequests; ++i) ASSERT_EQ(completions[i], 1) << i;
+}
+
+TEST_F(LibTest, AsyncClientFutureAndTimeout) {
+  StartBroker();
+  RunEchoWorkers("lib.future", 1);
+  WaitForService("lib.future");
+  mdp::AsyncClient client(ClientFor(300ms));
+  auto ok = client.Send("lib.future", {"f"});
+  auto lost = client.Send("lib.nobody", {"f"});
+  client.Drain(2s);
+  StopWorkers();
+  auto r1 = ok.get();
+  ASSERT_TRUE(r1.ok());
+  EXPECT_EQ(r1.value(), Frames{"f"});
+  EXPECT_EQ(lost.get().status().code(), Status::Code::kTimeout);
+}
+
+TEST_F(LibTest, Mdp01ClientAndWorker) {
+  StartBroker();
+  std::thread worker([this] {
+    mdp::WorkerOptions o = WorkerFor("lib.old");
+    o.protocol = mdp::Protocol::kMdp01;
+    mdp::Worker w(o);
+    auto r = w.Receive(5s);
+    ASSERT_TRUE(r.has_value());
+    EXPECT_EQ(w.Partial(*r, {"x"}).code(), Status::Code::kInvalidArgument);
+    ASSERT_TRUE(w.Reply(*r, {"old", "school"}).ok());
+  });
+  WaitForService("lib.old");
+  mdp::ClientOptions o = ClientFor();
+  o.protocol = mdp::Protocol::kMdp01;
+  mdp::Client client(o);
+  auto reply = client.Request("lib.old", {"hi"});
+  worker.join();
+  ASSERT_TRUE(reply.ok()) << reply.status().message();
+  EXPECT_EQ(reply.value(), (Frames{"old", "school"}));
+}
+
+// Several brokers: a worker registers with each; a client fails over.
+TEST_F(LibTest, WorkerRegistersWithEveryBrokerAndClientFailsOver) {
+  StartBroker();
+  BrokerProcess second;
+  const int second_client = FreeTcpPort(), second_worker = FreeTcpPort();
+  ASSERT_TRUE(second.Start({.config_yaml = "endpoint: " + TcpEndpoint(second_client) +
+                                           "\nclient_endpoint: " + TcpEndpoint(second_worker) +
+                                           "\nbuses: []\nhealth:\n  port: 0\n"
+                                           "heartbeat_interval: 100ms\nheartbeat_liveness: 5\n"}));
+  std::thread worker([&] {
+    mdp::WorkerOptions o = WorkerFor("lib.ha");
+    o.endpoints.push_back(TcpEndpoint(second_worker));
+    mdp::Worker w(o);
+    while (!stop_) {
+      if (auto r = w.Receive(50ms)) (void)w.Reply(*r, {"from " + std::to_string(r->connection)});
+    }
+  });
+  WaitForService("lib.ha");
+  // Ask the second broker directly: the worker is there too.
+  mdp::Client direct(mdp::ClientOptions{.endpoints = {TcpEndpoint(second_client)}});
+  auto there = direct.Request("lib.ha", {"x"});
+  ASSERT_TRUE(there.ok()) << there.status().message();
+  EXPECT_EQ(there.value(), Frames{"from 1"});
+
+  // The first broker dies; a client listing both gets its answer.
+  broker_.Signal(SIGKILL);
+  ASSERT_TRUE(broker_.WaitExit(5s).has_value());
+  mdp::Client failover(mdp::ClientOptions{
+      .endpoints = {TcpEndpoint(client_port_), TcpEndpoint(second_client)},
+      .timeout = 300ms,
+      .attempts = 3});
+  auto reply = failover.Request("lib.ha", {"y"});
+  stop_ = true;
+  worker.join();
+  ASSERT_TRUE(reply.ok()) << reply.status().message();
+  EXPECT_EQ(reply.value(), Frames{"from 1"});
+  EXPECT_EQ(second.Stop(), 0);
+}
+
+TEST_F(LibTest, BusPublisherAndSubscriber) {
+  const int backend = FreeTcpPort(), frontend = FreeTcpPort();
+  ASSERT_TRUE(broker_.Start({.config_yaml = "endpoint: " + TcpEndpoint(client_port_) +
+                                            "\nclient_endpoint: " + TcpEndpoint(worker_port_) +
+                                            "\nhealth:\n  port: 0\nbuses:\n  - name: t\n"
+                                            "    backend: " + TcpEndpoint(backend) +
+                                            "\n    frontend: " + TcpEndpoint(frontend) + "\n"}));
+  bus::Subscriber sub(TcpEndpoint(frontend), {"sensor."});
+  bus::Publisher pub(TcpEndpoint(backend));
+  std::optional<bus::Message> m;
+  for (int i = 0; i < 100 && !m; ++i) {  // until the subscription has propagated
+    ASSERT_TRUE(pub.Publish("sensor.t", {"21.5", "C"}).ok());
+    m = sub.Receive(50ms);
+  }
+  ASSERT_TRUE(m.has_value());
+  EXPECT_EQ(m->topic, "sensor.t");
+  EXPECT_EQ(m->frames, (Frames{"21.5", "C"}));
+}
+
+// --- plantd-mdp --------------------------------------------------------------
+
+TEST_F(LibTest, CliCallServicesServiceBrokerAndExitCodes) {
+  StartBroker();
+  const std::string e = TcpEndpoint(client_port_);
+  BrokerProcess echo;
+  ASSERT_TRUE(echo.Start({.args = {"echo-worker", "cli.echo", "-e", TcpEndpoint(worker_port_)},
+                          .wait_ready = false,
+                          .binary = BuildPath("plantd-mdp")}));
+  WaitForService("cli.echo");
+
+  RunResult call = RunProgram("plantd-mdp", {"call", "cli.echo", "one", "two", "-e", e});
+  EXPECT_EQ(call.status, 0) << call.output;
+  EXPECT_EQ(call.output, "one\ntwo\n");
+
+  RunResult json = RunProgram("plantd-mdp", {"call", "cli.echo", "x", "-e", e, "--json"});
+  EXPECT_EQ(json.output, "[\"x\"]\n");
+
+  RunResult missing = RunProgram("plantd-mdp", {"call", "cli.none", "-e", e, "-t", "200"});
+  EXPECT_EQ(missing.status, 3) << missing.output;
+  EXPECT_NE(missing.output.find("has no worker"), std::string::npos);
+
+  RunResult service = RunProgram("plantd-mdp", {"service", "cli.echo", "-e", e});
+  EXPECT_EQ(service.status, 0);
+  EXPECT_EQ(RunProgram("plantd-mdp", {"service", "cli.none", "-e", e}).status, 3);
+
+  RunResult services = RunProgram("plantd-mdp", {"services", "-e", e});
+  EXPECT_EQ(services.status, 0);
+  auto list = nlohmann::json::parse(services.output);
+  EXPECT_EQ(list[0]["name"], "cli.echo");
+
+  RunResult broker = RunProgram("plantd-mdp", {"broker", "-e", e});
+  EXPECT_EQ(broker.status, 0);
+  EXPECT_TRUE(nlohmann::json::parse(broker.output).contains("uptime_seconds"));
+
+  RunResult usage = RunProgram("plantd-mdp", {"call"});
+  EXPECT_EQ(usage.status, 2);
+  EXPECT_EQ(RunProgram("plantd-mdp", {"frobnicate"}).status, 2);
+
+  echo.Signal(SIGTERM);
+  EXPECT_EQ(echo.WaitExit(5s), std::optional<int>(0));
+}
+
+TEST_F(LibTest, CliTimeoutIsExitOne) {
+  StartBroker();
+  // A worker that takes requests and never answers.
+  std::thread silent([this] {
+    mdp::Worker w(WorkerFor("cli.silent"));
+    while (!stop_) (void)w.Receive(50ms);
+  });
+  WaitForService("cli.silent");
+  RunResult r = RunProgram("plantd-mdp",
+                           {"call", "cli.silent", "-e", TcpEndpoint(client_port_), "-t", "300"});
+  stop_ = true;
+  silent.join();
+  EXPECT_EQ(r.status, 1) << r.output;
+  RunResult nobroker = RunProgram("plantd-mdp",
+                                  {"call", "x", "-e", TcpEndpoint(FreeTcpPort()), "-t", "200"});
+  EXPECT_EQ(nobroker.status, 1) << nobroker.output;
+}
+
+TEST_F(LibTest, CliPubSub) {
+  const int backend = FreeTcpPort(), frontend = FreeTcpPort();
+  ASSERT_TRUE(broker_.Start({.config_yaml = "endpoint: " + TcpEndpoint(client_port_) +
+                                            "\nclient_endpoint: " + TcpEndpoint(worker_port_) +
+                                            "\nhealth:\n  port: 0\nbuses:\n  - name: t\n"
+                                            "    backend: " + TcpEndpoint(backend) +
+                                            "\n    frontend: " + TcpEndpoint(frontend) + "\n"}));
+  BrokerProcess sub;
+  ASSERT_TRUE(sub.Start({.args = {"sub", TcpEndpoint(frontend), "alarm", "-n", "1"},
+                         .wait_ready = false,
+                         .binary = BuildPath("plantd-mdp")}));
+  std::optional<int> status;
+  for (int i = 0; i < 50 && !status; ++i) {
+    RunResult pub = RunProgram("plantd-mdp", {"pub", TcpEndpoint(backend), "alarm.high", "boiler"});
+    EXPECT_EQ(pub.status, 0) << pub.output;
+    status = sub.WaitExit(100ms);
+  }
+  EXPECT_EQ(status, std::optional<int>(0));
+  EXPECT_NE(sub.Output().find("alarm.high boiler"), std::string::npos) << sub.Output();
+}
+
+// --- examples ----------------------------------------------------------------
+
+TEST_F(LibTest, ExamplesWorkAsDocumented) {
+  const int backend = FreeTcpPort(), frontend = FreeTcpPort();
+  ASSERT_TRUE(broker_.Start({.config_yaml = "endpoint: " + TcpEndpoint(client_port_) +
+                                            "\nclient_endpoint: " + TcpEndpoint(worker_port_) +
+                                            "\nhealth:\n  port: 0\nbuses:\n  - name: t\n"
+                                            "    backend: " + TcpEndpoint(backend) +
+                                            "\n    frontend: " + TcpEndpoint(frontend) + "\n"}));
+  const std::string clients = TcpEndpoint(client_port_), workers = TcpEndpoint(worker_port_);
+
+  BrokerProcess echo;
+  ASSERT_TRUE(echo.Start({.args = {workers, "ex.echo", "1"},
+                          .wait_ready = false,
+                          .binary = BuildPath("examples/echo_worker")}));
+  WaitForService("ex.echo");
+  RunResult client = RunProgram("examples/client", {clients, "ex.echo", "hello", "plant"});
+  EXPECT_EQ(client.status, 0) << client.output;
+  EXPECT_EQ(client.output, "hello\nplant\n");
+  EXPECT_EQ(echo.WaitExit(5s), std::optional<int>(0));
+
+  BrokerProcess streaming;
+  ASSERT_TRUE(streaming.Start({.args = {workers, "ex.count", "1"},
+                               .wait_ready = false,
+                               .binary = BuildPath("examples/streaming_worker")}));
+  WaitForService("ex.count");
+  RunResult stream =
+      RunProgram("plantd-mdp", {"call", "ex.count", "count", "3", "-e", clients, "--stream"});
+  EXPECT_EQ(stream.status, 0);
+  EXPECT_EQ(stream.output, "1\n2\n3\ndone\n");
+  EXPECT_EQ(streaming.WaitExit(5s), std::optional<int>(0));
+
+  BrokerProcess subscriber;
+  ASSERT_TRUE(subscriber.Start({.args = {TcpEndpoint(frontend), "sensor.", "3"},
+                                .wait_ready = false,
+                                .binary = BuildPath("examples/subscriber")}));
+  std::this_thread::sleep_for(200ms);
+  RunResult publisher =
+      RunProgram("examples/publisher", {TcpEndpoint(backend), "sensor.temp", "30", "20"});
+  EXPECT_EQ(publisher.status, 0) << publisher.output;
+  EXPECT_EQ(subscriber.WaitExit(5s), std::optional<int>(0)) << subscriber.Output();
+  EXPECT_NE(subscriber.Output().find("sensor.temp 2"), std::string::npos) << subscriber.Output();
+}
+
+}  // namespace
+}  // namespace plantd::test
