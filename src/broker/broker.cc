@@ -212,8 +212,11 @@ void Broker::HandleClient(const mdp::Decoded& d, size_t count) {
   ++s->counters().requests;
 
   if (s->queue().empty()) {
-    if (Worker* w = s->PopIdle()) {
-      if (Dispatch(w, r)) return;
+    if (Worker* w = s->TakeMostSpare()) {
+      if (Dispatch(w, r)) {
+        if (w->spare() > 0) s->MakeAvailable(w);
+        return;
+      }
       // w was unreachable and is gone; r is back in the queue.
       DispatchPending(s);
       return;
@@ -321,6 +324,8 @@ void Broker::HandleReady(const mdp::Decoded& d) {
   Worker* w = workers_.Add(identity);
   w->dialect = d.dialect;
   w->service = s;
+  w->credit = ParseCredit(d);
+  w->in_flight.reserve(static_cast<size_t>(w->credit));
   const SteadyTime now = clock_.Now();
   w->last_seen = now;
   w->expires_at = now + options_.HeartbeatExpiry();
@@ -329,21 +334,32 @@ void Broker::HandleReady(const mdp::Decoded& d) {
   ++counters_.workers_registered;
   PLANTD_LOG_DEBUG("worker ready", {{"service", name},
                                     {"worker", log::Hex(identity)},
-                                    {"dialect", mdp::DialectName(d.dialect)}});
+                                    {"dialect", mdp::DialectName(d.dialect)},
+                                    {"credit", w->credit}});
   WorkerBecameIdle(w);
 }
 
 void Broker::HandleReply(Worker* w, const mdp::Decoded& d, size_t count) {
-  Request* r = w->in_flight;
   const zmq::message_t& address = frames_[d.address];
   uint64_t id = 0;
-  if (r == nullptr || address.size() != sizeof(id) ||
-      (std::memcpy(&id, address.data(), sizeof(id)), id != r->id)) {
+  size_t slot = w->in_flight.size();
+  if (address.size() == sizeof(id)) {
+    std::memcpy(&id, address.data(), sizeof(id));
+    // A credit worker holds a handful of requests: a scan beats a map.
+    for (size_t i = 0; i < w->in_flight.size(); ++i) {
+      if (w->in_flight[i]->id == id) {
+        slot = i;
+        break;
+      }
+    }
+  }
+  if (slot == w->in_flight.size()) {
     // A reply to a request this worker no longer holds (it was re-sent
     // elsewhere, or never existed): dropping it keeps one FINAL per request.
     CountInvalid(InvalidReason::kStaleReply, mdp::View(frames_[0]));
     return;
   }
+  Request* r = w->in_flight[slot];
   const bool final = d.command == mdp::Command::kFinal;
   Service* s = r->service;
   if (final || mdp::ClientTakesPartials(r->client_dialect)) {
@@ -364,7 +380,10 @@ void Broker::HandleReply(Worker* w, const mdp::Decoded& d, size_t count) {
   const SteadyTime now = clock_.Now();
   s->counters().latency.Record(now - r->received);
   s->last_active = now;
-  w->in_flight = nullptr;
+  // Replies may come in any order: swap-remove.
+  w->in_flight[slot] = w->in_flight.back();
+  w->in_flight.pop_back();
+  if (w->in_flight.empty()) s->WorkerIdle();
   ++w->served;
   requests_.Release(r);
   WorkerBecameIdle(w);
@@ -372,6 +391,18 @@ void Broker::HandleReply(Worker* w, const mdp::Decoded& d, size_t count) {
 
 // ---------------------------------------------------------------------------
 // Dispatch.
+
+int Broker::ParseCredit(const mdp::Decoded& d) const {
+  if (d.credit == 0) return 1;  // a standard worker: one request at a time
+  const std::string_view text = mdp::View(frames_[d.credit]);
+  int credit = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9' || credit > kMaxWorkerCredit) return 1;
+    credit = credit * 10 + (c - '0');
+  }
+  // Anything unreadable or out of range: the standard credit of one.
+  return credit >= 1 && credit <= kMaxWorkerCredit ? credit : 1;
+}
 
 Service* Broker::FindOrCreateService(std::string_view name) {
   auto it = services_.find(name);
@@ -384,26 +415,26 @@ Service* Broker::FindOrCreateService(std::string_view name) {
   return raw;
 }
 
+// w has a free slot (it registered, or a request of its own finished): file
+// it by its spare credit, then serve the queue from whoever has the most.
 void Broker::WorkerBecameIdle(Worker* w) {
   Service* s = w->service;
-  if (Request* r = s->queue().Pop()) {
-    // On failure w is gone and r is back in the queue: the others take it.
-    if (!Dispatch(w, r)) DispatchPending(s);
-    return;
-  }
-  s->PushIdle(w);
+  s->MakeAvailable(w);
+  DispatchPending(s);
 }
 
 void Broker::DispatchPending(Service* s) {
-  while (!s->queue().empty() && s->has_idle()) {
-    Worker* w = s->PopIdle();
+  while (!s->queue().empty() && s->has_available()) {
+    Worker* w = s->TakeMostSpare();
     Request* r = s->queue().Pop();
-    Dispatch(w, r);  // on failure r is queued again and w removed: loop goes on
+    // On failure r is queued again and w removed: the loop goes on.
+    if (Dispatch(w, r) && w->spare() > 0) s->MakeAvailable(w);
   }
 }
 
 bool Broker::Dispatch(Worker* w, Request* r) {
-  w->in_flight = r;
+  w->in_flight.push_back(r);
+  if (w->in_flight.size() == 1) w->service->WorkerBusy();
   ++r->dispatches;
   if (!SendIdentity(w->identity.data(), w->identity.size())) {
     // Not a worker failure the request should pay for.
@@ -433,8 +464,9 @@ bool Broker::Dispatch(Worker* w, Request* r) {
 void Broker::RemoveWorker(Worker* w, WorkerRemoval reason, bool send_disconnect) {
   if (send_disconnect) SendWorkerCommand(w->identity, w->dialect, mdp::Command::kDisconnect);
   Service* s = w->service;
-  s->RemoveIdle(w);
+  s->Withdraw(w);
   s->RemoveWorker();
+  if (!w->in_flight.empty()) s->WorkerIdle();
   ++counters_.workers_removed[static_cast<size_t>(reason)];
   if (reason == WorkerRemoval::kShutdown) {
     PLANTD_LOG_DEBUG("worker removed", {{"service", s->name()},
@@ -444,10 +476,11 @@ void Broker::RemoveWorker(Worker* w, WorkerRemoval reason, bool send_disconnect)
     PLANTD_LOG_INFO("worker removed", {{"service", s->name()},
                                        {"worker", log::Hex(w->identity)},
                                        {"reason", WorkerRemovalName(reason)},
-                                       {"had_request", w->in_flight != nullptr}});
+                                       {"requests_held", w->in_flight.size()}});
   }
-  if (Request* r = w->in_flight) {
-    w->in_flight = nullptr;
+  // Newest first, so that PushFront leaves the oldest at the head.
+  for (auto it = w->in_flight.rbegin(); it != w->in_flight.rend(); ++it) {
+    Request* r = *it;
     if (reason == WorkerRemoval::kShutdown) {
       requests_.Release(r);
     } else if (r->dispatches > options_.max_redispatch) {
@@ -461,6 +494,7 @@ void Broker::RemoveWorker(Worker* w, WorkerRemoval reason, bool send_disconnect)
       s->queue().PushFront(r, clock_.Now());
     }
   }
+  w->in_flight.clear();
   workers_.Remove(w);
 }
 
@@ -615,7 +649,7 @@ std::shared_ptr<BrokerSnapshot> Broker::BuildSnapshot(SteadyTime now) const {
     ServiceSnapshot ss;
     ss.name = name;
     ss.workers = s->worker_count();
-    ss.idle_workers = s->idle_count();
+    ss.idle_workers = s->worker_count() - s->busy_count();
     ss.queued = s->queue().size();
     ss.counters = s->counters();
     snap->totals.requests += ss.counters.requests;
@@ -635,7 +669,9 @@ std::shared_ptr<BrokerSnapshot> Broker::BuildSnapshot(SteadyTime now) const {
     ws.identity = log::Hex(w->identity);
     ws.service = w->service->name();
     ws.dialect = mdp::DialectName(w->dialect);
-    ws.busy = w->in_flight != nullptr;
+    ws.busy = !w->in_flight.empty();
+    ws.credit = w->credit;
+    ws.in_flight = w->in_flight.size();
     ws.last_seen_seconds_ago = std::chrono::duration<double>(now - w->last_seen).count();
     ws.served = w->served;
     snap->workers.push_back(std::move(ws));

@@ -63,6 +63,7 @@ class Broker {
 
   // Dispatch.
   Service* FindOrCreateService(std::string_view name);
+  int ParseCredit(const mdp::Decoded& d) const;
   void DispatchPending(Service* s);
   // Sends r to w. On failure w is removed and r goes back to the queue head.
   bool Dispatch(Worker* w, Request* r);

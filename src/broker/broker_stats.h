@@ -103,6 +103,8 @@ struct WorkerSnapshot {
   std::string service;
   std::string dialect;
   bool busy = false;
+  int credit = 1;
+  size_t in_flight = 0;
   double last_seen_seconds_ago = 0;
   uint64_t served = 0;
 };

@@ -2,40 +2,51 @@
 
 namespace plantd::broker {
 
-void Service::PushIdle(Worker* w) {
-  w->idle = true;
-  w->idle_next = nullptr;
-  w->idle_prev = idle_tail_;
-  if (idle_tail_ != nullptr) {
-    idle_tail_->idle_next = w;
+void Service::MakeAvailable(Worker* w) {
+  Withdraw(w);
+  const int spare = w->spare();
+  if (spare <= 0) return;
+  const size_t index = static_cast<size_t>(spare);
+  if (index >= by_spare_.size()) by_spare_.resize(index + 1);
+  List& list = by_spare_[index];
+  w->prev = list.tail;
+  w->next = nullptr;
+  if (list.tail != nullptr) {
+    list.tail->next = w;
   } else {
-    idle_head_ = w;
+    list.head = w;
   }
-  idle_tail_ = w;
-  ++idle_count_;
+  list.tail = w;
+  w->available = true;
+  w->filed_spare = spare;
+  if (index > top_) top_ = index;
+  ++available_;
 }
 
-Worker* Service::PopIdle() {
-  Worker* w = idle_head_;
-  if (w != nullptr) RemoveIdle(w);
+Worker* Service::TakeMostSpare() {
+  if (available_ == 0) return nullptr;
+  while (top_ > 0 && by_spare_[top_].head == nullptr) --top_;
+  Worker* w = by_spare_[top_].head;
+  Withdraw(w);
   return w;
 }
 
-void Service::RemoveIdle(Worker* w) {
-  if (!w->idle) return;
-  if (w->idle_prev != nullptr) {
-    w->idle_prev->idle_next = w->idle_next;
+void Service::Withdraw(Worker* w) {
+  if (!w->available) return;
+  List& list = by_spare_[static_cast<size_t>(w->filed_spare)];
+  if (w->prev != nullptr) {
+    w->prev->next = w->next;
   } else {
-    idle_head_ = w->idle_next;
+    list.head = w->next;
   }
-  if (w->idle_next != nullptr) {
-    w->idle_next->idle_prev = w->idle_prev;
+  if (w->next != nullptr) {
+    w->next->prev = w->prev;
   } else {
-    idle_tail_ = w->idle_prev;
+    list.tail = w->prev;
   }
-  w->idle = false;
-  w->idle_prev = w->idle_next = nullptr;
-  --idle_count_;
+  w->available = false;
+  w->prev = w->next = nullptr;
+  --available_;
 }
 
 }  // namespace plantd::broker

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "common/clock.h"
 #include "mdp/protocol.h"
@@ -12,19 +13,27 @@ namespace plantd::broker {
 class Service;
 struct Request;
 
+// The most requests a worker may ask to hold at once (docs/credit.md).
+inline constexpr int kMaxWorkerCredit = 1024;
+
 struct Worker {
   std::string identity;  // ROUTER routing id
   mdp::Dialect dialect = mdp::Dialect::kMdp02;
   Service* service = nullptr;
-  SteadyTime expires_at;    // dead if nothing is heard from it by then
+  SteadyTime expires_at;  // dead if nothing is heard from it by then
   SteadyTime last_seen;
-  Request* in_flight = nullptr;  // 18/MDP: one request at a time
+  // 18/MDP: one request at a time, unless the worker announced a credit.
+  int credit = 1;
+  std::vector<Request*> in_flight;  // at most `credit`
   uint64_t served = 0;
 
-  // Membership of the service's idle list (least recently used first).
-  bool idle = false;
-  Worker* idle_prev = nullptr;
-  Worker* idle_next = nullptr;
+  int spare() const { return credit - static_cast<int>(in_flight.size()); }
+
+  // Membership of the service's available list (Service::MakeAvailable).
+  bool available = false;
+  int filed_spare = 0;  // the spare credit it is filed under
+  Worker* prev = nullptr;
+  Worker* next = nullptr;
 };
 
 }  // namespace plantd::broker

@@ -150,6 +150,7 @@ DecodeError Decode(const zmq::message_t* frames, size_t count, Decoded* out) {
     case Command::kReady:
       if (i >= count) return DecodeError::kTooFewFrames;
       out->service = i;
+      out->credit = i + 1 < count ? i + 1 : 0;
       return frames[i].size() == 0 ? DecodeError::kEmptyService : DecodeError::kNone;
     case Command::kPartial:
     case Command::kFinal:

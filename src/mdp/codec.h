@@ -38,6 +38,7 @@ struct Decoded {
   Dialect dialect = Dialect::kMdp02;
   Command command = Command::kRequest;
   size_t service = 0;     // REQUEST, READY: the service name frame
+  size_t credit = 0;      // READY: the optional credit frame (docs/credit.md), 0 if none
   size_t address = 0;     // PARTIAL, FINAL: the client address frame
   size_t body_begin = 0;  // REQUEST, PARTIAL, FINAL: first body frame (may equal count)
   size_t envelope_begin = 1;  // client envelope frames: [envelope_begin, envelope_end)

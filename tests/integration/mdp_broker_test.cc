@@ -684,3 +684,122 @@ TEST_F(MdpBrokerTest, EnvelopeComesBackInFrontOfEachReply) {
 
 }  // namespace
 }  // namespace plantd::test
+
+// --- Credit (docs/credit.md) -------------------------------------------------
+
+namespace plantd::test {
+namespace {
+
+class CreditTest : public MdpBrokerTest {
+ protected:
+  std::unique_ptr<TestWorker> CreditWorker(const std::string& service, int credit) {
+    const size_t before = CountWorkers(service);
+    auto w = std::make_unique<TestWorker>(ctx_, workers(), Dialect::kMdp02);
+    w->peer().Send({"MDPW02", Byte(0x01), service, std::to_string(credit)});
+    WaitForWorkers(service, before + 1);
+    return w;
+  }
+  // Everything that arrives within `wait`.
+  std::vector<TestWorker::Request> ReceiveAll(TestWorker& w, std::chrono::milliseconds wait) {
+    std::vector<TestWorker::Request> all;
+    while (auto r = w.Receive(wait)) all.push_back(*r);
+    return all;
+  }
+};
+
+// The broker never holds more than the announced credit at a worker.
+TEST_F(CreditTest, CreditIsHonoured) {
+  StartBroker();
+  auto w = CreditWorker("credit", 4);
+  TestClient client(ctx_, clients(), Dialect::kMdp02);
+  for (int i = 0; i < 10; ++i) client.Request("credit", {std::to_string(i)});
+  auto first = ReceiveAll(*w, 300ms);
+  ASSERT_EQ(first.size(), 4u);
+  w->Final(first[0].address, {"done"});
+  auto more = ReceiveAll(*w, 300ms);
+  EXPECT_EQ(more.size(), 1u) << "one FINAL frees one slot";
+  EXPECT_EQ(ServiceStats("credit")["queued"], 5);
+}
+
+// A credit frame that is not a number in 1..1024 is ignored: credit 1.
+TEST_F(CreditTest, UnreadableCreditMeansOne) {
+  StartBroker();
+  auto w = CreditWorker("odd-credit", 0);
+  TestClient client(ctx_, clients(), Dialect::kMdp02);
+  for (int i = 0; i < 3; ++i) client.Request("odd-credit", {std::to_string(i)});
+  EXPECT_EQ(ReceiveAll(*w, 300ms).size(), 1u);
+}
+
+// Dispatch goes to the worker with the most spare credit; ties: least
+// recently used.
+TEST_F(CreditTest, MostSpareCreditFirst) {
+  StartBroker();
+  auto big = CreditWorker("spread", 4);
+  auto small = CreditWorker("spread", 2);
+  TestClient client(ctx_, clients(), Dialect::kMdp02);
+  for (int i = 0; i < 3; ++i) client.Request("spread", {std::to_string(i)});
+  // big (4 spare) takes one, then big (3) again, then the tie at 2 goes to
+  // small, which has waited longer.
+  EXPECT_EQ(ReceiveAll(*big, 300ms).size(), 2u);
+  EXPECT_EQ(ReceiveAll(*small, 100ms).size(), 1u);
+}
+
+// The death of a credit-16 worker re-dispatches every request it held,
+// exactly once, and each client gets exactly one reply.
+TEST_F(CreditTest, DeathOfACredit16WorkerRedispatchesEveryRequestOnce) {
+  StartBroker();
+  auto doomed = CreditWorker("c16", 16);
+  TestClient client(ctx_, clients(), Dialect::kMdp02);
+  for (int i = 0; i < 16; ++i) client.Request("c16", {std::to_string(i)});
+  ASSERT_EQ(ReceiveAll(*doomed, 300ms).size(), 16u);
+  doomed->peer().Close();
+
+  auto heir = CreditWorker("c16", 16);
+  std::multiset<std::string> seen;
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (seen.size() < 16 && std::chrono::steady_clock::now() < deadline) {
+    if (auto r = heir->Receive(500ms)) {
+      seen.insert(r->body.at(0));
+      heir->Final(r->address, r->body);
+    }
+  }
+  ASSERT_EQ(seen.size(), 16u);
+  for (int i = 0; i < 16; ++i) EXPECT_EQ(seen.count(std::to_string(i)), 1u) << i;
+  std::multiset<std::string> replies;
+  while (auto r = client.Receive(500ms)) replies.insert(r->body.at(0));
+  EXPECT_EQ(replies, seen);
+  EXPECT_EQ(ServiceStats("c16")["redispatched"], 16);
+}
+
+// Replies may come back in any order; each reaches its own client, and a
+// client with several requests at one worker gets each once.
+TEST_F(CreditTest, OutOfOrderRepliesReachTheRightClients) {
+  StartBroker();
+  auto w = CreditWorker("ooo", 8);
+  std::vector<std::unique_ptr<TestClient>> cs;
+  for (int c = 0; c < 4; ++c) {
+    cs.push_back(std::make_unique<TestClient>(ctx_, clients(), Dialect::kMdp02));
+    cs.back()->Request("ooo", {"c" + std::to_string(c) + "a"});
+    cs.back()->Request("ooo", {"c" + std::to_string(c) + "b"});
+  }
+  auto held = ReceiveAll(*w, 300ms);
+  ASSERT_EQ(held.size(), 8u);
+  for (auto it = held.rbegin(); it != held.rend(); ++it) w->Final(it->address, it->body);
+  for (int c = 0; c < 4; ++c) {
+    std::set<std::string> got;
+    for (int k = 0; k < 2; ++k) {
+      auto r = cs[c]->Receive();
+      ASSERT_TRUE(r.has_value());
+      got.insert(r->body.at(0));
+    }
+    EXPECT_EQ(got, (std::set<std::string>{"c" + std::to_string(c) + "a",
+                                          "c" + std::to_string(c) + "b"}));
+    EXPECT_FALSE(cs[c]->peer().Recv(50ms).has_value());
+  }
+  // A duplicate FINAL for a request already answered is dropped.
+  w->Final(held[0].address, {"again"});
+  for (auto& c : cs) EXPECT_FALSE(c->peer().Recv(100ms).has_value());
+}
+
+}  // namespace
+}  // namespace plantd::test

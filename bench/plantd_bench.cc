@@ -1,0 +1,651 @@
+// plantd-bench: load generators for the broker and the baselines they are
+// measured against, in the same run.
+//
+//   plantd-bench mdp    --server broker|relay|relay-pipelined  request-reply load
+//   plantd-bench bus    --server broker|proxy                  pub/sub load
+//   plantd-bench memory --clients N --workers M                broker RSS with idle peers
+//   plantd-bench relay  / proxy                                the baselines themselves
+//
+// The server runs in a child process pinned to --server-cpu; the load runs
+// pinned to --load-cpu. Its CPU time comes from /proc, so "CPU per request"
+// is the server's alone. Every figure is printed on one line starting RESULT.
+#include <sched.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+#include <zmq.hpp>
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+uint64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+      .count();
+}
+
+struct Args {
+  std::vector<std::string> a;
+  std::string Str(const std::string& k, const std::string& d) const {
+    for (size_t i = 0; i + 1 < a.size(); ++i) {
+      if (a[i] == k) return a[i + 1];
+    }
+    return d;
+  }
+  double Num(const std::string& k, double d) const {
+    const std::string s = Str(k, "");
+    return s.empty() ? d : std::stod(s);
+  }
+};
+
+void Pin(int cpu) {
+  if (cpu < 0) return;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  sched_setaffinity(0, sizeof(set), &set);
+}
+
+// utime + stime of a process, in seconds.
+double CpuSeconds(int pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  std::getline(stat, line);
+  std::istringstream rest(line.substr(line.rfind(')') + 2));
+  std::string field;
+  double total = 0;
+  for (int i = 3; i <= 15 && rest >> field; ++i) {
+    if (i == 14 || i == 15) total += std::stod(field);
+  }
+  return total / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+long RssKb(int pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  }
+  return -1;
+}
+
+// A server child process; killed (SIGTERM, then SIGKILL) on destruction.
+class Child {
+ public:
+  Child(const std::vector<std::string>& argv, int cpu) {
+    pid_ = fork();
+    if (pid_ == 0) {
+      Pin(cpu);
+      std::vector<char*> args;
+      std::vector<std::string> copy = argv;
+      for (auto& s : copy) args.push_back(s.data());
+      args.push_back(nullptr);
+      execv(args[0], args.data());
+      _exit(127);
+    }
+  }
+  ~Child() {
+    kill(pid_, SIGTERM);
+    for (int i = 0; i < 100; ++i) {
+      if (waitpid(pid_, nullptr, WNOHANG) == pid_) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+  int pid() const { return pid_; }
+
+ private:
+  int pid_ = -1;
+};
+
+std::string SelfPath() {
+  char buf[4096];
+  const ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+  return std::string(buf, n > 0 ? static_cast<size_t>(n) : 0);
+}
+
+void Send(zmq::socket_t& s, std::initializer_list<std::string_view> frames, int flags = 0) {
+  size_t i = 0;
+  for (std::string_view f : frames) {
+    ++i;
+    const int more = i < frames.size() ? ZMQ_SNDMORE : 0;
+    zmq_send(s.handle(), f.data(), f.size(), more | flags);
+  }
+}
+
+std::vector<zmq::message_t> Recv(zmq::socket_t& s) {
+  std::vector<zmq::message_t> frames;
+  while (true) {
+    frames.emplace_back();
+    if (zmq_msg_recv(frames.back().handle(), s.handle(), ZMQ_DONTWAIT) < 0) {
+      frames.pop_back();
+      return frames;
+    }
+    if (!frames.back().more()) return frames;
+  }
+}
+
+std::string_view View(const zmq::message_t& m) {
+  return {static_cast<const char*>(m.data()), m.size()};
+}
+
+double Percentile(std::vector<uint64_t>& v, double q) {
+  if (v.empty()) return NAN;
+  const size_t k = std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size())));
+  std::nth_element(v.begin(), v.begin() + static_cast<long>(k), v.end());
+  return static_cast<double>(v[k]) / 1000.0;  // microseconds
+}
+
+// ---------------------------------------------------------------------------
+// Baseline: a ROUTER relay with no bookkeeping beyond MDP's one rule (a worker
+// holds one request; a new request goes to an idle worker), or with none at
+// all (pipelined: round robin, workers hold many).
+
+int RunRelay(const Args& args, bool pipelined) {
+  zmq::context_t ctx(1);
+  zmq::socket_t router(ctx, zmq::socket_type::router);
+  router.set(zmq::sockopt::sndhwm, 100000);
+  router.set(zmq::sockopt::rcvhwm, 100000);
+  router.bind(args.Str("--endpoint", "tcp://127.0.0.1:17300"));
+  std::deque<std::string> idle;     // worker ids
+  std::vector<std::string> all;     // pipelined: every worker
+  size_t next = 0;
+  std::deque<std::vector<zmq::message_t>> waiting;
+  static const std::string kService = "echo";
+  signal(SIGTERM, [](int) { _exit(0); });
+
+  auto dispatch = [&](const std::string& worker, std::vector<zmq::message_t>& m) {
+    // m: [client, tag, "", MDPC02, 0x01, service, body...]
+    // -> [worker, MDPW02, 0x02, client+tag, "", body...]
+    std::string addr(View(m[0]));
+    addr.append(View(m[1]));
+    Send(router, {worker, "MDPW02", "\x02", addr, ""}, ZMQ_SNDMORE);
+    for (size_t i = 6; i < m.size(); ++i) {
+      zmq_msg_send(m[i].handle(), router.handle(), i + 1 < m.size() ? ZMQ_SNDMORE : 0);
+    }
+  };
+  while (true) {
+    zmq::pollitem_t item{router.handle(), 0, ZMQ_POLLIN, 0};
+    zmq::poll(&item, 1, std::chrono::milliseconds(100));
+    for (int n = 0; n < 256; ++n) {
+      std::vector<zmq::message_t> m = Recv(router);
+      if (m.empty()) break;
+      if (m.size() >= 3 && View(m[1]) == "MDPW02") {
+        const std::string id(View(m[0]));
+        const std::string_view cmd = View(m[2]);
+        if (cmd == "\x01") {
+          (pipelined ? all : (idle.push_back(id), all)).push_back(id);
+        } else if (cmd == "\x04" && m.size() >= 5) {
+          // [worker, MDPW02, 0x04, client+tag, "", body...] -> client
+          const std::string_view addr = View(m[3]);
+          const std::string client(addr.substr(0, 5));
+          const std::string tag(addr.substr(5));
+          Send(router, {client, tag, "", "MDPC02", "\x03", kService}, ZMQ_SNDMORE);
+          for (size_t i = 5; i < m.size(); ++i) {
+            zmq_msg_send(m[i].handle(), router.handle(), i + 1 < m.size() ? ZMQ_SNDMORE : 0);
+          }
+          if (!pipelined) {
+            if (!waiting.empty()) {
+              dispatch(id, waiting.front());
+              waiting.pop_front();
+            } else {
+              idle.push_back(id);
+            }
+          }
+        }
+        continue;
+      }
+      if (m.size() < 7) continue;
+      if (pipelined) {
+        if (all.empty()) continue;
+        dispatch(all[next++ % all.size()], m);
+      } else if (!idle.empty()) {
+        const std::string w = idle.front();
+        idle.pop_front();
+        dispatch(w, m);
+      } else {
+        waiting.push_back(std::move(m));
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// MDP load.
+
+struct Tag {
+  uint32_t client;
+  uint32_t slot;
+  uint64_t seq;
+  uint64_t sent_ns;
+};
+
+int RunMdp(const Args& args) {
+  const std::string server = args.Str("--server", "broker");
+  const int workers = static_cast<int>(args.Num("--workers", 16));
+  const int clients = static_cast<int>(args.Num("--clients", 4));
+  const int inflight = static_cast<int>(args.Num("--inflight", 16));
+  const size_t size = static_cast<size_t>(args.Num("--size", 64));
+  const double duration = args.Num("--duration", 5);
+  const double warmup = args.Num("--warmup", 1);
+  const int server_cpu = static_cast<int>(args.Num("--server-cpu", 0));
+  const int load_cpu = static_cast<int>(args.Num("--load-cpu", 1));
+  const int credit = static_cast<int>(args.Num("--credit", 1));
+  const std::string broker_bin = args.Str("--broker", PLANTD_BROKER_BINARY);
+  const int port = 17300 + static_cast<int>(getpid() % 1000);
+  const std::string endpoint = "tcp://127.0.0.1:" + std::to_string(port);
+
+  std::vector<std::string> argv;
+  if (server == "broker") {
+    argv = {broker_bin,       "--endpoint", endpoint, "--client-endpoint",
+            "tcp://127.0.0.1:" + std::to_string(port + 1), "--health-port", "0",
+            "--log-level",    "warn"};
+    // No buses: one Majordomo endpoint serves clients and workers.
+  } else {
+    argv = {SelfPath(), server == "relay" ? "relay" : "relay-pipelined", "--endpoint", endpoint};
+  }
+  if (server == "broker") {
+    // buses: [] comes from a config file, written next to the process.
+    const std::string path = "/tmp/plantd-bench-" + std::to_string(getpid()) + ".yaml";
+    std::ofstream(path) << "buses: []\n";
+    argv.push_back("--config");
+    argv.push_back(path);
+  }
+  Child child(argv, server_cpu);
+  Pin(load_cpu);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+
+  zmq::context_t ctx(1);
+  ctx.set(zmq::ctxopt::max_sockets, 8192);
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> handled{0};
+
+  // Workers: one thread, echoing.
+  std::thread worker_thread([&] {
+    std::vector<zmq::socket_t> ws;
+    for (int i = 0; i < workers; ++i) {
+      ws.emplace_back(ctx, zmq::socket_type::dealer);
+      ws.back().set(zmq::sockopt::linger, 0);
+      ws.back().connect(endpoint);
+      if (credit > 1) {
+        Send(ws.back(), {"MDPW02", "\x01", "echo", std::to_string(credit)});
+      } else {
+        Send(ws.back(), {"MDPW02", "\x01", "echo"});
+      }
+    }
+    std::vector<zmq::pollitem_t> items;
+    for (auto& w : ws) items.push_back({w.handle(), 0, ZMQ_POLLIN, 0});
+    uint64_t next_hb = NowNs() + 1'000'000'000;
+    while (!stop.load(std::memory_order_relaxed)) {
+      zmq::poll(items.data(), items.size(), std::chrono::milliseconds(50));
+      for (size_t i = 0; i < items.size(); ++i) {
+        if (!(items[i].revents & ZMQ_POLLIN)) continue;
+        while (true) {
+          std::vector<zmq::message_t> m = Recv(ws[i]);
+          if (m.empty()) break;
+          if (m.size() >= 4 && View(m[1]) == "\x02") {
+            // [MDPW02, 0x02, addr, "", body...] -> FINAL
+            Send(ws[i], {"MDPW02", "\x04"}, ZMQ_SNDMORE);
+            for (size_t k = 2; k < m.size(); ++k) {
+              zmq_msg_send(m[k].handle(), ws[i].handle(), k + 1 < m.size() ? ZMQ_SNDMORE : 0);
+            }
+            handled.fetch_add(1, std::memory_order_relaxed);
+          }
+        }
+      }
+      if (NowNs() > next_hb) {
+        for (auto& w : ws) Send(w, {"MDPW02", "\x05"});
+        next_hb += 1'000'000'000;
+      }
+    }
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+
+  // Clients: one thread, each client keeps `inflight` tagged requests out.
+  std::vector<zmq::socket_t> cs;
+  for (int c = 0; c < clients; ++c) {
+    cs.emplace_back(ctx, zmq::socket_type::dealer);
+    cs.back().set(zmq::sockopt::linger, 0);
+    cs.back().set(zmq::sockopt::sndhwm, 0);
+    cs.back().set(zmq::sockopt::rcvhwm, 0);
+    cs.back().connect(endpoint);
+  }
+  const std::string body(size, 'x');
+  std::vector<std::vector<uint64_t>> outstanding(clients, std::vector<uint64_t>(inflight, 0));
+  uint64_t seq = 1, completed = 0, lost = 0, duplicated = 0, mismatched = 0;  // NOLINT
+  std::vector<uint64_t> latencies;
+  latencies.reserve(8'000'000);
+  auto send = [&](int c, int slot) {
+    Tag t{static_cast<uint32_t>(c), static_cast<uint32_t>(slot), seq++, NowNs()};
+    outstanding[c][slot] = t.seq;
+    Send(cs[c], {std::string_view(reinterpret_cast<const char*>(&t), sizeof(t)), "", "MDPC02",
+                 "\x01", "echo", body});
+  };
+  for (int c = 0; c < clients; ++c) {
+    for (int s = 0; s < inflight; ++s) send(c, s);
+  }
+  std::vector<zmq::pollitem_t> items;
+  for (auto& c : cs) items.push_back({c.handle(), 0, ZMQ_POLLIN, 0});
+  const uint64_t start = NowNs();
+  const uint64_t window_start = start + static_cast<uint64_t>(warmup * 1e9);
+  const uint64_t window_end = window_start + static_cast<uint64_t>(duration * 1e9);
+  double cpu_start = 0, cpu = 0;
+  bool in_window = false, sending = true;
+  uint64_t window_completed = 0, out = static_cast<uint64_t>(clients) * inflight;
+  uint64_t drain_end = 0;
+  while (out > 0) {
+    const uint64_t now = NowNs();
+    if (!in_window && now >= window_start) {
+      in_window = true;
+      cpu_start = CpuSeconds(child.pid());
+    }
+    if (sending && now >= window_end) {
+      // Stop sending; every request still out must come back, once.
+      sending = false;
+      in_window = false;
+      cpu = CpuSeconds(child.pid()) - cpu_start;
+      drain_end = now + 3'000'000'000ull;
+    }
+    if (!sending && now >= drain_end) break;
+    zmq::poll(items.data(), items.size(), std::chrono::milliseconds(10));
+    for (int c = 0; c < clients; ++c) {
+      if (!(items[c].revents & ZMQ_POLLIN)) continue;
+      while (true) {
+        std::vector<zmq::message_t> m = Recv(cs[c]);
+        if (m.empty()) break;
+        // [tag, "", MDPC02, 0x03, service, body]
+        if (m.size() != 6 || m[0].size() != sizeof(Tag) || View(m[5]) != body) {
+          ++mismatched;
+          continue;
+        }
+        Tag t;
+        std::memcpy(&t, m[0].data(), sizeof(t));
+        if (t.client != static_cast<uint32_t>(c) || t.slot >= static_cast<uint32_t>(inflight) ||
+            outstanding[c][t.slot] != t.seq) {
+          ++duplicated;
+          continue;
+        }
+        outstanding[c][t.slot] = 0;
+        --out;
+        ++completed;
+        if (in_window) {
+          ++window_completed;
+          latencies.push_back(NowNs() - t.sent_ns);
+        }
+        if (sending) {
+          send(c, static_cast<int>(t.slot));
+          ++out;
+        }
+      }
+    }
+  }
+  lost = out;
+  stop = true;
+  worker_thread.join();
+
+  const double rate = static_cast<double>(window_completed) / duration;
+  const double p50 = Percentile(latencies, 0.50), p99 = Percentile(latencies, 0.99),
+               p999 = Percentile(latencies, 0.999);
+  std::printf(
+      "RESULT mdp server=%s workers=%d clients=%d inflight=%d size=%zu credit=%d server_cpu=%d "
+      "load_cpu=%d req_per_s=%.0f p50_us=%.1f p99_us=%.1f p999_us=%.1f server_cpu_us_per_req=%.2f "
+      "lost=%llu duplicated=%llu mismatched=%llu\n",
+      server.c_str(), workers, clients, inflight, size, credit, server_cpu, load_cpu, rate, p50,
+      p99, p999, window_completed ? cpu * 1e6 / static_cast<double>(window_completed) : NAN,
+      static_cast<unsigned long long>(lost), static_cast<unsigned long long>(duplicated),
+      static_cast<unsigned long long>(mismatched));
+  return lost + duplicated + mismatched == 0 ? 0 : 1;
+}
+
+// ---------------------------------------------------------------------------
+// Bus load.
+
+int RunProxy(const Args& args) {
+  zmq::context_t ctx(1);
+  zmq::socket_t xsub(ctx, zmq::socket_type::xsub), xpub(ctx, zmq::socket_type::xpub);
+  const int hwm = static_cast<int>(args.Num("--hwm", 100000));
+  xsub.set(zmq::sockopt::rcvhwm, hwm);
+  xpub.set(zmq::sockopt::sndhwm, hwm);
+  xsub.bind(args.Str("--backend", "tcp://127.0.0.1:17400"));
+  xpub.bind(args.Str("--frontend", "tcp://127.0.0.1:17401"));
+  signal(SIGTERM, [](int) { _exit(0); });
+  zmq::proxy(xsub, xpub);
+  return 0;
+}
+
+int RunBus(const Args& args) {
+  const std::string server = args.Str("--server", "broker");
+  const int pubs = static_cast<int>(args.Num("--pubs", 1));
+  const int subs = static_cast<int>(args.Num("--subs", 1));
+  const size_t size = std::max<size_t>(24, static_cast<size_t>(args.Num("--size", 64)));
+  const double duration = args.Num("--duration", 5);
+  const double rate = args.Num("--rate", 0);  // per publisher; 0 = as fast as possible
+  const int server_cpu = static_cast<int>(args.Num("--server-cpu", 0));
+  const int load_cpu = static_cast<int>(args.Num("--load-cpu", 1));
+  const int port = 17400 + static_cast<int>(getpid() % 1000) * 2;
+  const std::string backend = "tcp://127.0.0.1:" + std::to_string(port);
+  const std::string frontend = "tcp://127.0.0.1:" + std::to_string(port + 1);
+  std::vector<std::string> argv;
+  if (server == "broker") {
+    const std::string path = "/tmp/plantd-bench-bus-" + std::to_string(getpid()) + ".yaml";
+    std::ofstream(path) << "buses:\n  - name: bench\n    backend: " << backend
+                        << "\n    frontend: " << frontend << "\n";
+    argv = {args.Str("--broker", PLANTD_BROKER_BINARY), "--config", path, "--endpoint",
+            "tcp://127.0.0.1:" + std::to_string(port + 500), "--client-endpoint",
+            "tcp://127.0.0.1:" + std::to_string(port + 501), "--health-port", "0", "--log-level",
+            "warn"};
+  } else {
+    argv = {SelfPath(), "proxy", "--backend", backend, "--frontend", frontend};
+  }
+  Child child(argv, server_cpu);
+  Pin(load_cpu);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+
+  zmq::context_t ctx(1);
+  std::atomic<bool> stop{false};
+  std::vector<uint64_t> received(subs, 0), gaps(subs, 0);
+  std::vector<std::vector<uint64_t>> lat(subs);
+  std::vector<std::thread> sub_threads;
+  std::atomic<int> ready{0};
+  for (int s = 0; s < subs; ++s) {
+    sub_threads.emplace_back([&, s] {
+      zmq::socket_t sub(ctx, zmq::socket_type::sub);
+      sub.set(zmq::sockopt::rcvhwm, 100000);
+      sub.set(zmq::sockopt::subscribe, "");
+      sub.connect(frontend);
+      std::vector<uint64_t> next(pubs, 0);
+      ++ready;
+      zmq::message_t m;
+      while (!stop.load(std::memory_order_relaxed)) {
+        if (!sub.recv(m, zmq::recv_flags::dontwait)) {
+          zmq::pollitem_t item{sub.handle(), 0, ZMQ_POLLIN, 0};
+          zmq::poll(&item, 1, std::chrono::milliseconds(10));
+          continue;
+        }
+        if (m.size() < 24) continue;
+        uint32_t id;
+        uint64_t seq, ts;
+        std::memcpy(&id, m.data(), 4);
+        std::memcpy(&seq, static_cast<char*>(m.data()) + 8, 8);
+        std::memcpy(&ts, static_cast<char*>(m.data()) + 16, 8);
+        if (id < static_cast<uint32_t>(pubs)) {
+          if (seq > next[id]) gaps[s] += seq - next[id];
+          next[id] = seq + 1;
+        }
+        ++received[s];
+        if (rate > 0) lat[s].push_back(NowNs() - ts);
+      }
+    });
+  }
+  while (ready < subs) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // subscriptions propagate
+  std::vector<uint64_t> sent(pubs, 0);
+  std::vector<std::thread> pub_threads;
+  const double cpu_start = CpuSeconds(child.pid());
+  const uint64_t t0 = NowNs();
+  for (int p = 0; p < pubs; ++p) {
+    pub_threads.emplace_back([&, p] {
+      zmq::socket_t pub(ctx, zmq::socket_type::pub);
+      pub.set(zmq::sockopt::sndhwm, 100000);
+      pub.connect(backend);
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      std::string payload(size, 'p');
+      const uint32_t id = static_cast<uint32_t>(p);
+      const uint64_t start = NowNs();
+      const uint64_t end = start + static_cast<uint64_t>(duration * 1e9);
+      uint64_t seq = 0;
+      while (true) {
+        const uint64_t now = NowNs();
+        if (now >= end) break;
+        if (rate > 0) {
+          const uint64_t due = start + static_cast<uint64_t>(static_cast<double>(seq) * 1e9 / rate);
+          if (now < due) {
+            std::this_thread::sleep_for(std::chrono::nanoseconds(due - now));
+            continue;
+          }
+        }
+        std::memcpy(payload.data(), &id, 4);
+        std::memcpy(payload.data() + 8, &seq, 8);
+        const uint64_t ts = NowNs();
+        std::memcpy(payload.data() + 16, &ts, 8);
+        pub.send(zmq::buffer(payload), zmq::send_flags::none);
+        ++seq;
+      }
+      sent[p] = seq;
+    });
+  }
+  for (auto& t : pub_threads) t.join();
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  const double elapsed = static_cast<double>(NowNs() - t0) / 1e9;
+  const double cpu = CpuSeconds(child.pid()) - cpu_start;
+  stop = true;
+  for (auto& t : sub_threads) t.join();
+  uint64_t total_sent = 0, total_received = 0, total_gaps = 0;
+  for (uint64_t s : sent) total_sent += s;
+  std::vector<uint64_t> all_lat;
+  for (int s = 0; s < subs; ++s) {
+    total_received += received[s];
+    total_gaps += gaps[s];
+    all_lat.insert(all_lat.end(), lat[s].begin(), lat[s].end());
+  }
+  const double delivered_per_s = static_cast<double>(total_received) / subs / duration;
+  std::printf(
+      "RESULT bus server=%s pubs=%d subs=%d size=%zu rate=%.0f sent=%llu delivered_per_sub_per_s=%.0f "
+      "lost=%llu server_cpu_s=%.2f elapsed_s=%.1f p50_us=%.1f p99_us=%.1f\n",
+      server.c_str(), pubs, subs, size, rate, static_cast<unsigned long long>(total_sent),
+      delivered_per_s,
+      static_cast<unsigned long long>(total_sent * subs - std::min(total_sent * subs, total_received)),
+      cpu, elapsed, Percentile(all_lat, 0.5), Percentile(all_lat, 0.99));
+  return 0;
+}
+
+// ---------------------------------------------------------------------------
+// Memory: idle peers, spread over child processes (each socket costs the
+// load generator two descriptors).
+
+int RunMemory(const Args& args) {
+  const int clients = static_cast<int>(args.Num("--clients", 10000));
+  const int workers = static_cast<int>(args.Num("--workers", 1000));
+  const int port = 17600 + static_cast<int>(getpid() % 1000);
+  const std::string endpoint = "tcp://127.0.0.1:" + std::to_string(port);
+  const std::string path = "/tmp/plantd-bench-mem-" + std::to_string(getpid()) + ".yaml";
+  std::ofstream(path) << "buses: []\nmax_workers: 100000\n";
+  Child broker({args.Str("--broker", PLANTD_BROKER_BINARY), "--config", path, "--endpoint",
+                endpoint, "--client-endpoint", "tcp://127.0.0.1:" + std::to_string(port + 1),
+                "--health-port", "0", "--log-level", "warn"},
+               static_cast<int>(args.Num("--server-cpu", 0)));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const long rss_empty = RssKb(broker.pid());
+
+  constexpr int kPerProcess = 3000;
+  std::vector<int> children;
+  int fds[2];
+  if (pipe(fds) != 0) return 1;
+  const int total = clients + workers;
+  for (int first = 0; first < total; first += kPerProcess) {
+    const int last = std::min(total, first + kPerProcess);
+    const int pid = fork();
+    if (pid == 0) {
+      zmq::context_t ctx(1);
+      ctx.set(zmq::ctxopt::max_sockets, kPerProcess + 10);
+      std::vector<zmq::socket_t> sockets;
+      for (int i = first; i < last; ++i) {
+        sockets.emplace_back(ctx, zmq::socket_type::dealer);
+        sockets.back().set(zmq::sockopt::linger, 0);
+        sockets.back().connect(endpoint);
+        if (i < workers) {
+          Send(sockets.back(), {"MDPW02", "\x01", "idle.service." + std::to_string(i % 100)});
+        } else {
+          // A client that asked once and got its answer.
+          Send(sockets.back(), {"MDPC02", "\x01", "mmi.heartbeat", "x"});
+        }
+      }
+      for (int i = first; i < last; ++i) {
+        if (i >= workers) {
+          zmq::message_t m;
+          while (true) {
+            if (!sockets[i - first].recv(m)) break;
+            if (!m.more()) break;
+          }
+        }
+      }
+      char c = 1;
+      if (write(fds[1], &c, 1) != 1) _exit(1);
+      // Workers heartbeat so the broker keeps them.
+      while (true) {
+        std::this_thread::sleep_for(std::chrono::seconds(1));
+        for (int i = first; i < last && i < workers; ++i) {
+          Send(sockets[i - first], {"MDPW02", "\x05"});
+        }
+      }
+    }
+    children.push_back(pid);
+  }
+  for (size_t i = 0; i < children.size(); ++i) {
+    char c;
+    if (read(fds[0], &c, 1) != 1) break;
+  }
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  const long rss = RssKb(broker.pid());
+  std::printf("RESULT memory clients=%d workers=%d broker_rss_empty_mb=%.1f broker_rss_mb=%.1f\n",
+              clients, workers, rss_empty / 1024.0, rss / 1024.0);
+  for (int pid : children) kill(pid, SIGKILL);
+  for (int pid : children) waitpid(pid, nullptr, 0);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fprintf(stderr,
+                 "usage: plantd-bench mdp|bus|memory|relay|relay-pipelined|proxy [--key value]...\n");
+    return 2;
+  }
+  signal(SIGPIPE, SIG_IGN);
+  Args args{std::vector<std::string>(argv + 2, argv + argc)};
+  const std::string mode = argv[1];
+  if (mode == "relay") return RunRelay(args, false);
+  if (mode == "relay-pipelined") return RunRelay(args, true);
+  if (mode == "proxy") return RunProxy(args);
+  if (mode == "mdp") return RunMdp(args);
+  if (mode == "bus") return RunBus(args);
+  if (mode == "memory") return RunMemory(args);
+  std::fprintf(stderr, "plantd-bench: unknown mode %s\n", mode.c_str());
+  return 2;
+}
