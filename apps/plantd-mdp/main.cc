@@ -105,10 +105,12 @@ int Call(const Common& common, const std::string& service, const Frames& body, b
   return kExitOk;
 }
 
-int EchoWorker(const std::string& endpoint, const std::string& service, long count, bool mdp01) {
+int EchoWorker(const std::string& endpoint, const std::string& service, long count, bool mdp01,
+               int credit) {
   plantd::mdp::WorkerOptions o;
   o.endpoints = {endpoint};
   o.service = service;
+  o.credit = credit;
   o.protocol = mdp01 ? plantd::mdp::Protocol::kMdp01 : plantd::mdp::Protocol::kMdp02;
   plantd::mdp::Worker worker(o);
   std::thread watcher([&] {
@@ -205,6 +207,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   echo->add_option("-n,--count", count, "exit after this many requests");
   echo->add_flag("--mdp01", common.mdp01, "speak MDP/0.1 (RFC 7)");
+  int credit = 1;
+  echo->add_option("--credit", credit, "requests the broker may hand it at once (docs/credit.md)")
+      ->check(CLI::Range(1, 1024));
 
   std::string bus_endpoint, topic;
   CLI::App* pub = app.add_subcommand("pub", "publish one message to a bus backend");
@@ -252,7 +257,7 @@ int main(int argc, char** argv) {
     PrintDocument(reply->empty() ? "{}" : (*reply)[0]);
     return kExitOk;
   }
-  if (echo->parsed()) return EchoWorker(worker_endpoint, service, count, common.mdp01);
+  if (echo->parsed()) return EchoWorker(worker_endpoint, service, count, common.mdp01, credit);
   if (pub->parsed()) return Publish(bus_endpoint, topic, frames);
   if (sub->parsed()) return Subscribe(bus_endpoint, topic, count, common.json);
   return kExitUsage;

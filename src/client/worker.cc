@@ -1,6 +1,9 @@
 #include "plantd/mdp/worker.h"
 
 #include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
 #include <thread>
 #include <zmq.hpp>
 
@@ -35,6 +38,9 @@ struct Worker::Impl {
   zmq::context_t context{1};
   std::vector<Connection> connections;
   uint64_t registrations = 0;
+  // Serve(): handler threads ring this to wake Receive (inproc PUSH/PULL).
+  std::unique_ptr<zmq::socket_t> wake;
+  bool woken = false;
 
   bool v01() const { return options.protocol == Protocol::kMdp01; }
 
@@ -52,7 +58,11 @@ struct Worker::Impl {
     c.socket->set(zmq::sockopt::linger, 0);
     c.socket->connect(c.endpoint);
     // READY goes out when the connection completes (DEALER queues it).
-    Send(c, v02::kReady, v01::kReady, {options.service});
+    if (options.credit > 1) {
+      Send(c, v02::kReady, v01::kReady, {options.service, std::to_string(options.credit)});
+    } else {
+      Send(c, v02::kReady, v01::kReady, {options.service});
+    }
     c.liveness = options.heartbeat_liveness;
     c.next_heartbeat = steady_clock::now() + options.heartbeat_interval;
     ++registrations;
@@ -114,6 +124,7 @@ std::optional<WorkerRequest> Worker::Receive(milliseconds timeout) {
     }
     std::vector<zmq::pollitem_t> items;
     std::vector<size_t> index;
+    if (impl_->wake) items.push_back({impl_->wake->handle(), 0, ZMQ_POLLIN, 0});
     for (size_t i = 0; i < impl_->connections.size(); ++i) {
       if (impl_->connections[i].socket) {
         items.push_back({impl_->connections[i].socket->handle(), 0, ZMQ_POLLIN, 0});
@@ -126,9 +137,16 @@ std::optional<WorkerRequest> Worker::Receive(milliseconds timeout) {
       continue;
     }
     client::Poll(items.data(), items.size(), std::max(wait, milliseconds(0)));
-    for (size_t k = 0; k < items.size(); ++k) {
+    const size_t first = impl_->wake ? 1 : 0;
+    if (first == 1 && (items[0].revents & ZMQ_POLLIN)) {
+      while (!client::RecvFrames(*impl_->wake).empty()) {
+      }
+      impl_->woken = true;
+      return std::nullopt;
+    }
+    for (size_t k = first; k < items.size(); ++k) {
       if (!(items[k].revents & ZMQ_POLLIN)) continue;
-      Connection& c = impl_->connections[index[k]];
+      Connection& c = impl_->connections[index[k - first]];
       Frames f = client::RecvFrames(*c.socket);
       // Any message from the broker shows it alive.
       c.liveness = impl_->options.heartbeat_liveness;
@@ -149,11 +167,69 @@ std::optional<WorkerRequest> Worker::Receive(milliseconds timeout) {
       // f[h + 3] is the empty delimiter.
       r.body.assign(std::make_move_iterator(f.begin() + static_cast<long>(h) + 4),
                     std::make_move_iterator(f.end()));
-      r.connection = index[k];
+      r.connection = index[k - first];
       return r;
     }
   }
   return std::nullopt;
+}
+
+void Worker::Serve(const Handler& handler) {
+  const std::string address = "inproc://plantd-worker-" + std::to_string(
+                                  reinterpret_cast<uintptr_t>(this));
+  impl_->wake = std::make_unique<zmq::socket_t>(impl_->context, zmq::socket_type::pull);
+  impl_->wake->bind(address);
+
+  std::mutex mutex;
+  std::condition_variable ready;
+  std::deque<WorkerRequest> jobs;                          // GUARDED_BY(mutex)
+  std::deque<std::pair<WorkerRequest, Frames>> finished;  // GUARDED_BY(mutex)
+  bool done = false;                                       // GUARDED_BY(mutex)
+  std::vector<std::thread> threads;
+  for (int i = 0; i < std::max(1, impl_->options.credit); ++i) {
+    threads.emplace_back([&] {
+      zmq::socket_t bell(impl_->context, zmq::socket_type::push);
+      bell.set(zmq::sockopt::linger, 0);
+      bell.connect(address);
+      while (true) {
+        WorkerRequest job;
+        {
+          std::unique_lock<std::mutex> lock(mutex);
+          ready.wait(lock, [&] { return done || !jobs.empty(); });
+          if (jobs.empty()) return;
+          job = std::move(jobs.front());
+          jobs.pop_front();
+        }
+        Frames reply = handler(job);
+        {
+          std::lock_guard<std::mutex> lock(mutex);
+          finished.emplace_back(std::move(job), std::move(reply));
+        }
+        bell.send(zmq::str_buffer(""), zmq::send_flags::dontwait);
+      }
+    });
+  }
+  while (!stopped()) {
+    auto request = Receive(milliseconds(100));
+    if (request) {
+      std::lock_guard<std::mutex> lock(mutex);
+      jobs.push_back(std::move(*request));
+      ready.notify_one();
+    }
+    std::deque<std::pair<WorkerRequest, Frames>> replies;
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      replies.swap(finished);
+    }
+    for (auto& [job, reply] : replies) (void)Reply(job, reply);
+  }
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    done = true;
+  }
+  ready.notify_all();
+  for (std::thread& t : threads) t.join();
+  impl_->wake.reset();
 }
 
 Status Worker::Partial(const WorkerRequest& request, const Frames& body) {

@@ -287,6 +287,43 @@ TEST_F(LibTest, BusPublisherAndSubscriber) {
   EXPECT_EQ(m->frames, (Frames{"21.5", "C"}));
 }
 
+// A worker with credit 4 runs its handler on 4 threads: four slow requests
+// finish together, and replies go out as each finishes (out of order).
+TEST_F(LibTest, ConcurrentWorkerHandlesCreditRequestsAtOnce) {
+  StartBroker();
+  std::thread worker([this] {
+    mdp::WorkerOptions o = WorkerFor("lib.parallel");
+    o.credit = 4;
+    mdp::Worker w(o);
+    std::thread stopper([&] {
+      while (!stop_) std::this_thread::sleep_for(10ms);
+      w.Stop();
+    });
+    w.Serve([](const mdp::WorkerRequest& r) {
+      // Later requests finish first.
+      std::this_thread::sleep_for(std::chrono::milliseconds(400 - 100 * std::stoi(r.body[0])));
+      return r.body;
+    });
+    stopper.join();
+  });
+  WaitForService("lib.parallel");
+  mdp::AsyncClient client(ClientFor(5s));
+  std::vector<std::string> order;
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 4; ++i) {
+    client.Send("lib.parallel", {std::to_string(i)}, [&](Result<Frames> r) {
+      ASSERT_TRUE(r.ok());
+      order.push_back(r.value()[0]);
+    });
+  }
+  EXPECT_EQ(client.Drain(5s), 0u);
+  const auto elapsed = std::chrono::steady_clock::now() - start;
+  stop_ = true;
+  worker.join();
+  EXPECT_LT(elapsed, 800ms) << "requests were not handled concurrently";
+  EXPECT_EQ(order, (std::vector<std::string>{"3", "2", "1", "0"}));
+}
+
 // --- plantd-mdp --------------------------------------------------------------
 
 TEST_F(LibTest, CliCallServicesServiceBrokerAndExitCodes) {

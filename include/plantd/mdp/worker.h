@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -35,6 +36,9 @@ struct WorkerOptions {
   // After losing a broker: wait this long, doubling up to the maximum.
   std::chrono::milliseconds reconnect_delay{250};
   std::chrono::milliseconds reconnect_delay_max{8000};
+  // Requests the broker may hand this worker at once (docs/credit.md). 1 is
+  // standard MDP; more needs plantd-broker (an RFC broker ignores it).
+  int credit = 1;
 };
 
 struct WorkerRequest {
@@ -59,6 +63,12 @@ class Worker {
   Status Partial(const WorkerRequest& request, const Frames& body);
   // The FINAL reply; the request is done.
   Status Reply(const WorkerRequest& request, const Frames& body);
+
+  // Runs `handler` on options.credit threads until Stop(): requests are
+  // handled concurrently and their replies sent as each finishes, in any
+  // order. The handler's return value is the FINAL body.
+  using Handler = std::function<Frames(const WorkerRequest& request)>;
+  void Serve(const Handler& handler);
 
   // Makes Receive return nullopt. Thread-safe.
   void Stop() { stop_.store(true); }
