@@ -12,6 +12,8 @@ packages=(
   nlohmann-json3-dev libcli11-dev libcpp-httplib-dev libsqlite3-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev googletest libbenchmark-dev curl procps iproute2
+  # benchmarks: NATS, measured beside the broker in the same run
+  nats-server
   # lint
   clang-tidy clang-format
 )

@@ -37,8 +37,26 @@ for shape in "${mdp_shapes[@]}"; do
        " p99 $(ratio "$(field p99_us "$broker")" "$(field p99_us "$base")")"
 done
 
-piped=$("$bench" mdp --server relay-pipelined --workers 4 --clients 4 --inflight 16 --duration "$duration" | grep RESULT)
-echo "== MDP ceiling without the one-request rule (pipelined relay, 4 workers, 4 x 16): $piped"
+echo "== MDP with worker credit (docs/credit.md): 4 workers with credit 16, 4 clients x 16, 64 B, split CPUs"
+piped=$("$bench" mdp --server relay-pipelined --workers 4 --clients 4 --inflight 16 --credit 16 --duration "$duration" | grep RESULT)
+credit=$("$bench" mdp --server broker --workers 4 --clients 4 --inflight 16 --credit 16 --duration "$duration" | grep RESULT)
+echo "   baseline (pipelined relay, workers hold many): $piped"
+echo "   broker (credit 16):                            $credit"
+echo "   ratio broker/baseline: throughput $(ratio "$(field req_per_s "$credit")" "$(field req_per_s "$piped")")" \
+     " cpu/req $(ratio "$(field server_cpu_us_per_req "$credit")" "$(field server_cpu_us_per_req "$piped")")"
+
+# NATS on the same shape, when nats-server and the natsbench tool are here.
+natsbench_src=$(dirname "$0")/../../shared/tools/natsbench/natsbench.cpp
+if command -v nats-server >/dev/null && [ -f "$natsbench_src" ]; then
+  [ -x "$build/natsbench" ] || g++ -O2 -std=c++17 -pthread "$natsbench_src" -o "$build/natsbench"
+  port=$((14222 + RANDOM % 1000))
+  taskset -c 0 nats-server -a 127.0.0.1 -p "$port" >/dev/null 2>&1 &
+  nats_pid=$!
+  sleep 0.5
+  nats=$(taskset -c 1 "$build/natsbench" reqrep --port "$port" --workers 4 --clients 4 --inflight 16 --size 64 --duration "$duration" 2>&1 | grep TOTAL || true)
+  kill "$nats_pid"; wait "$nats_pid" 2>/dev/null || true
+  echo "   NATS (nats-server $(nats-server --version | cut -d' ' -f2), 4-member queue group, same shape): $nats"
+fi
 
 echo "== Bus: 1 publisher, 1 subscriber, 64 B, as fast as possible, split CPUs"
 base=$("$bench" bus --server proxy --pubs 1 --subs 1 --size 64 --duration "$duration" | grep RESULT)

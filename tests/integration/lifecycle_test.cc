@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <thread>
 
 #include "support.h"
 
@@ -206,6 +207,34 @@ TEST(Lifecycle, JsonLogLinesAreObjectsWithTimeLevelAndMessage) {
     ++parsed;
   }
   EXPECT_GE(parsed, 2);  // started, stopping, stopped
+}
+
+}  // namespace
+}  // namespace plantd::test
+
+namespace plantd::test {
+namespace {
+
+// SIGTERM tells every worker DISCONNECT, so it reconnects to whoever
+// replaces this broker, then exits 0.
+TEST(Lifecycle, SigtermSendsDisconnectToWorkers) {
+  const int worker_port = FreeTcpPort();
+  BrokerProcess broker;
+  ASSERT_TRUE(broker.Start({.config_yaml = LocalConfig(FreeTcpPort(), worker_port)}));
+  zmq::context_t ctx;
+  RawPeer worker(ctx, TcpEndpoint(worker_port));
+  worker.Send({"MDPW02", Byte(0x01), "leaving"});
+  std::this_thread::sleep_for(200ms);
+  broker.Signal(SIGTERM);
+  bool disconnected = false;
+  while (auto f = worker.Recv(3s)) {
+    if (*f == Frames{"MDPW02", Byte(0x06)}) {
+      disconnected = true;
+      break;
+    }
+  }
+  EXPECT_TRUE(disconnected);
+  EXPECT_EQ(broker.WaitExit(5s), std::optional<int>(0));
 }
 
 }  // namespace
