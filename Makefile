@@ -42,10 +42,15 @@ test-asan: deps
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --output-on-failure --timeout 600 $(CTEST_ARGS)
 
+# Under TSan everything runs 10-20x slower and libzmq is not instrumented:
+# the load tests and the drop-mode loss test, whose timing windows assume
+# full speed, are left to the other builds.
+TSAN_EXCLUDE ?= MdpLoad|DropModeCountsLosses|AsyncClientCompletesTenThousand
+
 test-tsan: deps
 	@cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DPLANTD_SANITIZE=thread -DPLANTD_BUILD_BENCH=OFF >/dev/null
 	cmake --build build-tsan -j $(JOBS)
-	cd build-tsan && TSAN_OPTIONS="halt_on_error=1 suppressions=$(CURDIR)/tests/tsan.supp" ctest --output-on-failure --timeout 600 $(CTEST_ARGS)
+	cd build-tsan && TSAN_OPTIONS="halt_on_error=1 suppressions=$(CURDIR)/tests/tsan.supp" ctest --output-on-failure --timeout 600 -E '$(TSAN_EXCLUDE)' $(CTEST_ARGS)
 
 lint: configure
 	run-clang-tidy -quiet -p $(BUILD_DIR) 'src/|apps/' 2>/dev/null || \

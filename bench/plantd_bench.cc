@@ -565,10 +565,14 @@ int RunMemory(const Args& args) {
   const std::string endpoint = "tcp://127.0.0.1:" + std::to_string(port);
   const std::string path = "/tmp/plantd-bench-mem-" + std::to_string(getpid()) + ".yaml";
   std::ofstream(path) << "buses: []\nmax_workers: 100000\n";
-  Child broker({args.Str("--broker", PLANTD_BROKER_BINARY), "--config", path, "--endpoint",
-                endpoint, "--client-endpoint", "tcp://127.0.0.1:" + std::to_string(port + 1),
-                "--health-port", "0", "--log-level", "warn"},
-               static_cast<int>(args.Num("--server-cpu", 0)));
+  const std::string server = args.Str("--server", "broker");
+  std::vector<std::string> argv = {args.Str("--broker", PLANTD_BROKER_BINARY), "--config", path,
+                                   "--endpoint", endpoint, "--client-endpoint",
+                                   "tcp://127.0.0.1:" + std::to_string(port + 1),
+                                   "--health-port", "0", "--log-level", "warn"};
+  // The baseline: the bare relay holding the same connections.
+  if (server == "relay") argv = {SelfPath(), "relay", "--endpoint", endpoint};
+  Child broker(argv, static_cast<int>(args.Num("--server-cpu", 0)));
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   const long rss_empty = RssKb(broker.pid());
 
@@ -591,19 +595,11 @@ int RunMemory(const Args& args) {
         if (i < workers) {
           Send(sockets.back(), {"MDPW02", "\x01", "idle.service." + std::to_string(i % 100)});
         } else {
-          // A client that asked once and got its answer.
-          Send(sockets.back(), {"MDPC02", "\x01", "mmi.heartbeat", "x"});
+          // A client that asked once (tagged, as the load clients do).
+          Send(sockets.back(), {"tag", "", "MDPC02", "\x01", "mmi.heartbeat", "x"});
         }
       }
-      for (int i = first; i < last; ++i) {
-        if (i >= workers) {
-          zmq::message_t m;
-          while (true) {
-            if (!sockets[i - first].recv(m)) break;
-            if (!m.more()) break;
-          }
-        }
-      }
+      std::this_thread::sleep_for(std::chrono::seconds(2));  // connections settle
       char c = 1;
       if (write(fds[1], &c, 1) != 1) _exit(1);
       // Workers heartbeat so the broker keeps them.
@@ -622,8 +618,8 @@ int RunMemory(const Args& args) {
   }
   std::this_thread::sleep_for(std::chrono::seconds(2));
   const long rss = RssKb(broker.pid());
-  std::printf("RESULT memory clients=%d workers=%d broker_rss_empty_mb=%.1f broker_rss_mb=%.1f\n",
-              clients, workers, rss_empty / 1024.0, rss / 1024.0);
+  std::printf("RESULT memory server=%s clients=%d workers=%d rss_empty_mb=%.1f rss_mb=%.1f\n",
+              server.c_str(), clients, workers, rss_empty / 1024.0, rss / 1024.0);
   for (int pid : children) kill(pid, SIGKILL);
   for (int pid : children) waitpid(pid, nullptr, 0);
   return 0;

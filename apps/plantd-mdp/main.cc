@@ -81,8 +81,13 @@ struct Common {
 };
 
 // After a timeout: is it that nobody serves the service? (8/MMI)
-Status Explain(plantd::mdp::Client& client, const std::string& service, const Status& timeout) {
+Status Explain(const Common& common, const std::string& service, const Status& timeout) {
   if (service.rfind("mmi.", 0) == 0) return timeout;
+  // The broker answers MMI itself: a second is plenty even when the request
+  // timeout was short.
+  plantd::mdp::ClientOptions o = common.ClientOptions();
+  o.timeout = std::max(o.timeout, std::chrono::milliseconds(1000));
+  plantd::mdp::Client client(o);
   auto exists = client.ServiceExists(service);
   if (exists.ok() && !exists.value()) {
     return Status::NotFound("service " + service + " has no worker (mmi.service: 404)");
@@ -97,7 +102,7 @@ int Call(const Common& common, const std::string& service, const Frames& body, b
   auto reply = client.Request(service, body, on_partial);
   if (!reply.ok()) {
     if (reply.status().code() == Status::Code::kTimeout) {
-      return Fail(Explain(client, service, reply.status()));
+      return Fail(Explain(common, service, reply.status()));
     }
     return Fail(reply.status());
   }
@@ -106,11 +111,12 @@ int Call(const Common& common, const std::string& service, const Frames& body, b
 }
 
 int EchoWorker(const std::string& endpoint, const std::string& service, long count, bool mdp01,
-               int credit) {
+               int credit, long heartbeat_ms) {
   plantd::mdp::WorkerOptions o;
   o.endpoints = {endpoint};
   o.service = service;
   o.credit = credit;
+  o.heartbeat_interval = std::chrono::milliseconds(heartbeat_ms);
   o.protocol = mdp01 ? plantd::mdp::Protocol::kMdp01 : plantd::mdp::Protocol::kMdp02;
   plantd::mdp::Worker worker(o);
   std::thread watcher([&] {
@@ -207,6 +213,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   echo->add_option("-n,--count", count, "exit after this many requests");
   echo->add_flag("--mdp01", common.mdp01, "speak MDP/0.1 (RFC 7)");
+  long heartbeat_ms = 2500;
+  echo->add_option("--heartbeat", heartbeat_ms, "heartbeat interval in ms (use the broker's)")
+      ->capture_default_str()
+      ->check(CLI::Range(1L, 3600000L));
   int credit = 1;
   echo->add_option("--credit", credit, "requests the broker may hand it at once (docs/credit.md)")
       ->check(CLI::Range(1, 1024));
@@ -257,7 +267,8 @@ int main(int argc, char** argv) {
     PrintDocument(reply->empty() ? "{}" : (*reply)[0]);
     return kExitOk;
   }
-  if (echo->parsed()) return EchoWorker(worker_endpoint, service, count, common.mdp01, credit);
+  if (echo->parsed()) return EchoWorker(worker_endpoint, service, count, common.mdp01, credit,
+                                           heartbeat_ms);
   if (pub->parsed()) return Publish(bus_endpoint, topic, frames);
   if (sub->parsed()) return Subscribe(bus_endpoint, topic, count, common.json);
   return kExitUsage;

@@ -330,7 +330,8 @@ TEST_F(LibTest, CliCallServicesServiceBrokerAndExitCodes) {
   StartBroker();
   const std::string e = TcpEndpoint(client_port_);
   BrokerProcess echo;
-  ASSERT_TRUE(echo.Start({.args = {"echo-worker", "cli.echo", "-e", TcpEndpoint(worker_port_)},
+  ASSERT_TRUE(echo.Start({.args = {"echo-worker", "cli.echo", "-e", TcpEndpoint(worker_port_),
+                                   "--heartbeat", "100"},
                           .wait_ready = false,
                           .binary = BuildPath("plantd-mdp")}));
   WaitForService("cli.echo");
