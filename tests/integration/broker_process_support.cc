@@ -33,6 +33,20 @@ int FreeTcpPort() {
 
 std::string TcpEndpoint(int port) { return "tcp://127.0.0.1:" + std::to_string(port); }
 
+PortSquatter::PortSquatter() {
+  fd_ = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  listen(fd_, 1);
+  socklen_t len = sizeof(addr);
+  getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+  port_ = ntohs(addr.sin_port);
+}
+
+PortSquatter::~PortSquatter() { close(fd_); }
+
 TempDir::TempDir() {
   char tmpl[] = "/tmp/plantd-test-XXXXXX";
   path_ = mkdtemp(tmpl);
@@ -162,11 +176,14 @@ std::string BuildPath(const std::string& relative) {
   return std::string(PLANTD_BUILD_DIR) + "/" + relative;
 }
 
-RunResult RunProgram(const std::string& program, const std::vector<std::string>& args,
-                     std::chrono::milliseconds timeout) {
+namespace {
+
+RunResult SpawnAndWait(const std::string& binary, const std::vector<std::string>& args,
+                       const std::map<std::string, std::string>& env,
+                       std::chrono::milliseconds timeout) {
   TempDir dir;
   const std::string out = dir.path() + "/output.log";
-  const int pid = Spawn(BuildPath(program), args, {}, out);
+  const int pid = Spawn(binary, args, env, out);
   RunResult result;
   auto status = WaitPid(pid, timeout);
   if (!status) {
@@ -178,21 +195,17 @@ RunResult RunProgram(const std::string& program, const std::vector<std::string>&
   return result;
 }
 
+}  // namespace
+
+RunResult RunProgram(const std::string& program, const std::vector<std::string>& args,
+                     std::chrono::milliseconds timeout) {
+  return SpawnAndWait(BuildPath(program), args, {}, timeout);
+}
+
 RunResult RunBroker(const std::vector<std::string>& args,
                     const std::map<std::string, std::string>& env,
                     std::chrono::milliseconds timeout) {
-  TempDir dir;
-  const std::string out = dir.path() + "/output.log";
-  const int pid = Spawn("", args, env, out);
-  RunResult result;
-  auto status = WaitPid(pid, timeout);
-  if (!status) {
-    kill(pid, SIGKILL);
-    status = WaitPid(pid, 5s);
-  }
-  result.status = status.value_or(-1);
-  result.output = ReadFile(out);
-  return result;
+  return SpawnAndWait("", args, env, timeout);
 }
 
 RawPeer::RawPeer(zmq::context_t& context, const std::string& endpoint,

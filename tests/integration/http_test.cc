@@ -274,15 +274,8 @@ TEST_F(HttpTest, HostileHttpClientsDoNotStallRouting) {
 }
 
 TEST(HttpProcess, HealthPortInUseNamesTheKey) {
-  const int squatter = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(bind(squatter, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  ASSERT_EQ(listen(squatter, 1), 0);
-  socklen_t len = sizeof(addr);
-  getsockname(squatter, reinterpret_cast<sockaddr*>(&addr), &len);
-  const int port = ntohs(addr.sin_port);
+  PortSquatter squatter;
+  const int port = squatter.port();
   BrokerProcess broker;
   broker.Start({.config_yaml = "endpoint: " + TcpEndpoint(FreeTcpPort()) +
                                "\nclient_endpoint: " + TcpEndpoint(FreeTcpPort()) +
@@ -294,7 +287,6 @@ TEST(HttpProcess, HealthPortInUseNamesTheKey) {
                                  " (health.bind, health.port)"),
             std::string::npos)
       << broker.Output();
-  close(squatter);
 }
 
 }  // namespace

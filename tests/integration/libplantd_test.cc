@@ -39,6 +39,15 @@ class LibTest : public ::testing::Test {
            "heartbeat_liveness: 5\n";
   }
   void StartBroker() { ASSERT_TRUE(broker_.Start({.config_yaml = Yaml()})) << broker_.Output(); }
+  // The broker with one bus, "t", on the given ports.
+  void StartBrokerWithBus(int backend, int frontend) {
+    ASSERT_TRUE(broker_.Start({.config_yaml = "endpoint: " + TcpEndpoint(client_port_) +
+                                              "\nclient_endpoint: " + TcpEndpoint(worker_port_) +
+                                              "\nhealth:\n  port: 0\nbuses:\n  - name: t\n"
+                                              "    backend: " + TcpEndpoint(backend) +
+                                              "\n    frontend: " + TcpEndpoint(frontend) + "\n"}))
+        << broker_.Output();
+  }
 
   mdp::WorkerOptions WorkerFor(const std::string& service) const {
     return {.endpoints = {TcpEndpoint(worker_port_)},
@@ -270,11 +279,7 @@ TEST_F(LibTest, WorkerRegistersWithEveryBrokerAndClientFailsOver) {
 
 TEST_F(LibTest, BusPublisherAndSubscriber) {
   const int backend = FreeTcpPort(), frontend = FreeTcpPort();
-  ASSERT_TRUE(broker_.Start({.config_yaml = "endpoint: " + TcpEndpoint(client_port_) +
-                                            "\nclient_endpoint: " + TcpEndpoint(worker_port_) +
-                                            "\nhealth:\n  port: 0\nbuses:\n  - name: t\n"
-                                            "    backend: " + TcpEndpoint(backend) +
-                                            "\n    frontend: " + TcpEndpoint(frontend) + "\n"}));
+  StartBrokerWithBus(backend, frontend);
   bus::Subscriber sub(TcpEndpoint(frontend), {"sensor."});
   bus::Publisher pub(TcpEndpoint(backend));
   std::optional<bus::Message> m;
@@ -388,11 +393,7 @@ TEST_F(LibTest, CliTimeoutIsExitOne) {
 
 TEST_F(LibTest, CliPubSub) {
   const int backend = FreeTcpPort(), frontend = FreeTcpPort();
-  ASSERT_TRUE(broker_.Start({.config_yaml = "endpoint: " + TcpEndpoint(client_port_) +
-                                            "\nclient_endpoint: " + TcpEndpoint(worker_port_) +
-                                            "\nhealth:\n  port: 0\nbuses:\n  - name: t\n"
-                                            "    backend: " + TcpEndpoint(backend) +
-                                            "\n    frontend: " + TcpEndpoint(frontend) + "\n"}));
+  StartBrokerWithBus(backend, frontend);
   BrokerProcess sub;
   ASSERT_TRUE(sub.Start({.args = {"sub", TcpEndpoint(frontend), "alarm", "-n", "1"},
                          .wait_ready = false,
@@ -411,11 +412,7 @@ TEST_F(LibTest, CliPubSub) {
 
 TEST_F(LibTest, ExamplesWorkAsDocumented) {
   const int backend = FreeTcpPort(), frontend = FreeTcpPort();
-  ASSERT_TRUE(broker_.Start({.config_yaml = "endpoint: " + TcpEndpoint(client_port_) +
-                                            "\nclient_endpoint: " + TcpEndpoint(worker_port_) +
-                                            "\nhealth:\n  port: 0\nbuses:\n  - name: t\n"
-                                            "    backend: " + TcpEndpoint(backend) +
-                                            "\n    frontend: " + TcpEndpoint(frontend) + "\n"}));
+  StartBrokerWithBus(backend, frontend);
   const std::string clients = TcpEndpoint(client_port_), workers = TcpEndpoint(worker_port_);
 
   BrokerProcess echo;

@@ -46,21 +46,12 @@ TEST(Lifecycle, SigintExitsZero) {
 }
 
 TEST(Lifecycle, PortInUseNamesTheEndpointAndItsKey) {
-  // Hold the port with a plain listening socket.
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  ASSERT_EQ(listen(fd, 1), 0);
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  const int busy = ntohs(addr.sin_port);
+  PortSquatter squatter;
+  const int busy = squatter.port();
 
   BrokerProcess broker;
   broker.Start({.config_yaml = LocalConfig(FreeTcpPort(), busy), .wait_ready = false});
   auto status = broker.WaitExit(10s);
-  close(fd);
   ASSERT_TRUE(status.has_value());
   EXPECT_EQ(*status, 1);
   const std::string out = broker.Output();

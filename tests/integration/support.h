@@ -19,6 +19,19 @@ int FreeTcpPort();
 
 std::string TcpEndpoint(int port);
 
+// A plain listening TCP socket on 127.0.0.1 that holds a port, as another
+// program would; closed on destruction.
+class PortSquatter {
+ public:
+  PortSquatter();
+  ~PortSquatter();
+  int port() const { return port_; }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+};
+
 // A directory that is removed with everything in it when this goes away.
 class TempDir {
  public:
