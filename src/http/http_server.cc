@@ -104,6 +104,8 @@ std::string StatusJson(const broker::BrokerSnapshot* snap, const std::vector<con
                          {"service", w.service},
                          {"dialect", w.dialect},
                          {"busy", w.busy},
+                         {"credit", w.credit},
+                         {"in_flight", w.in_flight},
                          {"last_seen_seconds_ago", w.last_seen_seconds_ago},
                          {"served", w.served}});
     }
