@@ -75,12 +75,13 @@ class MdpBrokerTest : public ::testing::Test {
     }
   }
 
+  // The service's row of mmi.services; an empty object until it exists.
   json ServiceStats(const std::string& service) {
     json list = json::parse(Mmi("mmi.services").at(0));
     for (const json& s : list) {
       if (s["name"] == service) return s;
     }
-    return json();
+    return json::object();
   }
 
   zmq::context_t ctx_;
