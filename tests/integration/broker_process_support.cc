@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -75,7 +76,10 @@ int Spawn(const std::string& program, const std::vector<std::string>& args,
   for (const auto& [k, v] : env) env_strings.push_back(k + "=" + v);
   const pid_t pid = fork();
   if (pid != 0) return pid;
-  // Child: output to the file, default signal handling, a clean environment.
+  // Child: dies with the test process (a test killed by a timeout or a
+  // sanitizer abort leaves no broker behind), output to the file, default
+  // signal handling, a clean environment.
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
   const int fd = open(output_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   dup2(fd, 1);
   dup2(fd, 2);

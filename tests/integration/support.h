@@ -44,7 +44,9 @@ class TempDir {
   std::string path_;
 };
 
-// The plantd-broker binary in a child process. The destructor stops it.
+// The plantd-broker binary in a child process. The destructor stops it, and
+// it is killed if the thread that started it ends first (PR_SET_PDEATHSIG):
+// start it from the test's own thread.
 class BrokerProcess {
  public:
   struct Options {
