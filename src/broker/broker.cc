@@ -234,7 +234,8 @@ void Broker::HandleManagement(const mdp::Decoded& d, size_t count) {
 
   std::shared_ptr<BrokerSnapshot> snap;
   SnapshotSource source = [&]() -> const BrokerSnapshot& {
-    if (!snap) snap = BuildSnapshot(clock_.Now());
+    // MMI answers need no per-worker detail: skip building it.
+    if (!snap) snap = BuildSnapshot(clock_.Now(), /*with_workers=*/false);
     return *snap;
   };
   const std::vector<std::string> reply = service == mdp::kBrokerService
@@ -362,6 +363,16 @@ void Broker::HandleReply(Worker* w, const mdp::Decoded& d, size_t count) {
   Request* r = w->in_flight[slot];
   const bool final = d.command == mdp::Command::kFinal;
   Service* s = r->service;
+  if (final) {
+    // The worker is free again: give it its next request before forwarding
+    // this reply. Where workers' turn-round bounds throughput (more requests
+    // than workers), this keeps them busy a little longer.
+    w->in_flight[slot] = w->in_flight.back();  // replies come in any order
+    w->in_flight.pop_back();
+    if (w->in_flight.empty()) s->WorkerIdle();
+    ++w->served;
+    WorkerBecameIdle(w);  // may remove w if it became unreachable: w is not used below
+  }
   if (final || mdp::ClientTakesPartials(r->client_dialect)) {
     if (SendIdentity(r->client.data(), r->client.size())) {
       SendClientPrefix(r->envelope.data(), r->envelope.size(), r->client_dialect, final);
@@ -380,13 +391,7 @@ void Broker::HandleReply(Worker* w, const mdp::Decoded& d, size_t count) {
   const SteadyTime now = clock_.Now();
   s->counters().latency.Record(now - r->received);
   s->last_active = now;
-  // Replies may come in any order: swap-remove.
-  w->in_flight[slot] = w->in_flight.back();
-  w->in_flight.pop_back();
-  if (w->in_flight.empty()) s->WorkerIdle();
-  ++w->served;
   requests_.Release(r);
-  WorkerBecameIdle(w);
 }
 
 // ---------------------------------------------------------------------------
@@ -634,7 +639,7 @@ void Broker::CountInvalid(InvalidReason reason, std::string_view identity) {
                    {{"reason", InvalidReasonName(reason)}, {"peer", log::Hex(identity)}});
 }
 
-std::shared_ptr<BrokerSnapshot> Broker::BuildSnapshot(SteadyTime now) const {
+std::shared_ptr<BrokerSnapshot> Broker::BuildSnapshot(SteadyTime now, bool with_workers) const {
   auto snap = std::make_shared<BrokerSnapshot>();
   snap->taken_at = std::chrono::system_clock::now();
   snap->taken_at_steady = std::chrono::steady_clock::now();
@@ -663,6 +668,7 @@ std::shared_ptr<BrokerSnapshot> Broker::BuildSnapshot(SteadyTime now) const {
   }
   std::sort(snap->services.begin(), snap->services.end(),
             [](const ServiceSnapshot& a, const ServiceSnapshot& b) { return a.name < b.name; });
+  if (!with_workers) return snap;
   snap->workers.reserve(workers_.size());
   workers_.ForEach([&](const Worker* w) {
     WorkerSnapshot ws;

@@ -89,7 +89,7 @@ class Broker {
   void ExpireRequests(SteadyTime now);
   void ForgetIdleServices(SteadyTime now);
   void CountInvalid(InvalidReason reason, std::string_view identity);
-  std::shared_ptr<BrokerSnapshot> BuildSnapshot(SteadyTime now) const;
+  std::shared_ptr<BrokerSnapshot> BuildSnapshot(SteadyTime now, bool with_workers = true) const;
 
   const BrokerOptions options_;
   const Clock& clock_;
