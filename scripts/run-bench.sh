@@ -31,14 +31,21 @@ compare() {
   echo "== $name"
   printf '%s' "$base_runs" | sed 's/^/   baseline: /'
   printf '%s' "$broker_runs" | sed 's/^/   broker:   /'
-  local line="   median broker/baseline:"
+  local line="   medians broker/baseline:"
+  local pairs="   median of per-pair ratios (each pair ran back to back):"
   for f in "$@"; do
     local b r
     b=$(printf '%s' "$base_runs" | median "$f")
     r=$(printf '%s' "$broker_runs" | median "$f")
     line+=" $f $r/$b=$(ratio "$r" "$b");"
+    local per_pair
+    per_pair=$(paste -d' ' <(printf '%s' "$broker_runs" | sed -n "s/.* $f=\([^ ]*\).*/\1/p") \
+                           <(printf '%s' "$base_runs" | sed -n "s/.* $f=\([^ ]*\).*/\1/p") |
+               awk '{ if ($2 > 0) printf "x ratio=%f\n", $1 / $2 }' | median ratio)
+    pairs+=" $f $per_pair;"
   done
   echo "$line"
+  echo "$pairs"
 }
 
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
