@@ -251,7 +251,7 @@ class FileReader {
       out_->errors.push_back({spec.key, where, "", "expected a single value"});
       return;
     }
-    const std::string text = value.Scalar();
+    const std::string& text = value.Scalar();
     Status s = spec.set(out_->options, text);
     if (!s.ok()) {
       out_->errors.push_back({spec.key, where, text, s.message()});
