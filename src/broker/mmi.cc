@@ -52,8 +52,6 @@ std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_hand
 
 }  // namespace
 
-std::string DescribeServiceJson(const ServiceSnapshot& s) { return Dump(ServiceJson(s)); }
-
 std::vector<std::string> AnswerMmi(std::string_view service,
                                    const std::vector<std::string_view>& body,
                                    const SnapshotSource& snapshot) {

@@ -26,8 +26,4 @@ std::vector<std::string> AnswerMmi(std::string_view service,
 std::vector<std::string> AnswerBrokerService(const std::vector<std::string_view>& body,
                                              const SnapshotSource& snapshot);
 
-// The JSON that describes one service, shared by MMI, org.plantd.Broker and
-// the HTTP status page.
-std::string DescribeServiceJson(const ServiceSnapshot& s);
-
 }  // namespace plantd::broker
