@@ -29,7 +29,9 @@ Request* FairQueue::Pop() {
   if (size_ == 0) return nullptr;
   if (!retry_.empty()) {
     --size_;
-    return retry_.pop_front();
+    Request* r = retry_.pop_front();
+    UnscheduleIfEmpty();
+    return r;
   }
   // Lanes emptied by expiry stay scheduled until they come round; skip them.
   while (!schedule_.empty()) {
@@ -45,6 +47,7 @@ Request* FairQueue::Pop() {
       schedule_.push_back(lane);
     }
     --size_;
+    UnscheduleIfEmpty();
     return r;
   }
   return nullptr;

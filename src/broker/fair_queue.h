@@ -41,6 +41,7 @@ class FairQueue {
         on_expired(lane.items.pop_front());
       }
     }
+    UnscheduleIfEmpty();
   }
 
   // Forgets the lanes of clients that have had nothing queued since `cutoff`.
@@ -48,6 +49,13 @@ class FairQueue {
   size_t client_lanes() const { return lanes_.size(); }
 
  private:
+  // Lanes emptied by expiry stay scheduled until Pop comes round to them;
+  // once nothing is queued, unschedule them all so they can be forgotten.
+  void UnscheduleIfEmpty() {
+    if (size_ != 0) return;
+    while (!schedule_.empty()) schedule_.pop_front()->scheduled = false;
+  }
+
   struct Lane {
     RingBuffer<Request*> items;
     bool scheduled = false;  // present in schedule_
