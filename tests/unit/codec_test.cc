@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
 #include <string>
 #include <vector>
 
@@ -108,6 +109,55 @@ TEST(Codec, PrefixesForEachDialect) {
   p = WorkerCommandPrefix(Dialect::kMdp01, Command::kRequest);
   ASSERT_EQ(p.count, 3u);
   EXPECT_EQ(p.frames[2], B(0x02));
+}
+
+}  // namespace
+}  // namespace plantd::mdp
+
+namespace plantd::mdp {
+namespace {
+
+// Random frames, biased towards real headers and commands: Decode never
+// reads past the message and every index it returns is inside it. Run under
+// ASan by `make test-asan`. Deterministic (fixed seed), bounded (20,000).
+TEST(Codec, RandomFramesNeverIndexOutsideTheMessage) {
+  std::mt19937 rng(20261127);
+  const std::vector<std::string> vocabulary = {
+      "", "MDPC01", "MDPC02", "MDPW01", "MDPW02", "REQUEST", "READY", "FINAL", "PARTIAL",
+      "HEARTBEAT", "DISCONNECT", B(0x01), B(0x02), B(0x03), B(0x04), B(0x05), B(0x06)};
+  for (int round = 0; round < 20000; ++round) {
+    std::vector<std::string> parts;
+    const int n = static_cast<int>(rng() % 9);
+    for (int i = 0; i < n; ++i) {
+      if (rng() % 4 != 0) {
+        parts.push_back(vocabulary[rng() % vocabulary.size()]);
+      } else {
+        std::string junk(rng() % 12, '\0');
+        for (char& c : junk) c = static_cast<char>(rng());
+        parts.push_back(junk);
+      }
+    }
+    auto frames = Message(parts);
+    Decoded d;
+    if (Decode(frames.data(), frames.size(), &d) != DecodeError::kNone) continue;
+    const size_t count = frames.size();
+    ASSERT_LE(d.envelope_end, count);
+    ASSERT_LE(d.envelope_begin, d.envelope_end);
+    if (d.command == Command::kRequest || d.command == Command::kReady) {
+      ASSERT_LT(d.service, count);
+      ASSERT_GT(frames[d.service].size(), 0u);
+    }
+    if (d.command == Command::kRequest) {
+      ASSERT_LE(d.body_begin, count);
+    }
+    if (d.command == Command::kPartial || d.command == Command::kFinal) {
+      ASSERT_LT(d.address, count);
+      ASSERT_LE(d.body_begin, count);
+    }
+    if (d.credit != 0) {
+      ASSERT_LT(d.credit, count);
+    }
+  }
 }
 
 }  // namespace
