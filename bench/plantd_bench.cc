@@ -327,7 +327,7 @@ int RunMdp(const Args& args) {
   }
   const std::string body(size, 'x');
   std::vector<std::vector<uint64_t>> outstanding(clients, std::vector<uint64_t>(inflight, 0));
-  uint64_t seq = 1, completed = 0, lost = 0, duplicated = 0, mismatched = 0;  // NOLINT
+  uint64_t seq = 1, lost = 0, duplicated = 0, mismatched = 0;
   std::vector<uint64_t> latencies;
   latencies.reserve(8'000'000);
   auto send = [&](int c, int slot) {
@@ -382,7 +382,6 @@ int RunMdp(const Args& args) {
         }
         outstanding[c][t.slot] = 0;
         --out;
-        ++completed;
         if (in_window) {
           ++window_completed;
           latencies.push_back(NowNs() - t.sent_ns);

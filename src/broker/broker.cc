@@ -19,6 +19,17 @@ constexpr int kReceiveBatch = 256;
 constexpr std::chrono::seconds kIdleForget{60};
 constexpr milliseconds kSnapshotInterval{500};
 
+InvalidReason InvalidReasonFor(mdp::DecodeError error) {
+  switch (error) {
+    case mdp::DecodeError::kUnknownHeader: return InvalidReason::kUnknownHeader;
+    case mdp::DecodeError::kUnknownCommand: return InvalidReason::kUnknownCommand;
+    case mdp::DecodeError::kEmptyService: return InvalidReason::kEmptyService;
+    case mdp::DecodeError::kTooFewFrames:
+    case mdp::DecodeError::kNone: break;
+  }
+  return InvalidReason::kTooFewFrames;
+}
+
 bool StartsWith(std::string_view s, std::string_view prefix) {
   return s.size() >= prefix.size() && s.compare(0, prefix.size(), prefix) == 0;
 }
@@ -150,12 +161,8 @@ void Broker::RouteMessage(size_t count) {
   mdp::Decoded d;
   const mdp::DecodeError error = mdp::Decode(frames_.data(), count, &d);
   if (error != mdp::DecodeError::kNone) {
-    static constexpr InvalidReason kReasons[] = {
-        InvalidReason::kTooFewFrames, InvalidReason::kTooFewFrames,
-        InvalidReason::kUnknownHeader, InvalidReason::kUnknownCommand,
-        InvalidReason::kEmptyService};
     const std::string_view identity = mdp::View(frames_[0]);
-    CountInvalid(kReasons[static_cast<int>(error)], identity);
+    CountInvalid(InvalidReasonFor(error), identity);
     // 18/MDP: a peer that sends an invalid message is treated as invalid; a
     // registered worker is disconnected (its request moves on).
     if (Worker* w = workers_.Find(identity)) {

@@ -19,14 +19,4 @@ class SystemClock final : public Clock {
   SteadyTime Now() const override { return std::chrono::steady_clock::now(); }
 };
 
-// A clock that moves only when told to. Tests only.
-class ManualClock final : public Clock {
- public:
-  SteadyTime Now() const override { return now_; }
-  void Advance(std::chrono::nanoseconds d) { now_ += d; }
-
- private:
-  SteadyTime now_{std::chrono::seconds(1000)};
-};
-
 }  // namespace plantd

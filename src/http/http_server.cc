@@ -128,7 +128,9 @@ std::string StatusJson(const broker::BrokerSnapshot* snap, const std::vector<con
                         {"dropped", c.dropped.load()},
                         {"capture_dropped", c.capture_dropped.load()},
                         {"subscribers", c.subscribers.load()},
-                        {"subscriptions", c.subscriptions.load()}});
+                        {"subscriptions", c.subscriptions.load()},
+                        {"blocked_seconds", static_cast<double>(c.blocked_ns.load()) / 1e9},
+                        {"lvc_replayed", c.lvc_replayed.load()}});
   }
   doc["buses"] = bus_list;
   return doc.dump(2, ' ', false, json::error_handler_t::replace);

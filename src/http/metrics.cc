@@ -175,6 +175,9 @@ std::string RenderMetrics(const broker::BrokerSnapshot& snap,
   w.Header("plantd_broker_unreachable_clients_total", "counter",
            "Replies dropped because the client had gone or was full.");
   w.Sample("plantd_broker_unreachable_clients_total", "", snap.counters.client_unreachable);
+  w.Header("plantd_broker_management_requests_total", "counter",
+           "Requests answered by the broker itself (mmi.*, org.plantd.Broker).");
+  w.Sample("plantd_broker_management_requests_total", "", snap.counters.mmi_requests);
   w.Header("plantd_broker_messages_total", "counter", "Majordomo messages in and out.");
   w.Sample("plantd_broker_messages_total", "direction=\"in\"", snap.counters.messages_in);
   w.Sample("plantd_broker_messages_total", "direction=\"out\"", snap.counters.messages_out);
@@ -212,6 +215,12 @@ std::string RenderMetrics(const broker::BrokerSnapshot& snap,
              b->counters().dropped.load(std::memory_order_relaxed));
     w.Sample("plantd_broker_bus_dropped_total", bus_label(b) + ",at=\"capture\"",
              b->counters().capture_dropped.load(std::memory_order_relaxed));
+  }
+  w.Header("plantd_broker_bus_lvc_replayed_total", "counter",
+           "Cached last values sent to new subscriptions.");
+  for (const bus::Bus* b : buses) {
+    w.Sample("plantd_broker_bus_lvc_replayed_total", bus_label(b),
+             b->counters().lvc_replayed.load(std::memory_order_relaxed));
   }
   w.Header("plantd_broker_bus_blocked_seconds_total", "counter",
            "Time a block-mode bus waited for a slow subscriber.");
