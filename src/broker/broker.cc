@@ -72,6 +72,10 @@ Status Broker::Bind() {
     bound_endpoints_.push_back(address);
   }
   bound_ = true;
+  // Published here, on the caller's thread, so that /readyz and /livez have
+  // a snapshot as soon as the app reports itself started, before the core
+  // thread has been scheduled.
+  board_->Publish(BuildSnapshot(clock_.Now()));
   return Status::Ok();
 }
 

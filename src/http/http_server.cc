@@ -192,10 +192,12 @@ void HttpServer::Routes() {
     res.set_content(RenderHealthJson(report, std::chrono::system_clock::now()),
                     "application/health+json");
   });
-  // Liveness: the loops are turning. A failed liveness probe restarts us.
-  server_->Get("/livez", [health](const httplib::Request&, httplib::Response& res) {
-    const HealthReport report = health();
-    const bool alive = report.status != HealthStatus::kFail;
+  // Liveness: the loops are turning. A failed liveness probe restarts us, so
+  // a broker still starting (no snapshot yet) counts as alive; /readyz is
+  // the probe that waits for it.
+  server_->Get("/livez", [this, health](const httplib::Request&, httplib::Response& res) {
+    const bool starting = snapshots_.Latest() == nullptr;
+    const bool alive = starting || health().status != HealthStatus::kFail;
     res.status = alive ? 200 : 503;
     res.set_content(alive ? "ok\n" : "stalled\n", "text/plain");
   });
