@@ -38,18 +38,20 @@ bool StartsWith(std::string_view s, std::string_view prefix) {
 
 Broker::Broker(zmq::context_t& context, const BrokerOptions& options, const Clock& clock,
                SnapshotBoard* board)
-    : options_(options), clock_(clock), board_(board), router_(context, zmq::socket_type::router) {
-  // Replies to a peer that has gone fail loudly (EHOSTUNREACH) instead of
-  // vanishing, so the core can count them and drop a dead worker at once.
-  router_.set(zmq::sockopt::router_mandatory, 1);
-  // A worker that reconnects with the same routing id takes over its entry.
-  router_.set(zmq::sockopt::router_handover, 1);
-  router_.set(zmq::sockopt::sndhwm, options_.socket_hwm);
-  router_.set(zmq::sockopt::rcvhwm, options_.socket_hwm);
-  // A single frame larger than the whole-message limit is refused by libzmq
-  // before it is buffered (the peer is disconnected).
-  router_.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(options_.max_message_size));
-  router_.set(zmq::sockopt::linger, 500);
+    : options_(options),
+      clock_(clock),
+      board_(board),
+      // Either transport: replies to a peer that has gone fail loudly
+      // (EHOSTUNREACH) so the core can count them and drop a dead worker at
+      // once; a worker reconnecting with its routing id takes its entry over;
+      // a frame over the message limit disconnects its sender.
+      router_(transport::MakeRouterSocket(options.transport == Transport::kZmq
+                                              ? transport::RouterKind::kZmq
+                                              : transport::RouterKind::kNative,
+                                          context,
+                                          {.send_hwm = options.socket_hwm,
+                                           .recv_hwm = options.socket_hwm,
+                                           .max_message_size = options.max_message_size})) {
   frames_.resize(8);
   started_ = clock_.Now();
 }
@@ -64,10 +66,8 @@ Status Broker::Bind() {
                                : "extra_endpoints";
     std::string address = endpoints[i];
     if (!address.empty() && address[0] == '@') address.erase(0, 1);
-    try {
-      router_.bind(address);
-    } catch (const zmq::error_t& e) {
-      return Status::Error("cannot bind " + address + " (" + key + "): " + e.what());
+    if (Status s = router_->Bind(address); !s.ok()) {
+      return Status::Error("cannot bind " + address + " (" + key + "): " + s.message());
     }
     bound_endpoints_.push_back(address);
   }
@@ -89,14 +89,13 @@ void Broker::Run() {
   next_housekeeping_ = now;
   board_->Publish(BuildSnapshot(now));
 
-  zmq::pollitem_t items[] = {{router_.handle(), 0, ZMQ_POLLIN, 0}};
   while (!stop_.load(std::memory_order_relaxed)) {
     now = clock_.Now();
     SteadyTime next = std::min({next_heartbeat_, next_snapshot_, next_housekeeping_});
     auto wait = std::chrono::duration_cast<milliseconds>(next - now);
     wait = std::clamp(wait, milliseconds(0), kMaxPollWait);
-    zmq::poll(items, 1, wait);
-    if (items[0].revents & ZMQ_POLLIN) ReceiveAndRoute();
+    router_->Wait(wait);
+    ReceiveAndRoute();
     OnTick(clock_.Now());
     if (int ms = stall_ms_.exchange(0, std::memory_order_relaxed); ms > 0) {
       std::this_thread::sleep_for(milliseconds(ms));
@@ -116,6 +115,8 @@ void Broker::Run() {
   }
   if (dropped > 0) PLANTD_LOG_WARN("shutdown dropped queued requests", {{"count", dropped}});
   board_->Publish(BuildSnapshot(clock_.Now()));
+  // The DISCONNECTs above get half a second to leave.
+  router_->Close(milliseconds(500));
 }
 
 void Broker::ReceiveAndRoute() {
@@ -151,11 +152,11 @@ size_t Broker::ReceiveMessage(bool* too_large, bool* too_many) {
       target = &discard_;
       *too_many = true;
     }
-    const int rc = zmq_msg_recv(target->handle(), router_.handle(), ZMQ_DONTWAIT);
-    if (rc < 0) return count;  // EAGAIN on the first frame: nothing waiting
+    bool more = false;
+    if (!router_->Receive(target->handle(), &more)) return count;  // nothing waiting
     bytes += target->size();
     if (count < limit) ++count;
-    if (!target->more()) break;
+    if (!more) break;
   }
   *too_large = bytes > options_.max_message_size;
   return count;
@@ -390,7 +391,7 @@ void Broker::HandleReply(Worker* w, const mdp::Decoded& d, size_t count) {
       const std::string& name = s->name();
       SendCopyOf(name.data(), name.size(), d.body_begin < count);
       for (size_t i = d.body_begin; i < count; ++i) {
-        zmq_msg_send(frames_[i].handle(), router_.handle(), i + 1 < count ? ZMQ_SNDMORE : 0);
+        router_->Send(frames_[i].handle(), i + 1 < count);
       }
       ++counters_.messages_out;
       ++(final ? s->counters().replies : s->counters().partials);
@@ -469,9 +470,7 @@ bool Broker::Dispatch(Worker* w, Request* r) {
     zmq_msg_t copy;
     zmq_msg_init(&copy);
     zmq_msg_copy(&copy, r->body[i].handle());
-    if (zmq_msg_send(&copy, router_.handle(), i + 1 < r->body.size() ? ZMQ_SNDMORE : 0) < 0) {
-      zmq_msg_close(&copy);
-    }
+    if (!router_->Send(&copy, i + 1 < r->body.size())) zmq_msg_close(&copy);
   }
   ++counters_.messages_out;
   return true;
@@ -521,9 +520,9 @@ bool Broker::SendIdentity(const void* data, size_t size) {
   zmq_msg_t msg;
   zmq_msg_init_size(&msg, size);
   std::memcpy(zmq_msg_data(&msg), data, size);
-  // With ROUTER_MANDATORY, an unknown peer fails here (EHOSTUNREACH) and a
-  // peer at its high-water mark fails with EAGAIN; nothing has been queued.
-  if (zmq_msg_send(&msg, router_.handle(), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+  // An unknown peer fails here (EHOSTUNREACH) and a peer at its high-water
+  // mark with EAGAIN; nothing has been queued.
+  if (!router_->Send(&msg, true)) {
     zmq_msg_close(&msg);
     return false;
   }
@@ -534,14 +533,14 @@ void Broker::SendConst(std::string_view frame, bool more) {
   // Constant data: libzmq references it without copying or allocating.
   zmq_msg_t msg;
   zmq_msg_init_data(&msg, const_cast<char*>(frame.data()), frame.size(), nullptr, nullptr);
-  if (zmq_msg_send(&msg, router_.handle(), more ? ZMQ_SNDMORE : 0) < 0) zmq_msg_close(&msg);
+  if (!router_->Send(&msg, more)) zmq_msg_close(&msg);
 }
 
 void Broker::SendCopyOf(const void* data, size_t size, bool more) {
   zmq_msg_t msg;
   zmq_msg_init_size(&msg, size);  // inline, no allocation, up to 33 bytes
   if (size > 0) std::memcpy(zmq_msg_data(&msg), data, size);
-  if (zmq_msg_send(&msg, router_.handle(), more ? ZMQ_SNDMORE : 0) < 0) zmq_msg_close(&msg);
+  if (!router_->Send(&msg, more)) zmq_msg_close(&msg);
 }
 
 void Broker::SendPrefix(const mdp::Prefix& prefix) {

@@ -1,5 +1,6 @@
-// The Majordomo broker core: one thread, one ROUTER socket bound on every
-// Majordomo endpoint, owning all routing state without locks.
+// The Majordomo broker core: one thread, one ROUTER socket (native ZMTP or
+// libzmq, see transport/router_socket.h) bound on every Majordomo endpoint,
+// owning all routing state without locks.
 //
 // Clients and workers may connect to any endpoint; the header of each message
 // says which it is (see mdp/codec.h). Requests wait in a per-service FairQueue
@@ -24,6 +25,7 @@
 #include "common/string_map.h"
 #include "config/options.h"
 #include "mdp/codec.h"
+#include "transport/router_socket.h"
 
 namespace plantd::broker {
 
@@ -94,7 +96,7 @@ class Broker {
   const BrokerOptions options_;
   const Clock& clock_;
   SnapshotBoard* const board_;
-  zmq::socket_t router_;
+  std::unique_ptr<transport::RouterSocket> router_;
   std::atomic<bool> stop_{false};
   std::atomic<int> stall_ms_{0};
   bool bound_ = false;

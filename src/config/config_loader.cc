@@ -90,6 +90,17 @@ Status SetLogFormat(BrokerOptions& o, const std::string& v) {
   return Status::Ok();
 }
 
+Status SetTransport(BrokerOptions& o, const std::string& v) {
+  if (v == "native") {
+    o.transport = Transport::kNative;
+  } else if (v == "zmq") {
+    o.transport = Transport::kZmq;
+  } else {
+    return Status::Error("expected native or zmq");
+  }
+  return Status::Ok();
+}
+
 const std::vector<KeySpec>& KeyTable() {
   static const std::vector<KeySpec> table = [] {
     std::vector<KeySpec> t;
@@ -103,6 +114,9 @@ const std::vector<KeySpec>& KeyTable() {
     add({"client_endpoint", "", "PLANTD_BROKER_CLIENT_ENDPOINT", "client-endpoint",
          SetString(&BrokerOptions::client_endpoint), [](auto& o) { return o.client_endpoint; },
          "Majordomo endpoint where workers connect"});
+    add({"transport", "", "PLANTD_BROKER_TRANSPORT", "transport", SetTransport,
+         [](auto& o) { return std::string(o.transport == Transport::kZmq ? "zmq" : "native"); },
+         "how Majordomo endpoints reach the network: native (ZMTP in the core thread) or zmq"});
     add({"client-endpoint", "client_endpoint", "", "", SetString(&BrokerOptions::client_endpoint),
          nullptr, ""});
     add({"heartbeat_interval", "", "PLANTD_BROKER_HEARTBEAT_INTERVAL", "heartbeat-interval",

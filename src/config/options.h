@@ -13,6 +13,12 @@ namespace plantd {
 enum class LogLevel { kTrace, kDebug, kInfo, kWarn, kError };
 enum class LogFormat { kText, kJson };
 
+// How the Majordomo endpoints reach the network (docs/transport.md).
+enum class Transport {
+  kNative,  // ZMTP 3.1 spoken by the core thread itself: the fast path
+  kZmq,     // libzmq's ROUTER and I/O thread
+};
+
 struct LogOptions {
   LogLevel level = LogLevel::kInfo;
   LogFormat format = LogFormat::kText;
@@ -50,6 +56,7 @@ struct BrokerOptions {
   std::string endpoint = "tcp://*:7200";
   std::string client_endpoint = "tcp://*:7201";
   std::vector<std::string> extra_endpoints;
+  Transport transport = Transport::kNative;
 
   // 18/MDP heartbeating: a peer silent for interval x liveness is dead.
   std::chrono::milliseconds heartbeat_interval{2500};

@@ -1,0 +1,59 @@
+// What the broker core sends and receives through: a ROUTER socket's
+// semantics (every message starts with the peer's routing id), behind one
+// interface with two implementations:
+//
+//   ZmqRouter   libzmq's ROUTER; its I/O thread moves the bytes.
+//   ZmtpRouter  ZMTP 3.1 spoken by the core thread itself over epoll, with no
+//               hand-off between threads (see docs/transport.md for why).
+//
+// Frames are zmq_msg_t in both, so the core's request bookkeeping is the same.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include <zmq.hpp>
+
+#include "common/status.h"
+
+namespace plantd::transport {
+
+struct RouterOptions {
+  int send_hwm = 100000;  // per peer, in messages; 0 is no limit
+  int recv_hwm = 100000;  // per peer, in messages (libzmq only)
+  size_t max_message_size = 16u << 20;  // a peer sending more is disconnected
+};
+
+class RouterSocket {
+ public:
+  virtual ~RouterSocket() = default;
+
+  // Binds one endpoint ("tcp://*:7200", "tcp://127.0.0.1:7200", "ipc:///path").
+  virtual Status Bind(const std::string& address) = 0;
+
+  // Writes pending output, then waits up to `timeout` for input.
+  virtual void Wait(std::chrono::milliseconds timeout) = 0;
+
+  // Like zmq_msg_recv without blocking: the next frame of the next message,
+  // the routing id first; false when nothing is waiting. Messages arrive
+  // whole: once the first frame came, the rest are there.
+  virtual bool Receive(zmq_msg_t* msg, bool* more) = 0;
+
+  // Like zmq_msg_send without blocking; takes `msg` when it returns true.
+  // The first frame of a message is the routing id: it fails with errno
+  // EHOSTUNREACH for an unknown peer, EAGAIN for a peer at its high-water
+  // mark, and then nothing of the message is queued.
+  virtual bool Send(zmq_msg_t* msg, bool more) = 0;
+
+  // Gives queued output up to `linger` to leave, then closes everything.
+  virtual void Close(std::chrono::milliseconds linger) = 0;
+};
+
+enum class RouterKind { kNative, kZmq };
+
+std::unique_ptr<RouterSocket> MakeRouterSocket(RouterKind kind, zmq::context_t& context,
+                                               const RouterOptions& options);
+
+}  // namespace plantd::transport

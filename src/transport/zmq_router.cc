@@ -1,0 +1,53 @@
+#include "transport/zmq_router.h"
+
+#include "transport/zmtp_router.h"
+
+namespace plantd::transport {
+
+ZmqRouter::ZmqRouter(zmq::context_t& context, const RouterOptions& options)
+    : socket_(context, zmq::socket_type::router) {
+  // Sending to an unknown peer is an error the core acts on, not a silent drop.
+  socket_.set(zmq::sockopt::router_mandatory, 1);
+  // A worker reconnecting with the same identity takes its id over.
+  socket_.set(zmq::sockopt::router_handover, 1);
+  socket_.set(zmq::sockopt::sndhwm, options.send_hwm);
+  socket_.set(zmq::sockopt::rcvhwm, options.recv_hwm);
+  socket_.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(options.max_message_size));
+}
+
+Status ZmqRouter::Bind(const std::string& address) {
+  try {
+    socket_.bind(address);
+  } catch (const zmq::error_t& e) {
+    return Status::Error(e.what());
+  }
+  return Status::Ok();
+}
+
+void ZmqRouter::Wait(std::chrono::milliseconds timeout) {
+  zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
+  zmq::poll(&item, 1, timeout);
+}
+
+bool ZmqRouter::Receive(zmq_msg_t* msg, bool* more) {
+  if (zmq_msg_recv(msg, socket_.handle(), ZMQ_DONTWAIT) < 0) return false;
+  *more = zmq_msg_more(msg) != 0;
+  return true;
+}
+
+bool ZmqRouter::Send(zmq_msg_t* msg, bool more) {
+  return zmq_msg_send(msg, socket_.handle(), ZMQ_DONTWAIT | (more ? ZMQ_SNDMORE : 0)) >= 0;
+}
+
+void ZmqRouter::Close(std::chrono::milliseconds linger) {
+  socket_.set(zmq::sockopt::linger, static_cast<int>(linger.count()));
+  socket_.close();
+}
+
+std::unique_ptr<RouterSocket> MakeRouterSocket(RouterKind kind, zmq::context_t& context,
+                                               const RouterOptions& options) {
+  if (kind == RouterKind::kZmq) return std::make_unique<ZmqRouter>(context, options);
+  return std::make_unique<ZmtpRouter>(options);
+}
+
+}  // namespace plantd::transport
