@@ -2,6 +2,8 @@
 // measured against, in the same run.
 //
 //   plantd-bench mdp    --server broker|relay|relay-pipelined  request-reply load
+//                       --load zmq|zmtp  (libzmq sockets, or ZMTP over plain
+//                       sockets, thread per connection, as natsbench does)
 //   plantd-bench bus    --server broker|proxy                  pub/sub load
 //   plantd-bench memory --clients N --workers M                broker RSS with idle peers
 //   plantd-bench relay  / proxy                                the baselines themselves
@@ -28,6 +30,8 @@
 #include <thread>
 #include <vector>
 #include <zmq.hpp>
+
+#include "zmtp_load.h"
 
 namespace {
 
@@ -254,7 +258,7 @@ int RunMdp(const Args& args) {
   if (server == "broker") {
     argv = {broker_bin,       "--endpoint", endpoint, "--client-endpoint",
             "tcp://127.0.0.1:" + std::to_string(port + 1), "--health-port", "0",
-            "--log-level",    "warn"};
+            "--log-level",    "warn", "--transport", args.Str("--transport", "native")};
     // No buses: one Majordomo endpoint serves clients and workers.
   } else {
     argv = {SelfPath(), server == "relay" ? "relay" : "relay-pipelined", "--endpoint", endpoint};
@@ -269,6 +273,38 @@ int RunMdp(const Args& args) {
   Child child(argv, server_cpu);
   Pin(load_cpu);
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const std::string load = args.Str("--load", "zmq");
+  if (load == "zmtp") {
+    plantd::bench::ZmtpLoadOptions o;
+    o.port = port;
+    o.workers = workers;
+    o.clients = clients;
+    o.inflight = inflight;
+    o.size = size;
+    o.credit = credit;
+    o.warmup_s = warmup;
+    o.duration_s = duration;
+    o.server_cpu_seconds = [&child] { return CpuSeconds(child.pid()); };
+    plantd::bench::LoadResult r = plantd::bench::RunZmtpLoad(o);
+    if (!r.error.empty()) std::fprintf(stderr, "plantd-bench: %s\n", r.error.c_str());
+    const double rate = static_cast<double>(r.completed_in_window) / duration;
+    std::printf(
+        "RESULT mdp server=%s load=zmtp workers=%d clients=%d inflight=%d size=%zu credit=%d "
+        "server_cpu=%d load_cpu=%d req_per_s=%.0f p50_us=%.1f p99_us=%.1f p999_us=%.1f "
+        "server_cpu_us_per_req=%.2f lost=%llu duplicated=%llu mismatched=%llu\n",
+        server.c_str(), workers, clients, inflight, size, credit, server_cpu, load_cpu, rate,
+        Percentile(r.latencies_ns, 0.50), Percentile(r.latencies_ns, 0.99),
+        Percentile(r.latencies_ns, 0.999),
+        r.completed_in_window ? r.server_cpu_seconds * 1e6 / static_cast<double>(r.completed_in_window)
+                              : NAN,
+        static_cast<unsigned long long>(r.lost), static_cast<unsigned long long>(r.duplicated),
+        static_cast<unsigned long long>(r.mismatched));
+    return r.lost + r.duplicated + r.mismatched == 0 && r.error.empty() ? 0 : 1;
+  }
+  if (load != "zmq") {
+    std::fprintf(stderr, "plantd-bench: --load is zmq or zmtp\n");
+    return 2;
+  }
 
   zmq::context_t ctx(1);
   ctx.set(zmq::ctxopt::max_sockets, 8192);
@@ -401,7 +437,7 @@ int RunMdp(const Args& args) {
   const double p50 = Percentile(latencies, 0.50), p99 = Percentile(latencies, 0.99),
                p999 = Percentile(latencies, 0.999);
   std::printf(
-      "RESULT mdp server=%s workers=%d clients=%d inflight=%d size=%zu credit=%d server_cpu=%d "
+      "RESULT mdp server=%s load=zmq workers=%d clients=%d inflight=%d size=%zu credit=%d server_cpu=%d "
       "load_cpu=%d req_per_s=%.0f p50_us=%.1f p99_us=%.1f p999_us=%.1f server_cpu_us_per_req=%.2f "
       "lost=%llu duplicated=%llu mismatched=%llu\n",
       server.c_str(), workers, clients, inflight, size, credit, server_cpu, load_cpu, rate, p50,
