@@ -123,6 +123,7 @@ struct ZmtpRouter::Peer : Pollable {
   // in pieces is not rescanned from its start on every read.
   size_t scanned = 0;
   uint64_t scanned_body_bytes = 0;
+  bool message_ready = false;  // a whole message is at the head of `in`
   std::string out;
   size_t out_sent = 0;
   bool queued_readable = false;
@@ -317,11 +318,16 @@ void ZmtpRouter::ReadFrom(Peer* peer) {
     epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, peer->fd, nullptr);
     break;
   }
-  if (peer->in.empty() && peer->eof) {
+  if (peer == receiving_) return;  // Receive() requeues it after this message
+  // The handshake and heartbeats are answered here, whether or not the
+  // caller is taking messages.
+  const bool ready = NextMessageReady(peer);
+  if (peer->closed) return;
+  if (!ready && peer->eof) {
     ClosePeer(peer, "the peer closed the connection");
     return;
   }
-  if (!peer->in.empty() && !peer->queued_readable && peer != receiving_) {
+  if (ready && !peer->queued_readable) {
     peer->queued_readable = true;
     readable_.push_back(peer);
   }
@@ -349,6 +355,7 @@ bool ZmtpRouter::Receive(zmq_msg_t* msg, bool* more) {
       *more = h.more;
       if (!h.more) {
         receiving_ = nullptr;
+        p->message_ready = false;
         p->scanned = 0;
         p->scanned_body_bytes = 0;
         // One message per peer in turn: fair between connections.
@@ -374,6 +381,7 @@ bool ZmtpRouter::Receive(zmq_msg_t* msg, bool* more) {
 }
 
 bool ZmtpRouter::NextMessageReady(Peer* peer) {
+  if (peer->message_ready) return true;
   while (!peer->closed) {
     if (peer->stage != Peer::Stage::kTraffic) {
       if (!Handshake(peer)) return false;
@@ -423,7 +431,10 @@ bool ZmtpRouter::NextMessageReady(Peer* peer) {
       if (left - h.header_size < h.size) return false;
       peer->scanned += h.header_size + static_cast<size_t>(h.size);
       peer->scanned_body_bytes += h.size;
-      if (!h.more) return true;
+      if (!h.more) {
+        peer->message_ready = true;
+        return true;
+      }
     }
   }
   return false;

@@ -802,5 +802,38 @@ TEST_F(CreditTest, OutOfOrderRepliesReachTheRightClients) {
   for (auto& c : cs) EXPECT_FALSE(c->peer().Recv(100ms).has_value());
 }
 
+// Both transports (docs/transport.md) carry the same protocol: a 0.1 client
+// served by a 0.2 worker with a credit of 2, and a worker that dies holding
+// requests, which go to the next worker.
+class TransportTest : public CreditTest, public ::testing::WithParamInterface<std::string> {};
+
+TEST_P(TransportTest, RequestsCreditAndRedispatchBehaveTheSame) {
+  StartBroker("transport: " + GetParam() + "\n");
+  auto doomed = CreditWorker("either", 2);
+  TestClient client(ctx_, clients(), Dialect::kMdp01);
+  for (int i = 0; i < 3; ++i) client.Request("either", {std::to_string(i), std::string(300, 'p')});
+  auto held = ReceiveAll(*doomed, 300ms);
+  ASSERT_EQ(held.size(), 2u) << "credit 2";
+  doomed->peer().Close();
+
+  auto heir = ReadyWorker("either", Dialect::kMdp02, "heir");
+  std::multiset<std::string> served;
+  for (int i = 0; i < 3; ++i) {
+    auto r = heir->Receive();
+    ASSERT_TRUE(r.has_value()) << "request " << i << " never reached the second worker";
+    EXPECT_EQ(r->body.at(1), std::string(300, 'p'));
+    served.insert(r->body.at(0));
+    heir->Final(r->address, {r->body.at(0)});
+  }
+  EXPECT_EQ(served, (std::multiset<std::string>{"0", "1", "2"}));
+  std::multiset<std::string> replies;
+  while (auto r = client.Receive(500ms)) replies.insert(r->body.at(0));
+  EXPECT_EQ(replies, served);
+
+}
+
+INSTANTIATE_TEST_SUITE_P(Transports, TransportTest, ::testing::Values("native", "zmq"),
+                         [](const auto& info) { return info.param; });
+
 }  // namespace
 }  // namespace plantd::test
