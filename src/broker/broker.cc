@@ -44,14 +44,19 @@ Broker::Broker(zmq::context_t& context, const BrokerOptions& options, const Cloc
       // Either transport: replies to a peer that has gone fail loudly
       // (EHOSTUNREACH) so the core can count them and drop a dead worker at
       // once; a worker reconnecting with its routing id takes its entry over;
-      // a frame over the message limit disconnects its sender.
+      // a message over the size limit is dropped and counted.
       router_(transport::MakeRouterSocket(options.transport == Transport::kZmq
                                               ? transport::RouterKind::kZmq
                                               : transport::RouterKind::kNative,
                                           context,
                                           {.send_hwm = options.socket_hwm,
                                            .recv_hwm = options.socket_hwm,
-                                           .max_message_size = options.max_message_size})) {
+                                           .max_message_size = options.max_message_size,
+                                           .on_oversized =
+                                               [this](std::string_view id) {
+                                                 ++counters_.messages_in;
+                                                 CountInvalid(InvalidReason::kTooLarge, id);
+                                               }})) {
   frames_.resize(8);
   started_ = clock_.Now();
 }

@@ -33,6 +33,10 @@ const ServiceSnapshot* FindService(const BrokerSnapshot& snap, std::string_view 
 json BrokerJson(const BrokerSnapshot& snap) {
   size_t workers = 0;
   for (const ServiceSnapshot& s : snap.services) workers += s.workers;
+  json invalid = json::object();
+  for (size_t i = 0; i < snap.counters.invalid.size(); ++i) {
+    invalid[InvalidReasonName(static_cast<InvalidReason>(i))] = snap.counters.invalid[i];
+  }
   return json{{"version", kVersion},
               {"revision", kGitRevision},
               {"uptime_seconds", snap.uptime_seconds},
@@ -44,7 +48,8 @@ json BrokerJson(const BrokerSnapshot& snap) {
                  size_t q = 0;
                  for (const ServiceSnapshot& s : snap.services) q += s.queued;
                  return q;
-               }()}};
+               }()},
+              {"invalid", invalid}};
 }
 
 // Service names come off the wire and may not be UTF-8: never throw on them.

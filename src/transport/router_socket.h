@@ -11,8 +11,10 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include <zmq.hpp>
 
@@ -23,7 +25,11 @@ namespace plantd::transport {
 struct RouterOptions {
   int send_hwm = 100000;  // per peer, in messages; 0 is no limit
   int recv_hwm = 100000;  // per peer, in messages (libzmq only)
-  size_t max_message_size = 16u << 20;  // a peer sending more is disconnected
+  // A larger message is skipped as it streams in and reported through
+  // `on_oversized` with its sender's routing id (native); libzmq disconnects
+  // a peer whose single frame is larger.
+  size_t max_message_size = 16u << 20;
+  std::function<void(std::string_view routing_id)> on_oversized;
 };
 
 class RouterSocket {

@@ -124,6 +124,11 @@ struct ZmtpRouter::Peer : Pollable {
   size_t scanned = 0;
   uint64_t scanned_body_bytes = 0;
   bool message_ready = false;  // a whole message is at the head of `in`
+  // Skipping a message over max_message_size: bytes left of the current
+  // frame, and whether more frames follow it.
+  bool discarding = false;
+  bool discard_more = false;
+  uint64_t discard_left = 0;
   std::string out;
   size_t out_sent = 0;
   bool queued_readable = false;
@@ -387,6 +392,7 @@ bool ZmtpRouter::NextMessageReady(Peer* peer) {
       if (!Handshake(peer)) return false;
       continue;
     }
+    if (peer->discarding && !SkipOversized(peer)) return false;
     InputBuffer& in = peer->in;
     zmtp::FrameHeader h;
     // Commands come between messages, never inside one.
@@ -422,11 +428,16 @@ bool ZmtpRouter::NextMessageReady(Peer* peer) {
         return false;
       }
       if (peer->scanned_body_bytes + h.size > options_.max_message_size) {
-        PLANTD_LOG_INFO("peer disconnected: message larger than max_message_size",
-                        {{"remote", peer->remote},
-                         {"max_message_size", options_.max_message_size}});
-        ClosePeer(peer, "message too large");
-        return false;
+        // Skip it as it streams in; the connection and whatever follows on
+        // it are unaffected.
+        peer->discarding = true;
+        peer->discard_more = h.more;
+        peer->discard_left = h.size;
+        in.Consume(peer->scanned + h.header_size);
+        peer->scanned = 0;
+        peer->scanned_body_bytes = 0;
+        if (!SkipOversized(peer)) return false;
+        break;  // the next message starts at the head
       }
       if (left - h.header_size < h.size) return false;
       peer->scanned += h.header_size + static_cast<size_t>(h.size);
@@ -438,6 +449,34 @@ bool ZmtpRouter::NextMessageReady(Peer* peer) {
     }
   }
   return false;
+}
+
+// Consumes what has arrived of an oversized message; true once it has all
+// gone and been reported.
+bool ZmtpRouter::SkipOversized(Peer* peer) {
+  InputBuffer& in = peer->in;
+  while (true) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(peer->discard_left, in.size()));
+    in.Consume(n);
+    peer->discard_left -= n;
+    if (peer->discard_left > 0) return false;
+    if (!peer->discard_more) break;
+    zmtp::FrameHeader h;
+    const auto parsed = zmtp::ParseFrameHeader(in.data(), in.size(), &h);
+    if (parsed == zmtp::HeaderParse::kIncomplete) return false;
+    if (parsed == zmtp::HeaderParse::kMalformed || h.command) {
+      ClosePeer(peer, "malformed frame inside a message");
+      return false;
+    }
+    in.Consume(h.header_size);
+    peer->discard_left = h.size;
+    peer->discard_more = h.more;
+  }
+  peer->discarding = false;
+  PLANTD_LOG_DEBUG("message larger than max_message_size skipped",
+                   {{"remote", peer->remote}, {"max_message_size", options_.max_message_size}});
+  if (options_.on_oversized) options_.on_oversized(peer->id);
+  return true;
 }
 
 bool ZmtpRouter::Handshake(Peer* peer) {

@@ -11,8 +11,9 @@
 // As with libzmq's ROUTER: peers get a 5-byte routing id unless they set one
 // (ZMQ_ROUTING_ID); a peer reconnecting with an id in use takes it over;
 // sending to an unknown peer fails with EHOSTUNREACH, to a peer whose unsent
-// output is over its limit with EAGAIN; a peer sending a message larger than
-// max_message_size is disconnected. Not provided: CURVE/PLAIN security,
+// output is over its limit with EAGAIN. Unlike libzmq, a message larger than
+// max_message_size is skipped and reported, and its sender stays connected.
+// Not provided: CURVE/PLAIN security,
 // ZMTP 1.0/2.0 peers (libzmq older than 4.0), tcp:// on interface names.
 #pragma once
 
@@ -58,6 +59,7 @@ class ZmtpRouter final : public RouterSocket {
   // Consumes handshake and command frames at the head of the peer's input;
   // true when a whole message is next.
   bool NextMessageReady(Peer* peer);
+  bool SkipOversized(Peer* peer);
   bool Handshake(Peer* peer);
   bool HandleCommand(Peer* peer, const uint8_t* body, size_t size);
   void AssignRoutingId(Peer* peer, std::string_view requested);

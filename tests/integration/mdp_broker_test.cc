@@ -75,6 +75,9 @@ class MdpBrokerTest : public ::testing::Test {
     }
   }
 
+  // mmi.broker: the broker's totals, with invalid messages by reason.
+  json BrokerStatus() { return json::parse(Mmi("mmi.broker").at(0)); }
+
   // The service's row of mmi.services; an empty object until it exists.
   json ServiceStats(const std::string& service) {
     json list = json::parse(Mmi("mmi.services").at(0));
@@ -505,11 +508,14 @@ TEST_F(MdpBrokerTest, OversizedAndOverlongMessagesAreDropped) {
   TestClient client(ctx_, clients(), Dialect::kMdp02);
   client.Request("bounded", {std::string(3000, 'a'), std::string(3000, 'b')});  // 6000 > 4096
   client.Request("bounded", Frames(10, "f"));                                     // 13 frames
-  EXPECT_FALSE(w->Receive(300ms).has_value());
-  client.Request("bounded", {"small"});
+  client.Request("bounded", {"small"});  // on the same connection, right behind them
   auto r = w->Receive();
   ASSERT_TRUE(r.has_value());
   EXPECT_EQ(r->body, Frames{"small"});
+  EXPECT_FALSE(w->Receive(300ms).has_value());
+  const json stats = BrokerStatus();
+  EXPECT_EQ(stats["invalid"]["too_large"], 1) << stats.dump();
+  EXPECT_EQ(stats["invalid"]["too_many_frames"], 1) << stats.dump();
 }
 
 // Garbage from many sockets does not disturb other traffic.
