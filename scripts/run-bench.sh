@@ -73,21 +73,41 @@ compare mdp "MDP with worker credit 16 (docs/credit.md): 4 workers, 4 clients x 
   "--server relay-pipelined --workers 4 --clients 4 --inflight 16 --credit 16" \
   "--server broker --workers 4 --clients 4 --inflight 16 --credit 16" $mdp_fields
 
-# NATS on the same shape, when nats-server and the natsbench tool are here.
+compare mdp "MDP with worker credit 16, load over plain ZMTP sockets (thread per connection, as natsbench); baseline: relay letting workers hold many" \
+  "--server relay-pipelined --load zmtp --workers 4 --clients 4 --inflight 16 --credit 16" \
+  "--server broker --load zmtp --workers 4 --clients 4 --inflight 16 --credit 16" $mdp_fields
+compare mdp "The broker's two transports (docs/transport.md), credit shape, ZMTP load; baseline: transport zmq" \
+  "--server broker --transport zmq --load zmtp --workers 4 --clients 4 --inflight 16 --credit 16" \
+  "--server broker --transport native --load zmtp --workers 4 --clients 4 --inflight 16 --credit 16" $mdp_fields
+
+# NATS on the same shape, alternating with the broker: both load generators
+# are one thread and one plain socket per connection.
 natsbench_src=$(dirname "$0")/../../shared/tools/natsbench/natsbench.cpp
 if command -v nats-server >/dev/null && [ -f "$natsbench_src" ]; then
   [ -x "$build/natsbench" ] || g++ -O2 -std=c++17 -pthread "$natsbench_src" -o "$build/natsbench"
-  echo "== NATS (nats-server $(nats-server --version | cut -d' ' -f2)): 4-member queue group, 4 clients x 16, 64 B, server CPU 0, load CPU 1"
+  echo "== Broker vs NATS (nats-server $(nats-server --version | cut -d' ' -f2), 4-member queue group): 4 workers/responders, 4 clients x 16, 64 B, server CPU 0, load CPU 1"
+  nats_runs="" broker_runs=""
   for _ in $(seq "$repeat"); do
+    broker_runs+=$("$bench" mdp --server broker --load zmtp --workers 4 --clients 4 --inflight 16 \
+                     --credit 16 --duration "$duration" | grep RESULT)$'\n'
     port=$((14222 + RANDOM % 1000))
     taskset -c 0 nats-server -a 127.0.0.1 -p "$port" >/dev/null 2>&1 &
     nats_pid=$!
     sleep 0.5
-    taskset -c 1 "$build/natsbench" reqrep --port "$port" --workers 4 --clients 4 --inflight 16 \
-      --size 64 --duration "$duration" 2>&1 | grep TOTAL | sed 's/^/   nats: /' || true
+    nats_runs+=$(taskset -c 1 "$build/natsbench" reqrep --port "$port" --workers 4 --clients 4 \
+                   --inflight 16 --size 64 --duration "$duration" 2>&1 | grep TOTAL |
+                 sed 's/.*TOTAL \([0-9.]*\) req\/s.*p50=\([0-9.]*\)us.*p99=\([0-9.]*\)us p99.9.*/RESULT nats req_per_s=\1 p50_us=\2 p99_us=\3 /')$'\n'
     kill "$nats_pid"
     wait "$nats_pid" 2>/dev/null || true
   done
+  printf '%s' "$nats_runs" | sed 's/^/   nats:   /'
+  printf '%s' "$broker_runs" | sed 's/^/   broker: /'
+  b=$(printf '%s' "$broker_runs" | median req_per_s)
+  n=$(printf '%s' "$nats_runs" | median req_per_s)
+  per_pair=$(paste -d' ' <(printf '%s' "$broker_runs" | sed -n 's/.* req_per_s=\([^ ]*\).*/\1/p') \
+                         <(printf '%s' "$nats_runs" | sed -n 's/.* req_per_s=\([^ ]*\).*/\1/p') |
+             awk '{ if ($2 > 0) printf "x ratio=%f\n", $1 / $2 }' | median ratio)
+  echo "   medians broker/nats: req_per_s $b/$n=$(ratio "$b" "$n"); median of per-pair ratios: $per_pair"
 fi
 
 compare bus "Bus: 1 publisher, 1 subscriber, 64 B, as fast as possible, split CPUs; baseline: bare zmq_proxy" \
