@@ -1,10 +1,12 @@
 #include "bus/bus.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 
 #include "config/endpoint.h"
 #include "log/log.h"
+#include "mdp/codec.h"
 
 namespace plantd::bus {
 namespace {
@@ -13,6 +15,7 @@ using Clock = std::chrono::steady_clock;
 
 constexpr int kPollMs = 100;        // bounds how late Stop() is seen
 constexpr int kForwardBatch = 512;  // messages per wake-up before polling again
+constexpr int kFlushEvery = 64;     // native frontend: messages between writes
 
 int64_t NowNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
@@ -76,7 +79,12 @@ Bus::~Bus() { Stop(); }
 
 Status Bus::Open() {
   if (Status s = Attach(backend_, options_.backend, options_.name, "backend"); !s.ok()) return s;
-  if (Status s = Attach(frontend_, options_.frontend, options_.name, "frontend"); !s.ok()) {
+  auto frontend = ParseEndpoint(options_.frontend);
+  if (frontend.ok() && frontend.value().bind &&
+      frontend.value().transport != Endpoint::Transport::kInproc) {
+    if (Status s = OpenNativeFrontend(frontend.value().address); !s.ok()) return s;
+  } else if (Status s = Attach(frontend_, options_.frontend, options_.name, "frontend");
+             !s.ok()) {
     return s;
   }
   if (!options_.capture.empty()) {
@@ -87,10 +95,33 @@ Status Bus::Open() {
       return s;
     }
   }
-  const std::string monitor_address = "inproc://plantd-bus-monitor-" + options_.name;
-  zmq_socket_monitor(frontend_.handle(), monitor_address.c_str(),
-                     ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED);
-  monitor_.connect(monitor_address);
+  if (!native_) {
+    const std::string monitor_address = "inproc://plantd-bus-monitor-" + options_.name;
+    zmq_socket_monitor(frontend_.handle(), monitor_address.c_str(),
+                       ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED);
+    monitor_.connect(monitor_address);
+  }
+  return Status::Ok();
+}
+
+Status Bus::OpenNativeFrontend(const std::string& address) {
+  transport::RouterOptions router;
+  router.send_hwm = options_.send_hwm;
+  router.max_message_size = 64 * 1024;  // subscribers only send subscriptions
+  transport::ZmtpOptions zmtp;
+  zmtp.socket_type = "XPUB";
+  zmtp.peer_types = {"SUB", "XSUB"};
+  zmtp.on_peer = [this](std::string_view id, bool connected, std::string_view remote) {
+    OnSubscriber(id, connected, remote);
+  };
+  zmtp.on_subscription = [this](std::string_view id, bool subscribe, std::string_view topic) {
+    OnSubscription(id, subscribe, topic);
+  };
+  native_ = std::make_unique<transport::ZmtpRouter>(router, std::move(zmtp));
+  if (Status s = native_->Bind(address); !s.ok()) {
+    return Status::Error("cannot bind " + address + " (bus " + options_.name +
+                         ", frontend): " + s.message());
+  }
   return Status::Ok();
 }
 
@@ -102,26 +133,38 @@ void Bus::Start() {
 void Bus::Stop() {
   stop_.store(true, std::memory_order_relaxed);
   if (thread_.joinable()) thread_.join();
+  native_.reset();  // the thread has ended: closing from here is safe
 }
 
 void Bus::Run() {
   zmq::pollitem_t items[] = {{backend_.handle(), 0, ZMQ_POLLIN, 0},
-                             {frontend_.handle(), 0, ZMQ_POLLIN, 0},
-                             {monitor_.handle(), 0, ZMQ_POLLIN, 0}};
+                             {native_ ? nullptr : frontend_.handle(),
+                              native_ ? native_->fd() : 0, ZMQ_POLLIN, 0},
+                             {native_ ? nullptr : monitor_.handle(), native_ ? -1 : 0,
+                              ZMQ_POLLIN, 0}};
+  const int item_count = native_ ? 2 : 3;
   while (!stop_.load(std::memory_order_relaxed)) {
-    zmq::poll(items, 3, std::chrono::milliseconds(kPollMs));
+    zmq::poll(items, item_count, std::chrono::milliseconds(kPollMs));
     // Subscriptions first: a new subscriber's cache replay goes out before
     // newer messages.
-    if (items[1].revents & ZMQ_POLLIN) HandleSubscription();
-    if (items[2].revents & ZMQ_POLLIN) HandleMonitorEvent();
+    if (native_) {
+      native_->Wait(std::chrono::milliseconds(0));
+      ReceiveFromSubscribers();
+    } else {
+      if (items[1].revents & ZMQ_POLLIN) HandleSubscription();
+      if (items[2].revents & ZMQ_POLLIN) HandleMonitorEvent();
+    }
     if (items[0].revents & ZMQ_POLLIN) {
       for (int n = 0; n < kForwardBatch && !stop_.load(std::memory_order_relaxed); ++n) {
         if (!ForwardMessage()) break;
+        // Subscribers start on a batch while the rest is still being read.
+        if (native_ && n % kFlushEvery == kFlushEvery - 1) native_->Flush();
       }
     }
+    if (native_) native_->Flush();
     counters_.last_tick_ns.store(NowNs(), std::memory_order_relaxed);
   }
-  zmq_socket_monitor(frontend_.handle(), nullptr, 0);
+  if (!native_) zmq_socket_monitor(frontend_.handle(), nullptr, 0);
 }
 
 bool Bus::ForwardMessage() {
@@ -166,6 +209,7 @@ void Bus::CopyToCapture() {
 }
 
 bool Bus::SendToSubscribers() {
+  if (native_) return SendToNativeSubscribers();
   void* xpub = frontend_.handle();
   auto send_all = [&](int first_flags) -> bool {
     for (size_t i = 0; i < frame_count_; ++i) {
@@ -254,6 +298,168 @@ void Bus::HandleMonitorEvent() {
       Add(counters_.subscribers, -1);
     }
   }
+}
+
+// ---------------------------------------------------------------------------
+// The native frontend: one entry per subscriber.
+
+namespace {
+
+bool Matches(const std::vector<std::string>& prefixes, std::string_view topic) {
+  for (const std::string& p : prefixes) {
+    if (topic.compare(0, p.size(), p) == 0) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+void Bus::OnSubscriber(std::string_view id, bool connected, std::string_view remote) {
+  if (connected) {
+    Subscriber& s = subscribers_[std::string(id)];
+    s.remote = std::string(remote);
+    Add(counters_.subscribers, 1);
+    PLANTD_LOG_DEBUG("subscriber connected", {{"bus", options_.name}, {"remote", remote}});
+    return;
+  }
+  auto it = subscribers_.find(id);
+  if (it == subscribers_.end()) return;
+  // Its subscriptions end with it, upstream too.
+  for (const std::string& prefix : it->second.prefixes) SendUpstream(false, prefix);
+  Add(counters_.subscriptions, -static_cast<int64_t>(it->second.prefixes.size()));
+  Add(counters_.subscribers, -1);
+  PLANTD_LOG_DEBUG("subscriber left", {{"bus", options_.name},
+                                       {"remote", it->second.remote},
+                                       {"dropped", it->second.dropped}});
+  subscribers_.erase(it);
+}
+
+void Bus::OnSubscription(std::string_view id, bool subscribe, std::string_view topic) {
+  auto it = subscribers_.find(id);
+  if (it == subscribers_.end()) return;
+  std::vector<std::string>& prefixes = it->second.prefixes;
+  if (subscribe) {
+    prefixes.emplace_back(topic);
+    Add(counters_.subscriptions, 1);
+  } else {
+    auto p = std::find(prefixes.begin(), prefixes.end(), topic);
+    if (p == prefixes.end()) return;  // never subscribed: nothing to cancel
+    prefixes.erase(p);
+    Add(counters_.subscriptions, -1);
+  }
+  SendUpstream(subscribe, topic);
+  if (subscribe && options_.last_value_cache) {
+    // Only the new subscriber: the others have these values already.
+    cache_.ForEachMatching(topic, [&](const std::vector<zmq::message_t>& frames) {
+      if (SendFramesTo(id, frames.data(), frames.size())) Add(counters_.lvc_replayed, 1);
+    });
+  }
+}
+
+void Bus::SendUpstream(bool subscribe, std::string_view topic) {
+  zmq::message_t msg(topic.size() + 1);
+  auto* data = static_cast<char*>(msg.data());
+  data[0] = subscribe ? 1 : 0;
+  if (!topic.empty()) std::memcpy(data + 1, topic.data(), topic.size());
+  (void)backend_.send(msg, zmq::send_flags::dontwait);
+}
+
+void Bus::ReceiveFromSubscribers() {
+  zmq::message_t id;
+  zmq::message_t body;
+  bool more = false;
+  while (native_->Receive(id.handle(), &more)) {
+    size_t frames = 0;
+    bool single = false;
+    while (more && native_->Receive(body.handle(), &more)) {
+      single = ++frames == 1 && !more;
+    }
+    // [1|0, topic...]: a subscription from a ZMTP 3.0 peer (libzmq 4.0-4.2).
+    // Anything else a subscriber sends has no meaning here.
+    const auto* data = static_cast<const unsigned char*>(body.data());
+    if (single && body.size() >= 1 && (data[0] == 0 || data[0] == 1)) {
+      OnSubscription(mdp::View(id), data[0] == 1,
+                     std::string_view(reinterpret_cast<const char*>(data) + 1, body.size() - 1));
+    }
+  }
+}
+
+bool Bus::SendFramesTo(std::string_view id, const zmq::message_t* frames, size_t count) {
+  zmq_msg_t address;
+  zmq_msg_init_size(&address, id.size());
+  std::memcpy(zmq_msg_data(&address), id.data(), id.size());
+  if (!native_->Send(&address, count > 0)) {
+    zmq_msg_close(&address);
+    return false;
+  }
+  for (size_t i = 0; i < count; ++i) {
+    // Copies share the frame's buffer.
+    zmq_msg_t copy;
+    zmq_msg_init(&copy);
+    zmq_msg_copy(&copy, const_cast<zmq_msg_t*>(frames[i].handle()));
+    if (!native_->Send(&copy, i + 1 < count)) zmq_msg_close(&copy);
+  }
+  return true;
+}
+
+bool Bus::SendToNativeSubscribers() {
+  const std::string_view topic =
+      frame_count_ > 0 ? std::string_view(static_cast<const char*>(frames_[0].data()),
+                                          frames_[0].size())
+                       : std::string_view();
+  if (options_.delivery == BusOptions::Delivery::kBlock) {
+    // Wait until every subscriber to this topic has room, still serving
+    // subscriptions and writing queued output meanwhile.
+    const auto start = Clock::now();
+    std::string holding_up;
+    while (!stop_.load(std::memory_order_relaxed)) {
+      holding_up.clear();
+      for (const auto& [id, s] : subscribers_) {
+        if (Matches(s.prefixes, topic) && !native_->CanSend(id)) {
+          holding_up = s.remote;
+          break;
+        }
+      }
+      if (holding_up.empty()) break;
+      native_->Wait(std::chrono::milliseconds(1));
+      ReceiveFromSubscribers();
+      counters_.last_tick_ns.store(NowNs(), std::memory_order_relaxed);
+    }
+    const auto waited = Clock::now() - start;
+    if (waited > std::chrono::milliseconds(0)) {
+      Add(counters_.blocked_ns,
+          std::chrono::duration_cast<std::chrono::nanoseconds>(waited).count());
+    }
+    if (waited > std::chrono::seconds(1)) {
+      PLANTD_LOG_WARN("bus held up by a slow subscriber",
+                      {{"bus", options_.name},
+                       {"subscriber", holding_up},
+                       {"waited_ms",
+                        std::chrono::duration_cast<std::chrono::milliseconds>(waited).count()}});
+    }
+  }
+  for (auto& [id, s] : subscribers_) {
+    if (!Matches(s.prefixes, topic)) continue;
+    if (SendFramesTo(id, frames_.data(), frame_count_)) {
+      if (s.behind) {
+        s.behind = false;
+        PLANTD_LOG_INFO("subscriber caught up",
+                        {{"bus", options_.name}, {"subscriber", s.remote}, {"dropped", s.dropped}});
+      }
+      continue;
+    }
+    // Its queue is full (drop mode): this subscriber loses this message.
+    ++s.dropped;
+    Add(counters_.dropped, 1);
+    if (!s.behind) {
+      s.behind = true;
+      PLANTD_LOG_WARN("subscriber too slow: dropping its messages",
+                      {{"bus", options_.name},
+                       {"subscriber", s.remote},
+                       {"send_hwm", options_.send_hwm}});
+    }
+  }
+  return true;
 }
 
 }  // namespace plantd::bus

@@ -3,9 +3,16 @@
 // and subscriptions flow upstream so publishers filter at the source. Each
 // bus runs its own forwarding thread, counts what crosses it, and can copy
 // every message to a capture tap and keep the last value of each topic.
+//
+// A frontend that binds on tcp:// or ipc:// is served by the native ZMTP
+// socket (transport/zmtp_router.h) as an XPUB: the bus then knows each
+// subscriber, its subscriptions and its queue, so in drop mode every message
+// a subscriber loses is counted, and in block mode the subscriber holding
+// the bus up is named. A frontend that connects uses libzmq's XPUB.
 #pragma once
 
 #include <atomic>
+#include <memory>
 #include <cstdint>
 #include <string>
 #include <thread>
@@ -15,7 +22,9 @@
 
 #include "bus/last_value_cache.h"
 #include "common/status.h"
+#include "common/string_map.h"
 #include "config/options.h"
+#include "transport/zmtp_router.h"
 
 namespace plantd::bus {
 
@@ -25,8 +34,10 @@ struct BusCounters {
   std::atomic<uint64_t> bytes_in{0};
   std::atomic<uint64_t> messages_out{0};
   std::atomic<uint64_t> bytes_out{0};
-  // drop mode: messages that at least one subscriber did not receive because
-  // its queue was full. block mode: always 0.
+  // drop mode: messages not delivered because a subscriber's queue was
+  // full, one for each subscriber that missed each message (native
+  // frontend); with libzmq's XPUB, messages that found a full queue, a lower
+  // bound (docs/buses.md). block mode: always 0.
   std::atomic<uint64_t> dropped{0};
   std::atomic<uint64_t> capture_dropped{0};  // the tap was full
   std::atomic<uint64_t> blocked_ns{0};       // block mode: time spent waiting for subscribers
@@ -60,6 +71,21 @@ class Bus {
   void HandleMonitorEvent();
   bool SendToSubscribers();       // frames_ to the XPUB, per the delivery mode
 
+  // The native frontend.
+  struct Subscriber {
+    std::string remote;                 // address:port, for logs
+    std::vector<std::string> prefixes;  // one per SUBSCRIBE, as libzmq counts them
+    uint64_t dropped = 0;
+    bool behind = false;  // lost the last message it was offered
+  };
+  Status OpenNativeFrontend(const std::string& address);
+  void OnSubscriber(std::string_view id, bool connected, std::string_view remote);
+  void OnSubscription(std::string_view id, bool subscribe, std::string_view topic);
+  void ReceiveFromSubscribers();  // ZMTP 3.0 peers subscribe with messages
+  bool SendToNativeSubscribers();
+  bool SendFramesTo(std::string_view id, const zmq::message_t* frames, size_t count);
+  void SendUpstream(bool subscribe, std::string_view topic);
+
   const BusOptions options_;
   zmq::context_t& context_;
   zmq::socket_t backend_;   // XSUB
@@ -70,6 +96,8 @@ class Bus {
   std::vector<zmq::message_t> frames_;  // reused for every message
   size_t frame_count_ = 0;
   BusCounters counters_;
+  StringMap<Subscriber> subscribers_;               // by routing id; native frontend
+  std::unique_ptr<transport::ZmtpRouter> native_;   // the frontend, when it binds
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };

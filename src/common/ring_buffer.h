@@ -41,6 +41,12 @@ class RingBuffer {
     return value;
   }
 
+  // Empties the ring, keeping its storage.
+  void clear() {
+    head_ = 0;
+    size_ = 0;
+  }
+
   // The i-th element from the front. REQUIRES: i < size()
   T& operator[](size_t i) { return slots_[(head_ + i) & (slots_.size() - 1)]; }
 

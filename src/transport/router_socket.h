@@ -15,6 +15,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <zmq.hpp>
 
@@ -30,6 +31,21 @@ struct RouterOptions {
   // a peer whose single frame is larger.
   size_t max_message_size = 16u << 20;
   std::function<void(std::string_view routing_id)> on_oversized;
+};
+
+// What only the native socket offers: another ZMTP role, and events about
+// its peers (see ZmtpRouter).
+struct ZmtpOptions {
+  std::string socket_type = "ROUTER";  // announced in READY
+  std::vector<std::string> peer_types = {"DEALER", "REQ", "ROUTER"};  // RFC 28
+  // A peer finished its handshake (true) or went away (false).
+  std::function<void(std::string_view routing_id, bool connected, std::string_view remote)>
+      on_peer;
+  // ZMTP 3.1 SUBSCRIBE (true) and CANCEL (false) commands. ZMTP 3.0 peers
+  // send them as messages whose first byte is 1 or 0; those arrive through
+  // Receive() like any other message.
+  std::function<void(std::string_view routing_id, bool subscribe, std::string_view topic)>
+      on_subscription;
 };
 
 class RouterSocket {

@@ -194,8 +194,4 @@ void AppendPing(std::string& out, uint16_t ttl_deciseconds, std::string_view con
   AppendFrame(out, body, false, true);
 }
 
-bool RouterAcceptsPeer(std::string_view theirs) {
-  return theirs == "DEALER" || theirs == "REQ" || theirs == "ROUTER";
-}
-
 }  // namespace plantd::transport::zmtp

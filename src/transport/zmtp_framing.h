@@ -74,8 +74,4 @@ bool ParsePing(std::string_view body, std::string_view* context);
 void AppendPong(std::string& out, std::string_view context);
 void AppendPing(std::string& out, uint16_t ttl_deciseconds, std::string_view context);
 
-// True when a socket of type `ours` may talk to a peer of type `theirs`
-// (RFC 28 for REQ/REP/DEALER/ROUTER).
-bool RouterAcceptsPeer(std::string_view theirs);
-
 }  // namespace plantd::transport::zmtp

@@ -15,6 +15,7 @@
 #include <cstring>
 #include <random>
 
+#include "common/ring_buffer.h"
 #include "log/log.h"
 #include "transport/zmtp_framing.h"
 
@@ -134,6 +135,9 @@ struct ZmtpRouter::Peer : Pollable {
   uint64_t discard_left = 0;
   std::string out;
   size_t out_sent = 0;
+  // Where each queued message ends in `out`: their count is the peer's
+  // queue length, checked against send_hwm.
+  RingBuffer<size_t> message_ends;
   bool queued_readable = false;
   bool queued_flush = false;
   bool want_write = false;
@@ -141,11 +145,9 @@ struct ZmtpRouter::Peer : Pollable {
   bool closed = false;
 };
 
-ZmtpRouter::ZmtpRouter(const RouterOptions& options)
+ZmtpRouter::ZmtpRouter(const RouterOptions& options, ZmtpOptions zmtp)
     : options_(options),
-      // libzmq counts messages; a byte budget of 128 per message is the same
-      // bound for the small messages that dominate, and still bounds memory.
-      send_limit_bytes_(options.send_hwm > 0 ? static_cast<size_t>(options.send_hwm) * 128 : 0),
+      zmtp_(std::move(zmtp)),
       next_id_(std::random_device{}()),
       events_(256) {
   epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
@@ -298,7 +300,7 @@ void ZmtpRouter::Accept(Listener* listener) {
     }
     // Our whole greeting and READY at once: libzmq reads them as it needs them.
     zmtp::AppendGreeting(peer->out);
-    zmtp::AppendReady(peer->out, "ROUTER");
+    zmtp::AppendReady(peer->out, zmtp_.socket_type);
     peer->index = peers_.size();
     peer->queued_flush = true;
     to_flush_.push_back(peer.get());
@@ -519,9 +521,15 @@ bool ZmtpRouter::Handshake(Peer* peer) {
     ClosePeer(peer, "peer sent ERROR");
     return false;
   }
-  if (!zmtp::ParseReady(body, &metadata) || !zmtp::RouterAcceptsPeer(metadata.socket_type)) {
-    PLANTD_LOG_INFO("connection refused: socket type cannot talk to a ROUTER",
-                    {{"remote", peer->remote}, {"socket_type", metadata.socket_type}});
+  const bool compatible =
+      zmtp::ParseReady(body, &metadata) &&
+      std::find(zmtp_.peer_types.begin(), zmtp_.peer_types.end(), metadata.socket_type) !=
+          zmtp_.peer_types.end();
+  if (!compatible) {
+    PLANTD_LOG_INFO("connection refused: incompatible socket type",
+                    {{"remote", peer->remote},
+                     {"socket_type", metadata.socket_type},
+                     {"ours", zmtp_.socket_type}});
     zmtp::AppendError(peer->out, "invalid socket type");
     WriteTo(peer);
     ClosePeer(peer, "bad READY");
@@ -533,7 +541,8 @@ bool ZmtpRouter::Handshake(Peer* peer) {
   PLANTD_LOG_TRACE("peer ready", {{"remote", peer->remote},
                                   {"socket_type", metadata.socket_type},
                                   {"id", log::Hex(peer->id)}});
-  return true;
+  if (zmtp_.on_peer) zmtp_.on_peer(peer->id, true, peer->remote);
+  return !peer->closed;
 }
 
 bool ZmtpRouter::HandleCommand(Peer* peer, const uint8_t* data, size_t size) {
@@ -549,6 +558,10 @@ bool ZmtpRouter::HandleCommand(Peer* peer, const uint8_t* data, size_t size) {
     return true;
   }
   if (name == "PONG") return true;
+  if ((name == "SUBSCRIBE" || name == "CANCEL") && zmtp_.on_subscription) {
+    zmtp_.on_subscription(peer->id, name == "SUBSCRIBE", body.substr(1 + name.size()));
+    return !peer->closed;
+  }
   if (name == "ERROR" || name == "READY") {
     ClosePeer(peer, name == "ERROR" ? "peer sent ERROR" : "second READY");
     return false;
@@ -597,7 +610,8 @@ bool ZmtpRouter::Send(zmq_msg_t* msg, bool more) {
       return false;
     }
     Peer* peer = it->second;
-    if (send_limit_bytes_ > 0 && peer->out.size() - peer->out_sent > send_limit_bytes_) {
+    if (options_.send_hwm > 0 &&
+        peer->message_ends.size() >= static_cast<size_t>(options_.send_hwm)) {
       errno = EAGAIN;
       return false;
     }
@@ -609,6 +623,7 @@ bool ZmtpRouter::Send(zmq_msg_t* msg, bool more) {
     peer->out.append(reinterpret_cast<const char*>(header), n);
     peer->out.append(data, size);
     if (!more) {
+      peer->message_ends.push_back(peer->out.size());
       if (!peer->queued_flush) {
         peer->queued_flush = true;
         to_flush_.push_back(peer);
@@ -622,6 +637,13 @@ bool ZmtpRouter::Send(zmq_msg_t* msg, bool more) {
   zmq_msg_close(msg);
   zmq_msg_init(msg);
   return true;
+}
+
+bool ZmtpRouter::CanSend(std::string_view routing_id) const {
+  auto it = by_id_.find(routing_id);
+  if (it == by_id_.end()) return false;
+  return options_.send_hwm <= 0 ||
+         it->second->message_ends.size() < static_cast<size_t>(options_.send_hwm);
 }
 
 void ZmtpRouter::FlushAll() {
@@ -643,6 +665,9 @@ bool ZmtpRouter::WriteTo(Peer* peer) {
                              peer->out.size() - peer->out_sent, MSG_NOSIGNAL);
     if (n > 0) {
       peer->out_sent += static_cast<size_t>(n);
+      while (!peer->message_ends.empty() && peer->message_ends.front() <= peer->out_sent) {
+        peer->message_ends.pop_front();
+      }
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
@@ -655,6 +680,7 @@ bool ZmtpRouter::WriteTo(Peer* peer) {
   }
   peer->out.clear();
   peer->out_sent = 0;
+  peer->message_ends.clear();
   if (peer->out.capacity() > kKeepOutputBytes) std::string().swap(peer->out);
   SetWantWrite(peer, false);
   return true;
@@ -673,6 +699,9 @@ void ZmtpRouter::ClosePeer(Peer* peer, const char* why) {
   if (peer->closed) return;
   PLANTD_LOG_TRACE("connection closed", {{"remote", peer->remote}, {"reason", why}});
   peer->closed = true;
+  if (peer->stage == Peer::Stage::kTraffic && zmtp_.on_peer) {
+    zmtp_.on_peer(peer->id, false, peer->remote);
+  }
   epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, peer->fd, nullptr);
   ::close(peer->fd);
   if (auto it = by_id_.find(peer->id); it != by_id_.end() && it->second == peer) by_id_.erase(it);

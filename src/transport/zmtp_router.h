@@ -8,10 +8,12 @@
 // replies with one send() when it next waits.
 //
 // Peers are ordinary libzmq sockets (DEALER, REQ, ROUTER) on tcp:// or ipc://.
+// With ZmtpOptions it plays another role: the buses use it as an XPUB, so
+// that each subscriber's queue, and each message it loses, is visible.
 // As with libzmq's ROUTER: peers get a 5-byte routing id unless they set one
 // (ZMQ_ROUTING_ID); a peer reconnecting with an id in use takes it over;
-// sending to an unknown peer fails with EHOSTUNREACH, to a peer whose unsent
-// output is over its limit with EAGAIN. Unlike libzmq, a message larger than
+// sending to an unknown peer fails with EHOSTUNREACH, to a peer with
+// send_hwm messages not yet written with EAGAIN. Unlike libzmq, a message larger than
 // max_message_size is skipped and reported, and its sender stays connected.
 // Not provided: CURVE/PLAIN security,
 // ZMTP 1.0/2.0 peers (libzmq older than 4.0), tcp:// on interface names.
@@ -33,7 +35,7 @@ namespace plantd::transport {
 
 class ZmtpRouter final : public RouterSocket {
  public:
-  explicit ZmtpRouter(const RouterOptions& options);
+  explicit ZmtpRouter(const RouterOptions& options, ZmtpOptions zmtp = {});
   ~ZmtpRouter() override;
   ZmtpRouter(const ZmtpRouter&) = delete;
   ZmtpRouter& operator=(const ZmtpRouter&) = delete;
@@ -46,6 +48,14 @@ class ZmtpRouter final : public RouterSocket {
 
   // Connected peers that finished the handshake (for tests and status).
   size_t peer_count() const { return by_id_.size(); }
+
+  // True when a message to `routing_id` would be queued now (the peer is
+  // known and below its high-water mark).
+  bool CanSend(std::string_view routing_id) const;
+  // Writes pending output now instead of at the next Wait().
+  void Flush() { FlushAll(); }
+  // Readable when Wait() has something to do: for an outer poll loop.
+  int fd() const { return epoll_fd_; }
 
  private:
   struct Pollable;
@@ -67,7 +77,7 @@ class ZmtpRouter final : public RouterSocket {
   void SetWantWrite(Peer* peer, bool want);
 
   const RouterOptions options_;
-  const size_t send_limit_bytes_;
+  const ZmtpOptions zmtp_;
   int epoll_fd_ = -1;
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::vector<std::unique_ptr<Peer>> peers_;    // every open connection

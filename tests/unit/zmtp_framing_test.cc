@@ -116,14 +116,5 @@ TEST(ZmtpFraming, PingContextComesBackInThePong) {
   EXPECT_EQ(pong.substr(h.header_size), "\x04PONGctx");
 }
 
-TEST(ZmtpFraming, RouterTalksToDealerReqAndRouterOnly) {
-  EXPECT_TRUE(RouterAcceptsPeer("DEALER"));
-  EXPECT_TRUE(RouterAcceptsPeer("REQ"));
-  EXPECT_TRUE(RouterAcceptsPeer("ROUTER"));
-  EXPECT_FALSE(RouterAcceptsPeer("SUB"));
-  EXPECT_FALSE(RouterAcceptsPeer("PUB"));
-  EXPECT_FALSE(RouterAcceptsPeer("dealer"));
-}
-
 }  // namespace
 }  // namespace plantd::transport::zmtp
