@@ -31,6 +31,55 @@ void Add(std::atomic<int64_t>& counter, int64_t n) {
   counter.store(counter.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
 }
 
+// One block-mode wait: the time goes into `blocked_ns` as it passes (so the
+// metric grows during a long stall), the log says who holds the bus up once
+// it has waited a second, and says so again when the bus moves.
+class HoldUp {
+ public:
+  HoldUp(const std::string& bus, std::atomic<uint64_t>& blocked_ns)
+      : bus_(bus), blocked_ns_(blocked_ns), start_(Clock::now()), last_(start_) {}
+  HoldUp(const HoldUp&) = delete;
+  HoldUp& operator=(const HoldUp&) = delete;
+
+  // Each turn of the wait. `subscriber` is its address, or empty if unknown.
+  void Still(std::string_view subscriber) {
+    Account();
+    if (logged_ || last_ - start_ < std::chrono::seconds(1)) return;
+    logged_ = true;
+    if (subscriber.empty()) {
+      PLANTD_LOG_WARN("bus held up by a slow subscriber", {{"bus", bus_}});
+    } else {
+      PLANTD_LOG_WARN("bus held up by a slow subscriber",
+                      {{"bus", bus_}, {"subscriber", subscriber}});
+    }
+  }
+
+  ~HoldUp() {
+    Account();
+    if (logged_) {
+      PLANTD_LOG_INFO("bus moving again",
+                      {{"bus", bus_},
+                       {"waited_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
+                                         last_ - start_)
+                                         .count()}});
+    }
+  }
+
+ private:
+  void Account() {
+    const auto now = Clock::now();
+    Add(blocked_ns_, static_cast<uint64_t>(
+                         std::chrono::duration_cast<std::chrono::nanoseconds>(now - last_).count()));
+    last_ = now;
+  }
+
+  const std::string& bus_;
+  std::atomic<uint64_t>& blocked_ns_;
+  const Clock::time_point start_;
+  Clock::time_point last_;
+  bool logged_ = false;
+};
+
 // Binds or connects `socket` per the endpoint's prefix.
 Status Attach(zmq::socket_t& socket, const std::string& text, const std::string& bus,
               const char* key) {
@@ -229,27 +278,16 @@ bool Bus::SendToSubscribers() {
     return sent;
   }
   // Block mode: wait for the slow subscriber, still serving subscriptions.
-  const auto start = Clock::now();
+  // libzmq's XPUB does not say which subscriber is full.
+  HoldUp hold_up(options_.name, counters_.blocked_ns);
   zmq::pollitem_t item{frontend_.handle(), 0, ZMQ_POLLIN, 0};
-  bool sent = false;
   while (!stop_.load(std::memory_order_relaxed)) {
     if (zmq::poll(&item, 1, std::chrono::milliseconds(1)) > 0) HandleSubscription();
-    if (send_all(ZMQ_DONTWAIT)) {
-      sent = true;
-      break;
-    }
+    if (send_all(ZMQ_DONTWAIT)) return true;
+    hold_up.Still({});
     counters_.last_tick_ns.store(NowNs(), std::memory_order_relaxed);
   }
-  const auto waited = Clock::now() - start;
-  Add(counters_.blocked_ns,
-      std::chrono::duration_cast<std::chrono::nanoseconds>(waited).count());
-  if (waited > std::chrono::seconds(1)) {
-    PLANTD_LOG_WARN("bus held up by a slow subscriber",
-                    {{"bus", options_.name},
-                     {"waited_ms",
-                      std::chrono::duration_cast<std::chrono::milliseconds>(waited).count()}});
-  }
-  return sent;
+  return false;
 }
 
 void Bus::HandleSubscription() {
@@ -410,32 +448,22 @@ bool Bus::SendToNativeSubscribers() {
   if (options_.delivery == BusOptions::Delivery::kBlock) {
     // Wait until every subscriber to this topic has room, still serving
     // subscriptions and writing queued output meanwhile.
-    const auto start = Clock::now();
-    std::string holding_up;
-    while (!stop_.load(std::memory_order_relaxed)) {
-      holding_up.clear();
+    auto full_subscriber = [&]() -> const Subscriber* {
       for (const auto& [id, s] : subscribers_) {
-        if (Matches(s.prefixes, topic) && !native_->CanSend(id)) {
-          holding_up = s.remote;
-          break;
-        }
+        if (Matches(s.prefixes, topic) && !native_->CanSend(id)) return &s;
       }
-      if (holding_up.empty()) break;
-      native_->Wait(std::chrono::milliseconds(1));
-      ReceiveFromSubscribers();
-      counters_.last_tick_ns.store(NowNs(), std::memory_order_relaxed);
-    }
-    const auto waited = Clock::now() - start;
-    if (waited > std::chrono::milliseconds(0)) {
-      Add(counters_.blocked_ns,
-          std::chrono::duration_cast<std::chrono::nanoseconds>(waited).count());
-    }
-    if (waited > std::chrono::seconds(1)) {
-      PLANTD_LOG_WARN("bus held up by a slow subscriber",
-                      {{"bus", options_.name},
-                       {"subscriber", holding_up},
-                       {"waited_ms",
-                        std::chrono::duration_cast<std::chrono::milliseconds>(waited).count()}});
+      return nullptr;
+    };
+    if (full_subscriber() != nullptr) {
+      HoldUp hold_up(options_.name, counters_.blocked_ns);
+      while (!stop_.load(std::memory_order_relaxed)) {
+        const Subscriber* full = full_subscriber();
+        if (full == nullptr) break;
+        hold_up.Still(full->remote);
+        native_->Wait(std::chrono::milliseconds(1));
+        ReceiveFromSubscribers();
+        counters_.last_tick_ns.store(NowNs(), std::memory_order_relaxed);
+      }
     }
   }
   for (auto& [id, s] : subscribers_) {

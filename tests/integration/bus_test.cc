@@ -319,5 +319,48 @@ TEST(BusProcess, ConfiguredBusForwardsAndBindFailureIsAStartupError) {
   EXPECT_EQ(broker.Stop(), 0);
 }
 
+// docs/buses.md: in block mode an operator finds the subscriber holding the
+// bus up in the log, by its address.
+TEST(BusProcess, BlockModeLogNamesTheSubscriberHoldingTheBusUp) {
+  const int backend = FreeTcpPort(), frontend = FreeTcpPort();
+  BrokerProcess broker;
+  ASSERT_TRUE(broker.Start(
+      {.config_yaml = "endpoint: " + TcpEndpoint(FreeTcpPort()) + "\nclient_endpoint: " +
+                      TcpEndpoint(FreeTcpPort()) + "\nhealth:\n  port: 0\nbuses:\n" +
+                      "  - name: events\n    backend: " + TcpEndpoint(backend) +
+                      "\n    frontend: " + TcpEndpoint(frontend) +
+                      "\n    delivery: block\n    send_hwm: 100\n"}))
+      << broker.Output();
+  zmq::context_t ctx;
+  zmq::socket_t sub(ctx, zmq::socket_type::sub);
+  sub.set(zmq::sockopt::linger, 0);
+  sub.set(zmq::sockopt::rcvhwm, 10);
+  sub.set(zmq::sockopt::rcvbuf, 4096);  // fills quickly: the stalled reader
+  sub.set(zmq::sockopt::subscribe, "");
+  sub.connect(TcpEndpoint(frontend));
+  zmq::socket_t pub(ctx, zmq::socket_type::pub);
+  pub.set(zmq::sockopt::linger, 0);
+  pub.set(zmq::sockopt::xpub_nodrop, 1);
+  pub.connect(TcpEndpoint(backend));
+  // The subscription must reach the publisher before anything counts.
+  zmq::pollitem_t item{sub.handle(), 0, ZMQ_POLLIN, 0};
+  for (int i = 0; i < 500; ++i) {
+    pub.send(zmq::str_buffer("sync"), zmq::send_flags::dontwait);
+    if (zmq::poll(&item, 1, 10ms) > 0) break;
+  }
+  const std::string body(4096, 'e');
+  const auto deadline = std::chrono::steady_clock::now() + 8s;
+  bool named = false;
+  while (!named && std::chrono::steady_clock::now() < deadline) {
+    for (int i = 0; i < 200; ++i) (void)pub.send(zmq::buffer(body), zmq::send_flags::dontwait);
+    std::this_thread::sleep_for(50ms);
+    const std::string out = broker.Output();
+    named = out.find("bus held up by a slow subscriber bus=events subscriber=127.0.0.1:") !=
+            std::string::npos;
+  }
+  EXPECT_TRUE(named) << broker.Output();
+  EXPECT_EQ(broker.Stop(), 0);
+}
+
 }  // namespace
 }  // namespace plantd::test
