@@ -39,6 +39,7 @@ constexpr size_t kKeepOutputBytes = 1024 * 1024;
 // A handshake command is a few dozen bytes; anything this big is hostile.
 constexpr uint64_t kMaxCommandSize = 64 * 1024;
 constexpr milliseconds kAcceptPause{100};
+constexpr size_t kMaxBufferedInput = 1024 * 1024;
 
 // Bytes received and not yet parsed, without zero-filling on growth.
 class InputBuffer {
@@ -310,6 +311,10 @@ void ZmtpRouter::Accept(Listener* listener) {
 }
 
 void ZmtpRouter::ReadFrom(Peer* peer) {
+  // Back-pressure, as libzmq's receive high-water mark: a peer with a whole
+  // message and this much more waiting is not read until the caller has
+  // taken its messages, and TCP slows the sender down.
+  if (peer->message_ready && peer->in.size() >= kMaxBufferedInput) return;
   size_t budget = kReadBudget;
   while (budget > 0) {
     peer->in.Reserve(std::min(kReadChunk, budget));

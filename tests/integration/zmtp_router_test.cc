@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <functional>
@@ -291,6 +292,41 @@ TEST_F(ZmtpRouterTest, PeerThatStopsReadingMakesSendsFailWithEagain) {
     router_->Wait(0ms);
   }
   EXPECT_TRUE(refused);
+}
+
+// A peer sending faster than the caller takes messages is not buffered
+// without bound: the router stops reading it, and TCP pushes back.
+TEST_F(ZmtpRouterTest, AFloodingPeerIsReadNoFasterThanItsMessagesAreTaken) {
+  Open();
+  constexpr int kMessages = 40000;  // 40 MB
+  std::atomic<int> sent{0};
+  std::thread sender([&] {
+    zmq::socket_t dealer = Dealer("flood");
+    dealer.set(zmq::sockopt::sndtimeo, 100);
+    dealer.set(zmq::sockopt::linger, 5000);
+    const std::string body(1000, 'f');
+    const auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (sent.load() < kMessages && std::chrono::steady_clock::now() < deadline) {
+      if (dealer.send(zmq::buffer(body), zmq::send_flags::none)) sent.fetch_add(1);
+    }
+  });
+  // A second of turning the router without taking a message.
+  const auto until = std::chrono::steady_clock::now() + 1s;
+  while (std::chrono::steady_clock::now() < until) router_->Wait(10ms);
+  const int accepted = sent.load();
+  // 1 MiB here, the kernel's socket buffers and the sender's own queue hold
+  // a few thousand messages; without back-pressure all 40,000 go.
+  EXPECT_LT(accepted, 25000) << "the router read everything it was sent";
+  // Taking messages lets the rest through, every one of them, in order.
+  int received = 0;
+  while (received < kMessages) {
+    auto got = RouterReceive(5s);
+    ASSERT_TRUE(got.has_value()) << "lost after " << received;
+    ASSERT_EQ(got->size(), 2u);
+    ++received;
+  }
+  sender.join();
+  EXPECT_EQ(received, kMessages);
 }
 
 TEST(ZmtpRouterBind, IpcEndpointsWorkAndTheirFileIsRemovedOnClose) {
