@@ -44,8 +44,11 @@ test-asan: deps
 
 # Under TSan everything runs 10-20x slower and libzmq is not instrumented:
 # the load tests and the drop-mode loss test, whose timing windows assume
-# full speed, are left to the other builds.
-TSAN_EXCLUDE ?= MdpLoad|DropModeCountsLosses|AsyncClientCompletesTenThousand
+# full speed, are left to the other builds. BlockModeLogNames...: under TSan
+# the test's own libzmq PUB stops writing after about 1 MB (its 1,000-message
+# pipe stays full, its TCP connection idle, the broker's bus thread idle with
+# nothing to read), so the subscriber never falls far enough behind.
+TSAN_EXCLUDE ?= MdpLoad|DropModeCountsLosses|AsyncClientCompletesTenThousand|BlockModeLogNames
 
 test-tsan: deps
 	@cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DPLANTD_SANITIZE=thread -DPLANTD_BUILD_BENCH=OFF >/dev/null

@@ -344,12 +344,15 @@ TEST(BusProcess, BlockModeLogNamesTheSubscriberHoldingTheBusUp) {
   pub.connect(TcpEndpoint(backend));
   // The subscription must reach the publisher before anything counts.
   zmq::pollitem_t item{sub.handle(), 0, ZMQ_POLLIN, 0};
-  for (int i = 0; i < 500; ++i) {
-    pub.send(zmq::str_buffer("sync"), zmq::send_flags::dontwait);
-    if (zmq::poll(&item, 1, 10ms) > 0) break;
+  bool synced = false;
+  const auto sync_deadline = std::chrono::steady_clock::now() + 15s;
+  while (!synced && std::chrono::steady_clock::now() < sync_deadline) {
+    (void)pub.send(zmq::str_buffer("sync"), zmq::send_flags::dontwait);
+    synced = zmq::poll(&item, 1, 10ms) > 0;
   }
+  ASSERT_TRUE(synced) << "the subscription never reached the publisher\n" << broker.Output();
   const std::string body(4096, 'e');
-  const auto deadline = std::chrono::steady_clock::now() + 8s;
+  const auto deadline = std::chrono::steady_clock::now() + 15s;
   bool named = false;
   while (!named && std::chrono::steady_clock::now() < deadline) {
     for (int i = 0; i < 200; ++i) (void)pub.send(zmq::buffer(body), zmq::send_flags::dontwait);
