@@ -14,6 +14,7 @@
 #include <cstring>
 #include <functional>
 #include <optional>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -93,6 +94,31 @@ class ZmtpRouterTest : public ::testing::Test {
         timeout);
     if (!got) return std::nullopt;
     return frames;
+  }
+
+  // A plain TCP connection to the router, for bytes libzmq would not send.
+  int RawConnect() const {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<uint16_t>(port_));
+    inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
+      ::close(fd);
+      return -1;
+    }
+    return fd;
+  }
+
+  // Keeps the router turning until it closes `fd`; what it sent first is
+  // appended to `received`. False if it was still open after 3 s.
+  bool ReadUntilClosed(int fd, std::string* received) {
+    return PumpUntil([&] {
+      char buf[256];
+      const ssize_t n = ::recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+      if (n > 0) received->append(buf, static_cast<size_t>(n));
+      return n == 0;
+    });
   }
 
   static void PeerSend(zmq::socket_t& s, const Frames& frames) {
@@ -208,22 +234,13 @@ TEST_F(ZmtpRouterTest, MessageOverTheLimitIsSkippedAndTheNextOneArrives) {
 TEST_F(ZmtpRouterTest, NonZmtpBytesCloseThatConnectionAndNothingElse) {
   Open();
   auto dealer = Dealer();
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(static_cast<uint16_t>(port_));
-  inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
-  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  const int fd = RawConnect();
+  ASSERT_GE(fd, 0);
   const std::string http = "GET / HTTP/1.1\r\nHost: broker\r\n\r\n";
   ASSERT_EQ(::send(fd, http.data(), http.size(), 0), static_cast<ssize_t>(http.size()));
   // The router answers with its greeting, then closes: read to the end.
   std::string received;
-  ASSERT_TRUE(PumpUntil([&] {
-    char buf[256];
-    const ssize_t n = ::recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
-    if (n > 0) received.append(buf, static_cast<size_t>(n));
-    return n == 0;
-  })) << "the connection stayed open";
+  ASSERT_TRUE(ReadUntilClosed(fd, &received)) << "the connection stayed open";
   ::close(fd);
   PeerSend(dealer, {"still here"});
   auto got = RouterReceive();
@@ -233,27 +250,73 @@ TEST_F(ZmtpRouterTest, NonZmtpBytesCloseThatConnectionAndNothingElse) {
 
 TEST_F(ZmtpRouterTest, SocketTypesThatCannotTalkToARouterGetAnError) {
   Open();
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(static_cast<uint16_t>(port_));
-  inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
-  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  const int fd = RawConnect();
+  ASSERT_GE(fd, 0);
   std::string hello;
   zmtp::AppendGreeting(hello);
   zmtp::AppendReady(hello, "SUB");
   ASSERT_EQ(::send(fd, hello.data(), hello.size(), 0), static_cast<ssize_t>(hello.size()));
   std::string received;
-  ASSERT_TRUE(PumpUntil([&] {
-    char buf[256];
-    const ssize_t n = ::recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
-    if (n > 0) received.append(buf, static_cast<size_t>(n));
-    return n == 0;
-  }));
+  ASSERT_TRUE(ReadUntilClosed(fd, &received));
   ::close(fd);
   EXPECT_NE(received.find("ERROR"), std::string::npos);
   EXPECT_NE(received.find("invalid socket type"), std::string::npos);
   EXPECT_EQ(router_->peer_count(), 0u);
+}
+
+// No input may crash, stall or corrupt the router: 300 connections send a
+// valid handshake and then random frames (random flags, short and long
+// sizes, commands, truncated tails) and close, while a well-behaved
+// peer's messages still arrive intact. Run under ASan, this is also the
+// memory-safety check of the parser.
+TEST_F(ZmtpRouterTest, RandomBytesAfterTheHandshakeNeverDisturbAGoodPeer) {
+  Open({.max_message_size = 64 * 1024});
+  auto good = Dealer("good");
+  std::mt19937 rng(20261127);
+  auto byte = [&] { return static_cast<char>(rng() & 0xFF); };
+  int received = 0;
+  for (int round = 0; round < 300; ++round) {
+    const int fd = RawConnect();
+    ASSERT_GE(fd, 0);
+    std::string wire;
+    zmtp::AppendGreeting(wire);
+    zmtp::AppendReady(wire, "DEALER");
+    const int frames = static_cast<int>(rng() % 20);
+    for (int f = 0; f < frames; ++f) {
+      switch (rng() % 4) {
+        case 0: {  // a well-formed frame, MORE or not
+          std::string body(rng() % 300, 'x');
+          zmtp::AppendFrame(wire, body, rng() % 2 == 0);
+          break;
+        }
+        case 1: {  // random flags and a short size
+          wire.push_back(byte());
+          wire.push_back(byte());
+          break;
+        }
+        case 2: {  // a long header with a random, often absurd, size
+          wire.push_back(static_cast<char>(zmtp::kFlagLong | (rng() % 2)));
+          for (int i = 0; i < 8; ++i) wire.push_back(byte());
+          break;
+        }
+        default: {  // random bytes
+          for (int i = static_cast<int>(rng() % 64); i > 0; --i) wire.push_back(byte());
+        }
+      }
+    }
+    (void)::send(fd, wire.data(), wire.size(), MSG_NOSIGNAL);
+    PeerSend(good, {"ping", std::to_string(round)});
+    auto got = RouterReceive();
+    // Random peers' well-formed messages may come first; skip to ours.
+    while (got && (*got)[0] != "good") got = RouterReceive();
+    ASSERT_TRUE(got.has_value()) << "round " << round;
+    ASSERT_EQ(*got, (Frames{"good", "ping", std::to_string(round)}));
+    ++received;
+    ::close(fd);  // often before the router has read it all: a cut stream
+  }
+  EXPECT_EQ(received, 300);
+  EXPECT_TRUE(PumpUntil([&] { return router_->peer_count() == 1; }))
+      << "connections were left open: " << router_->peer_count();
 }
 
 TEST_F(ZmtpRouterTest, AMessageSentJustBeforeClosingIsStillDelivered) {
