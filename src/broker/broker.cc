@@ -661,6 +661,9 @@ std::shared_ptr<BrokerSnapshot> Broker::BuildSnapshot(SteadyTime now, bool with_
   snap->uptime_seconds = std::chrono::duration<double>(now - started_).count();
   snap->endpoints_bound = bound_;
   snap->endpoints = bound_endpoints_;
+  const transport::RouterSocket::Stats router = router_->stats();
+  snap->connections = router.connections;
+  snap->connections_refused = router.refused;
   snap->counters = counters_;
   snap->totals = retired_;
   snap->requests_in_memory = requests_.in_use();

@@ -120,6 +120,8 @@ struct BrokerSnapshot {
   std::vector<ServiceSnapshot> services;
   std::vector<WorkerSnapshot> workers;
   size_t requests_in_memory = 0;
+  int64_t connections = -1;        // Majordomo connections; -1: not known (transport zmq)
+  uint64_t connections_refused = 0;
 };
 
 // The hand-over point between the core (writer) and readers on other threads.

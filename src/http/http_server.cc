@@ -85,6 +85,11 @@ std::string StatusJson(const broker::BrokerSnapshot* snap, const std::vector<con
     doc["broker"]["uptime_seconds"] = snap->uptime_seconds;
     doc["broker"]["endpoints"] = snap->endpoints;
     doc["broker"]["requests_in_memory"] = snap->requests_in_memory;
+    doc["broker"]["transport"] = options.transport == Transport::kZmq ? "zmq" : "native";
+    if (snap->connections >= 0) {
+      doc["broker"]["connections"] = snap->connections;
+      doc["broker"]["connections_refused"] = snap->connections_refused;
+    }
     for (const auto& s : snap->services) {
       services.push_back({{"name", s.name},
                           {"workers", s.workers},

@@ -178,6 +178,14 @@ std::string RenderMetrics(const broker::BrokerSnapshot& snap,
   w.Header("plantd_broker_management_requests_total", "counter",
            "Requests answered by the broker itself (mmi.*, org.plantd.Broker).");
   w.Sample("plantd_broker_management_requests_total", "", snap.counters.mmi_requests);
+  if (snap.connections >= 0) {
+    w.Header("plantd_broker_connections", "gauge",
+             "Connections to the Majordomo endpoints past the ZMTP handshake.");
+    w.Sample("plantd_broker_connections", "", snap.connections);
+    w.Header("plantd_broker_connections_refused_total", "counter",
+             "Connections closed for a bad ZMTP greeting or handshake.");
+    w.Sample("plantd_broker_connections_refused_total", "", snap.connections_refused);
+  }
   w.Header("plantd_broker_messages_total", "counter", "Majordomo messages in and out.");
   w.Sample("plantd_broker_messages_total", "direction=\"in\"", snap.counters.messages_in);
   w.Sample("plantd_broker_messages_total", "direction=\"out\"", snap.counters.messages_out);

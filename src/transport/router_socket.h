@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -71,6 +72,14 @@ class RouterSocket {
 
   // Gives queued output up to `linger` to leave, then closes everything.
   virtual void Close(std::chrono::milliseconds linger) = 0;
+
+  // What an operator wants to see of the connections; the native socket
+  // knows, libzmq's ROUTER does not say (connections is then -1).
+  struct Stats {
+    int64_t connections = -1;  // peers past the handshake
+    uint64_t refused = 0;      // connections closed for a bad greeting or handshake
+  };
+  virtual Stats stats() const { return {}; }
 };
 
 enum class RouterKind { kNative, kZmq };

@@ -702,6 +702,8 @@ void ZmtpRouter::SetWantWrite(Peer* peer, bool want) {
 
 void ZmtpRouter::ClosePeer(Peer* peer, const char* why) {
   if (peer->closed) return;
+  // Closed before the handshake finished, and not by its own end: refused.
+  if (peer->stage != Peer::Stage::kTraffic && !peer->eof) ++refused_;
   PLANTD_LOG_TRACE("connection closed", {{"remote", peer->remote}, {"reason", why}});
   peer->closed = true;
   if (peer->stage == Peer::Stage::kTraffic && zmtp_.on_peer) {

@@ -48,6 +48,9 @@ class ZmtpRouter final : public RouterSocket {
 
   // Connected peers that finished the handshake (for tests and status).
   size_t peer_count() const { return by_id_.size(); }
+  Stats stats() const override {
+    return {.connections = static_cast<int64_t>(by_id_.size()), .refused = refused_};
+  }
 
   // True when a message to `routing_id` would be queued now (the peer is
   // known and below its high-water mark).
@@ -90,6 +93,7 @@ class ZmtpRouter final : public RouterSocket {
   Peer* sending_ = nullptr;    // the peer of the message Send() is building
   bool sending_started_ = false;
   uint32_t next_id_;
+  uint64_t refused_ = 0;  // handshakes that failed
   std::chrono::steady_clock::time_point accept_paused_until_{};
   std::vector<epoll_event> events_;
 };

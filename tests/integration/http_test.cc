@@ -215,6 +215,17 @@ TEST_F(HttpTest, MetricsMoveAsTrafficFlows) {
   junk.Send({"NOT-MDP", "x"});
   std::this_thread::sleep_for(700ms);
   EXPECT_EQ(Metric("plantd_broker_invalid_messages_total{reason=\"unknown_header\"}"), 1);
+  EXPECT_EQ(Metric("plantd_broker_connections"), 1) << "the junk peer is still connected";
+
+  // A connection that is not ZMTP is refused, and counted.
+  {
+    httplib::Client wrong_port("127.0.0.1", client_port_);
+    wrong_port.set_connection_timeout(2);
+    wrong_port.set_read_timeout(2);
+    (void)wrong_port.Get("/");
+  }
+  std::this_thread::sleep_for(700ms);
+  EXPECT_EQ(Metric("plantd_broker_connections_refused_total"), 1);
 
   // A bus message is counted.
   zmq::socket_t pub(ctx, zmq::socket_type::pub);
