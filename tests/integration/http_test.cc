@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <set>
@@ -239,6 +241,38 @@ TEST_F(HttpTest, MetricsMoveAsTrafficFlows) {
   std::this_thread::sleep_for(300ms);
   EXPECT_EQ(Metric("plantd_broker_bus_messages_total{bus=\"data\",direction=\"in\"}"), 10);
   EXPECT_EQ(Metric("plantd_broker_bus_subscribers{bus=\"data\"}"), 1);
+}
+
+// Every series the Grafana dashboard in deploy/ queries is one the broker
+// exports: a renamed metric must not leave an empty panel behind.
+TEST_F(HttpTest, GrafanaDashboardQueriesOnlyExportedMetrics) {
+  StartBroker();
+  // A service and a connected peer, so that every family has samples.
+  RoundTrip("org.plantd.Dashboard", 1);
+  zmq::context_t ctx;
+  RawPeer peer(ctx, TcpEndpoint(client_port_));
+  peer.Send({"NOT-MDP"});
+  std::this_thread::sleep_for(700ms);
+  auto res = Get("/metrics");
+  ASSERT_TRUE(res);
+  std::ifstream file(std::string(PLANTD_SOURCE_DIR) + "/deploy/grafana-dashboard.json");
+  ASSERT_TRUE(file.good());
+  const json dashboard = json::parse(file);
+  const std::regex name(R"((plantd_broker_[a-z_]+|process_[a-z_]+))");
+  int checked = 0;
+  for (const json& panel : dashboard["panels"]) {
+    for (const json& target : panel["targets"]) {
+      const std::string expr = target["expr"];
+      for (std::sregex_iterator it(expr.begin(), expr.end(), name), end; it != end; ++it) {
+        std::string metric = (*it)[1];
+        // Histograms are exported as _bucket, _sum and _count.
+        EXPECT_NE(res->body.find("\n" + metric), std::string::npos)
+            << "panel \"" << panel["title"].get<std::string>() << "\" queries " << metric;
+        ++checked;
+      }
+    }
+  }
+  EXPECT_GT(checked, 10);
 }
 
 TEST_F(HttpTest, StatusListsServicesWorkersAndBuses) {
