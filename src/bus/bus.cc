@@ -156,7 +156,7 @@ Status Bus::Open() {
 Status Bus::OpenNativeFrontend(const std::string& address) {
   transport::RouterOptions router;
   router.send_hwm = options_.send_hwm;
-  router.max_message_size = 64 * 1024;  // subscribers only send subscriptions
+  router.max_message_size = size_t{64} * 1024;  // subscribers only send subscriptions
   transport::ZmtpOptions zmtp;
   zmtp.socket_type = "XPUB";
   zmtp.peer_types = {"SUB", "XSUB"};

@@ -1,5 +1,6 @@
 #include "transport/zmtp_framing.h"
 
+#include <algorithm>
 #include <cstring>
 
 namespace plantd::transport::zmtp {
@@ -45,7 +46,9 @@ void AppendGreeting(std::string& out) {
   g[9] = 0x7F;
   g[10] = 3;  // major
   g[11] = 1;  // minor
-  std::memcpy(g + 12, "NULL", 4);
+  // The mechanism name, zero-padded to 20 bytes (g is zeroed).
+  constexpr std::string_view kNull = "NULL";
+  std::copy(kNull.begin(), kNull.end(), g + 12);
   // g[32] as-server = 0: NULL has no server role; the filler stays zero.
   out.append(reinterpret_cast<const char*>(g), sizeof(g));
 }

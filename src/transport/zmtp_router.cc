@@ -27,19 +27,19 @@ using std::chrono::milliseconds;
 
 // Reads grow a connection's buffer to at most this per call, so that one
 // busy peer cannot keep the others waiting.
-constexpr size_t kReadChunk = 64 * 1024;
-constexpr size_t kReadBudget = 256 * 1024;
+constexpr size_t kReadChunk = size_t{64} * 1024;
+constexpr size_t kReadBudget = size_t{256} * 1024;
 // Buffers above these sizes are given back once drained: memory follows
 // bursts, not the number of connections. Below them a busy peer keeps its
 // buffers: glibc serves blocks of 128 KiB and more with mmap, and giving
 // those back on every turn costs a page fault per 4 KiB (16 KiB bodies ran at
 // 0.74 of the libzmq relay with 64 KiB here).
-constexpr size_t kKeepInputBytes = 1024 * 1024;
-constexpr size_t kKeepOutputBytes = 1024 * 1024;
+constexpr size_t kKeepInputBytes = size_t{1024} * 1024;
+constexpr size_t kKeepOutputBytes = size_t{1024} * 1024;
 // A handshake command is a few dozen bytes; anything this big is hostile.
-constexpr uint64_t kMaxCommandSize = 64 * 1024;
+constexpr uint64_t kMaxCommandSize = size_t{64} * 1024;
 constexpr milliseconds kAcceptPause{100};
-constexpr size_t kMaxBufferedInput = 1024 * 1024;
+constexpr size_t kMaxBufferedInput = size_t{1024} * 1024;
 
 // Bytes received and not yet parsed, without zero-filling on growth.
 class InputBuffer {
