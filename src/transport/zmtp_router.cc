@@ -58,11 +58,14 @@ class InputBuffer {
     }
   }
 
-  // Room for at least `n` more bytes at the end.
+  // Room for at least `n` more bytes at the end. Live bytes move to the
+  // front only when at least as many have been consumed before them, so a
+  // buffer that is read from and consumed in small steps costs a constant
+  // per byte, not a move of everything it holds per step.
   uint8_t* Reserve(size_t n) {
     if (capacity_ - end_ >= n) return storage_.get() + end_;
     const size_t used = size();
-    if (capacity_ - used >= n && begin_ > 0) {
+    if (capacity_ - used >= n && begin_ >= used) {
       std::memmove(storage_.get(), data(), used);
     } else {
       const size_t capacity = std::max({capacity_ * 2, used + n, size_t{4096}});
@@ -129,6 +132,7 @@ struct ZmtpRouter::Peer : Pollable {
   size_t scanned = 0;
   uint64_t scanned_body_bytes = 0;
   bool message_ready = false;  // a whole message is at the head of `in`
+  bool read_paused = false;    // back-pressure: not read until `in` halves
   // Skipping a message over max_message_size: bytes left of the current
   // frame, and whether more frames follow it.
   bool discarding = false;
@@ -312,9 +316,13 @@ void ZmtpRouter::Accept(Listener* listener) {
 
 void ZmtpRouter::ReadFrom(Peer* peer) {
   // Back-pressure, as libzmq's receive high-water mark: a peer with a whole
-  // message and this much more waiting is not read until the caller has
-  // taken its messages, and TCP slows the sender down.
-  if (peer->message_ready && peer->in.size() >= kMaxBufferedInput) return;
+  // message and this much waiting is not read until the caller has taken
+  // half of it, and TCP slows the sender down meanwhile.
+  if (peer->message_ready) {
+    if (peer->in.size() >= kMaxBufferedInput) peer->read_paused = true;
+    if (peer->read_paused && peer->in.size() >= kMaxBufferedInput / 2) return;
+  }
+  peer->read_paused = false;
   size_t budget = kReadBudget;
   while (budget > 0) {
     peer->in.Reserve(std::min(kReadChunk, budget));
