@@ -706,10 +706,15 @@ class CreditTest : public MdpBrokerTest {
     WaitForWorkers(service, before + 1);
     return w;
   }
-  // Everything that arrives within `wait`.
-  std::vector<TestWorker::Request> ReceiveAll(TestWorker& w, std::chrono::milliseconds wait) {
+  // `n` requests, however slowly they come (up to 5 s each): for tests that
+  // count on all of them, where a quiet spell must not end the wait.
+  std::vector<TestWorker::Request> ReceiveCount(TestWorker& w, size_t n) {
     std::vector<TestWorker::Request> all;
-    while (auto r = w.Receive(wait)) all.push_back(*r);
+    while (all.size() < n) {
+      auto r = w.Receive(5s);
+      if (!r) break;
+      all.push_back(*r);
+    }
     return all;
   }
 };
@@ -720,11 +725,13 @@ TEST_F(CreditTest, CreditIsHonoured) {
   auto w = CreditWorker("credit", 4);
   TestClient client(ctx_, clients(), Dialect::kMdp02);
   for (int i = 0; i < 10; ++i) client.Request("credit", {std::to_string(i)});
-  auto first = ReceiveAll(*w, 300ms);
+  auto first = ReceiveCount(*w, 4);
   ASSERT_EQ(first.size(), 4u);
+  EXPECT_FALSE(w->Receive(300ms).has_value()) << "more than the credit of 4";
   w->Final(first[0].address, {"done"});
-  auto more = ReceiveAll(*w, 300ms);
+  auto more = ReceiveCount(*w, 1);
   EXPECT_EQ(more.size(), 1u) << "one FINAL frees one slot";
+  EXPECT_FALSE(w->Receive(300ms).has_value()) << "one FINAL frees one slot only";
   EXPECT_EQ(ServiceStats("credit")["queued"], 5);
 }
 
@@ -734,7 +741,8 @@ TEST_F(CreditTest, UnreadableCreditMeansOne) {
   auto w = CreditWorker("odd-credit", 0);
   TestClient client(ctx_, clients(), Dialect::kMdp02);
   for (int i = 0; i < 3; ++i) client.Request("odd-credit", {std::to_string(i)});
-  EXPECT_EQ(ReceiveAll(*w, 300ms).size(), 1u);
+  EXPECT_EQ(ReceiveCount(*w, 1).size(), 1u);
+  EXPECT_FALSE(w->Receive(300ms).has_value()) << "an unreadable credit is 1";
 }
 
 // Dispatch goes to the worker with the most spare credit; ties: least
@@ -747,8 +755,10 @@ TEST_F(CreditTest, MostSpareCreditFirst) {
   for (int i = 0; i < 3; ++i) client.Request("spread", {std::to_string(i)});
   // big (4 spare) takes one, then big (3) again, then the tie at 2 goes to
   // small, which has waited longer.
-  EXPECT_EQ(ReceiveAll(*big, 300ms).size(), 2u);
-  EXPECT_EQ(ReceiveAll(*small, 100ms).size(), 1u);
+  EXPECT_EQ(ReceiveCount(*big, 2).size(), 2u);
+  EXPECT_EQ(ReceiveCount(*small, 1).size(), 1u);
+  EXPECT_FALSE(big->Receive(200ms).has_value());
+  EXPECT_FALSE(small->Receive(50ms).has_value());
 }
 
 // The death of a credit-16 worker re-dispatches every request it held,
@@ -758,7 +768,7 @@ TEST_F(CreditTest, DeathOfACredit16WorkerRedispatchesEveryRequestOnce) {
   auto doomed = CreditWorker("c16", 16);
   TestClient client(ctx_, clients(), Dialect::kMdp02);
   for (int i = 0; i < 16; ++i) client.Request("c16", {std::to_string(i)});
-  ASSERT_EQ(ReceiveAll(*doomed, 300ms).size(), 16u);
+  ASSERT_EQ(ReceiveCount(*doomed, 16).size(), 16u);
   doomed->peer().Close();
 
   auto heir = CreditWorker("c16", 16);
@@ -789,7 +799,7 @@ TEST_F(CreditTest, OutOfOrderRepliesReachTheRightClients) {
     cs.back()->Request("ooo", {"c" + std::to_string(c) + "a"});
     cs.back()->Request("ooo", {"c" + std::to_string(c) + "b"});
   }
-  auto held = ReceiveAll(*w, 300ms);
+  auto held = ReceiveCount(*w, 8);
   ASSERT_EQ(held.size(), 8u);
   for (auto it = held.rbegin(); it != held.rend(); ++it) w->Final(it->address, it->body);
   for (int c = 0; c < 4; ++c) {
@@ -818,8 +828,9 @@ TEST_P(TransportTest, RequestsCreditAndRedispatchBehaveTheSame) {
   auto doomed = CreditWorker("either", 2);
   TestClient client(ctx_, clients(), Dialect::kMdp01);
   for (int i = 0; i < 3; ++i) client.Request("either", {std::to_string(i), std::string(300, 'p')});
-  auto held = ReceiveAll(*doomed, 300ms);
-  ASSERT_EQ(held.size(), 2u) << "credit 2";
+  auto held = ReceiveCount(*doomed, 2);
+  ASSERT_EQ(held.size(), 2u);
+  EXPECT_FALSE(doomed->Receive(300ms).has_value()) << "more than the credit of 2";
   doomed->peer().Close();
 
   auto heir = ReadyWorker("either", Dialect::kMdp02, "heir");
