@@ -44,7 +44,8 @@ Broker::Broker(zmq::context_t& context, const BrokerOptions& options, const Cloc
       // Either transport: replies to a peer that has gone fail loudly
       // (EHOSTUNREACH) so the core can count them and drop a dead worker at
       // once; a worker reconnecting with its routing id takes its entry over;
-      // a message over the size limit is dropped and counted.
+      // a message over the size limit is dropped and counted (libzmq instead
+      // disconnects a peer whose single frame is over it).
       router_(transport::MakeRouterSocket(options.transport == Transport::kZmq
                                               ? transport::RouterKind::kZmq
                                               : transport::RouterKind::kNative,
@@ -91,8 +92,7 @@ void Broker::Run() {
   SteadyTime now = clock_.Now();
   next_heartbeat_ = now + options_.heartbeat_interval;
   next_snapshot_ = now;
-  next_housekeeping_ = now;
-  board_->Publish(BuildSnapshot(now));
+  next_housekeeping_ = now;  // the first turn also publishes a snapshot (Bind did already)
 
   while (!stop_.load(std::memory_order_relaxed)) {
     now = clock_.Now();

@@ -6,7 +6,6 @@
 
 #include "config/endpoint.h"
 #include "log/log.h"
-#include "mdp/codec.h"
 
 namespace plantd::bus {
 namespace {
@@ -416,7 +415,7 @@ void Bus::ReceiveFromSubscribers() {
     // Anything else a subscriber sends has no meaning here.
     const auto* data = static_cast<const unsigned char*>(body.data());
     if (single && body.size() >= 1 && (data[0] == 0 || data[0] == 1)) {
-      OnSubscription(mdp::View(id), data[0] == 1,
+      OnSubscription(id.to_string_view(), data[0] == 1,
                      std::string_view(reinterpret_cast<const char*>(data) + 1, body.size() - 1));
     }
   }
@@ -442,9 +441,7 @@ bool Bus::SendFramesTo(std::string_view id, const zmq::message_t* frames, size_t
 
 bool Bus::SendToNativeSubscribers() {
   const std::string_view topic =
-      frame_count_ > 0 ? std::string_view(static_cast<const char*>(frames_[0].data()),
-                                          frames_[0].size())
-                       : std::string_view();
+      frame_count_ > 0 ? frames_[0].to_string_view() : std::string_view();
   if (options_.delivery == BusOptions::Delivery::kBlock) {
     // Wait until every subscriber to this topic has room, still serving
     // subscriptions and writing queued output meanwhile.

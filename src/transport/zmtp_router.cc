@@ -325,9 +325,9 @@ void ZmtpRouter::ReadFrom(Peer* peer) {
   peer->read_paused = false;
   size_t budget = kReadBudget;
   while (budget > 0) {
-    peer->in.Reserve(std::min(kReadChunk, budget));
+    uint8_t* at = peer->in.Reserve(std::min(kReadChunk, budget));
     const size_t room = std::min(peer->in.free_space(), budget);
-    const ssize_t n = ::recv(peer->fd, peer->in.Reserve(room), room, 0);
+    const ssize_t n = ::recv(peer->fd, at, room, 0);
     if (n > 0) {
       peer->in.Commit(static_cast<size_t>(n));
       budget -= static_cast<size_t>(n);
