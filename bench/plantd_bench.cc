@@ -31,10 +31,14 @@
 #include <vector>
 #include <zmq.hpp>
 
+#include "child_process.h"
 #include "zmtp_load.h"
 
 namespace {
 
+using plantd::bench::ChildProcess;
+using plantd::bench::PinToCpu;
+using plantd::bench::ProcessCpuSeconds;
 using Clock = std::chrono::steady_clock;
 
 uint64_t NowNs() {
@@ -56,28 +60,6 @@ struct Args {
   }
 };
 
-void Pin(int cpu) {
-  if (cpu < 0) return;
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(cpu, &set);
-  sched_setaffinity(0, sizeof(set), &set);
-}
-
-// utime + stime of a process, in seconds.
-double CpuSeconds(int pid) {
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  std::getline(stat, line);
-  std::istringstream rest(line.substr(line.rfind(')') + 2));
-  std::string field;
-  double total = 0;
-  for (int i = 3; i <= 15 && rest >> field; ++i) {
-    if (i == 14 || i == 15) total += std::stod(field);
-  }
-  return total / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
-
 long RssKb(int pid) {
   std::ifstream status("/proc/" + std::to_string(pid) + "/status");
   std::string line;
@@ -86,36 +68,6 @@ long RssKb(int pid) {
   }
   return -1;
 }
-
-// A server child process; killed (SIGTERM, then SIGKILL) on destruction.
-class Child {
- public:
-  Child(const std::vector<std::string>& argv, int cpu) {
-    pid_ = fork();
-    if (pid_ == 0) {
-      Pin(cpu);
-      std::vector<char*> args;
-      std::vector<std::string> copy = argv;
-      for (auto& s : copy) args.push_back(s.data());
-      args.push_back(nullptr);
-      execv(args[0], args.data());
-      _exit(127);
-    }
-  }
-  ~Child() {
-    kill(pid_, SIGTERM);
-    for (int i = 0; i < 100; ++i) {
-      if (waitpid(pid_, nullptr, WNOHANG) == pid_) return;
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    kill(pid_, SIGKILL);
-    waitpid(pid_, nullptr, 0);
-  }
-  int pid() const { return pid_; }
-
- private:
-  int pid_ = -1;
-};
 
 std::string SelfPath() {
   char buf[4096];
@@ -270,8 +222,8 @@ int RunMdp(const Args& args) {
     argv.push_back("--config");
     argv.push_back(path);
   }
-  Child child(argv, server_cpu);
-  Pin(load_cpu);
+  ChildProcess child(argv, server_cpu);
+  PinToCpu(load_cpu);
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   const std::string load = args.Str("--load", "zmq");
   if (load == "zmtp") {
@@ -284,7 +236,7 @@ int RunMdp(const Args& args) {
     o.credit = credit;
     o.warmup_s = warmup;
     o.duration_s = duration;
-    o.server_cpu_seconds = [&child] { return CpuSeconds(child.pid()); };
+    o.server_cpu_seconds = [&child] { return ProcessCpuSeconds(child.pid()); };
     plantd::bench::LoadResult r = plantd::bench::RunZmtpLoad(o);
     if (!r.error.empty()) std::fprintf(stderr, "plantd-bench: %s\n", r.error.c_str());
     const double rate = static_cast<double>(r.completed_in_window) / duration;
@@ -388,13 +340,13 @@ int RunMdp(const Args& args) {
     const uint64_t now = NowNs();
     if (!in_window && now >= window_start) {
       in_window = true;
-      cpu_start = CpuSeconds(child.pid());
+      cpu_start = ProcessCpuSeconds(child.pid());
     }
     if (sending && now >= window_end) {
       // Stop sending; every request still out must come back, once.
       sending = false;
       in_window = false;
-      cpu = CpuSeconds(child.pid()) - cpu_start;
+      cpu = ProcessCpuSeconds(child.pid()) - cpu_start;
       drain_end = now + 3'000'000'000ull;
     }
     if (!sending && now >= drain_end) break;
@@ -487,8 +439,8 @@ int RunBus(const Args& args) {
   } else {
     argv = {SelfPath(), "proxy", "--backend", backend, "--frontend", frontend};
   }
-  Child child(argv, server_cpu);
-  Pin(load_cpu);
+  ChildProcess child(argv, server_cpu);
+  PinToCpu(load_cpu);
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
 
   zmq::context_t ctx(1);
@@ -531,7 +483,7 @@ int RunBus(const Args& args) {
   std::this_thread::sleep_for(std::chrono::milliseconds(500));  // subscriptions propagate
   std::vector<uint64_t> sent(pubs, 0);
   std::vector<std::thread> pub_threads;
-  const double cpu_start = CpuSeconds(child.pid());
+  const double cpu_start = ProcessCpuSeconds(child.pid());
   const uint64_t t0 = NowNs();
   for (int p = 0; p < pubs; ++p) {
     pub_threads.emplace_back([&, p] {
@@ -567,7 +519,7 @@ int RunBus(const Args& args) {
   for (auto& t : pub_threads) t.join();
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   const double elapsed = static_cast<double>(NowNs() - t0) / 1e9;
-  const double cpu = CpuSeconds(child.pid()) - cpu_start;
+  const double cpu = ProcessCpuSeconds(child.pid()) - cpu_start;
   stop = true;
   for (auto& t : sub_threads) t.join();
   uint64_t total_sent = 0, total_received = 0, total_gaps = 0;
@@ -607,7 +559,7 @@ int RunMemory(const Args& args) {
                                    "--health-port", "0", "--log-level", "warn"};
   // The baseline: the bare relay holding the same connections.
   if (server == "relay") argv = {SelfPath(), "relay", "--endpoint", endpoint};
-  Child broker(argv, static_cast<int>(args.Num("--server-cpu", 0)));
+  ChildProcess broker(argv, static_cast<int>(args.Num("--server-cpu", 0)));
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   const long rss_empty = RssKb(broker.pid());
 

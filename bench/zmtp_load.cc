@@ -8,24 +8,20 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <cstring>
 #include <memory>
 #include <string_view>
 #include <thread>
 
+#include "load_run.h"
 #include "transport/zmtp_framing.h"
 
 namespace plantd::bench {
 namespace {
 
 namespace zmtp = plantd::transport::zmtp;
-
-uint64_t NowNs() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                   std::chrono::steady_clock::now().time_since_epoch())
-                                   .count());
-}
 
 // One DEALER-like connection over a blocking socket.
 class Connection {
@@ -36,17 +32,9 @@ class Connection {
 
   // Connects and completes the NULL handshake; empty on success.
   std::string Open(const std::string& host, int port) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd_ < 0) return std::string("socket: ") + std::strerror(errno);
-    const int one = 1;
-    setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_port = htons(static_cast<uint16_t>(port));
-    inet_pton(AF_INET, host.c_str(), &address.sin_addr);
-    if (::connect(fd_, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
-      return std::string("connect: ") + std::strerror(errno);
-    }
+    std::string error;
+    fd_ = ConnectTcpNoDelay(host, port, &error);
+    if (fd_ < 0) return error;
     zmtp::AppendGreeting(out_);
     zmtp::AppendReady(out_, "DEALER");
     if (!Flush()) return "handshake: send failed";
@@ -162,11 +150,16 @@ struct Tag {
   uint64_t sent_ns;
 };
 
-struct ClientResult {
-  uint64_t completed_in_window = 0, lost = 0, duplicated = 0, mismatched = 0;
-  std::vector<uint64_t> latencies_ns;
-  std::string error;
-};
+constexpr std::string_view kTitanicRequest = "titanic.request";
+
+// A 9/TSP acknowledgement: ["200", 32 hex digits].
+bool IsAcknowledgement(std::string_view status, std::string_view uuid) {
+  if (status != "200" || uuid.size() != 32) return false;
+  for (char ch : uuid) {
+    if (!std::isxdigit(static_cast<unsigned char>(ch))) return false;
+  }
+  return true;
+}
 
 void RunWorker(const ZmtpLoadOptions& o, const std::atomic<bool>& stop, std::string* error) {
   Connection c;
@@ -207,13 +200,14 @@ void RunWorker(const ZmtpLoadOptions& o, const std::atomic<bool>& stop, std::str
 }
 
 void RunClient(const ZmtpLoadOptions& o, int id, uint64_t window_start, uint64_t window_end,
-               ClientResult* result) {
+               LoadResult* result) {
   Connection c;
   if (std::string e = c.Open(o.host, o.port); !e.empty()) {
     result->error = "client: " + e;
     return;
   }
   const std::string body(o.size, 'x');
+  const bool durable = !o.durable_service.empty();
   std::vector<uint64_t> outstanding(static_cast<size_t>(o.inflight), 0);
   uint64_t seq = 1, out = 0;
   result->latencies_ns.reserve(4'000'000);
@@ -221,8 +215,12 @@ void RunClient(const ZmtpLoadOptions& o, int id, uint64_t window_start, uint64_t
     const Tag t{static_cast<uint32_t>(id), slot, seq++, NowNs()};
     outstanding[slot] = t.seq;
     ++out;
-    c.Queue({std::string_view(reinterpret_cast<const char*>(&t), sizeof(t)), "", "MDPC02", "\x01",
-             "echo", body});
+    const std::string_view tag(reinterpret_cast<const char*>(&t), sizeof(t));
+    if (durable) {
+      c.Queue({tag, "", "MDPC02", "\x01", kTitanicRequest, o.durable_service, body});
+    } else {
+      c.Queue({tag, "", "MDPC02", "\x01", "echo", body});
+    }
   };
   for (int s = 0; s < o.inflight; ++s) send(static_cast<uint32_t>(s));
   c.Flush();
@@ -232,9 +230,17 @@ void RunClient(const ZmtpLoadOptions& o, int id, uint64_t window_start, uint64_t
     if (now >= drain_end) break;
     const bool sending = now < window_end;
     const bool ok = c.Read(10, [&](const std::vector<std::string_view>& m) {
-      // [tag, "", MDPC02, 0x03, service, body]
-      if (m.size() != 6 || m[0].size() != sizeof(Tag) || m[5] != body) {
-        ++result->mismatched;
+      // [tag, "", MDPC02, 0x03, "echo", body], or
+      // [tag, "", MDPC02, 0x03, "titanic.request", "200", UUID]
+      const bool expected =
+          durable ? m.size() == 7 && m[4] == kTitanicRequest && IsAcknowledgement(m[5], m[6])
+                  : m.size() == 6 && m[5] == body;
+      if (!expected || m[0].size() != sizeof(Tag)) {
+        if (result->mismatched++ == 0) {
+          for (size_t i = 4; i < m.size(); ++i) {
+            result->first_mismatch.append(m[i].substr(0, 200)).append(" | ");
+          }
+        }
         return;
       }
       Tag t;
@@ -246,6 +252,7 @@ void RunClient(const ZmtpLoadOptions& o, int id, uint64_t window_start, uint64_t
       }
       outstanding[t.slot] = 0;
       --out;
+      ++result->completed_total;
       const uint64_t done = NowNs();
       if (done >= window_start && done < window_end) {
         ++result->completed_in_window;
@@ -264,7 +271,6 @@ void RunClient(const ZmtpLoadOptions& o, int id, uint64_t window_start, uint64_t
 }  // namespace
 
 LoadResult RunZmtpLoad(const ZmtpLoadOptions& o) {
-  LoadResult total;
   std::atomic<bool> stop{false};
   std::vector<std::string> worker_errors(static_cast<size_t>(o.workers));
   std::vector<std::thread> workers;
@@ -273,35 +279,11 @@ LoadResult RunZmtpLoad(const ZmtpLoadOptions& o) {
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(300));  // workers registered
 
-  const uint64_t start = NowNs();
-  const uint64_t window_start = start + static_cast<uint64_t>(o.warmup_s * 1e9);
-  const uint64_t window_end = window_start + static_cast<uint64_t>(o.duration_s * 1e9);
-  std::vector<ClientResult> results(static_cast<size_t>(o.clients));
-  std::vector<std::thread> clients;
-  for (int c = 0; c < o.clients; ++c) {
-    clients.emplace_back(RunClient, std::cref(o), c, window_start, window_end, &results[c]);
-  }
-  auto sleep_until_ns = [](uint64_t t) {
-    const uint64_t now = NowNs();
-    if (t > now) std::this_thread::sleep_for(std::chrono::nanoseconds(t - now));
-  };
-  sleep_until_ns(window_start);
-  const double cpu_start = o.server_cpu_seconds ? o.server_cpu_seconds() : 0;
-  sleep_until_ns(window_end);
-  total.server_cpu_seconds = o.server_cpu_seconds ? o.server_cpu_seconds() - cpu_start : 0;
-
-  for (auto& t : clients) t.join();
+  LoadResult total = RunClientsOverWindow(o.clients, o.warmup_s, o.duration_s, o.server_cpu_seconds,
+                                          [&o](int id, uint64_t start, uint64_t end,
+                                               LoadResult* r) { RunClient(o, id, start, end, r); });
   stop = true;
   for (auto& t : workers) t.join();
-  for (const ClientResult& r : results) {
-    total.completed_in_window += r.completed_in_window;
-    total.lost += r.lost;
-    total.duplicated += r.duplicated;
-    total.mismatched += r.mismatched;
-    total.latencies_ns.insert(total.latencies_ns.end(), r.latencies_ns.begin(),
-                              r.latencies_ns.end());
-    if (!r.error.empty()) total.error = r.error;
-  }
   for (const std::string& e : worker_errors) {
     if (!e.empty()) total.error = e;
   }

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "load_result.h"
+
 namespace plantd::bench {
 
 struct ZmtpLoadOptions {
@@ -21,19 +23,14 @@ struct ZmtpLoadOptions {
   int inflight = 16;
   size_t size = 64;
   int credit = 1;
+  // Empty: clients call the echo workers. Otherwise each request is a 9/TSP
+  // titanic.request [durable_service, body] to the broker itself, and it
+  // completes when acknowledged ["200", UUID] (stored and synced); workers
+  // may then be 0 and the stored requests wait for a worker.
+  std::string durable_service;
   double warmup_s = 1;
   double duration_s = 5;
   std::function<double()> server_cpu_seconds;  // sampled at the window's ends
-};
-
-struct LoadResult {
-  uint64_t completed_in_window = 0;
-  uint64_t lost = 0;
-  uint64_t duplicated = 0;
-  uint64_t mismatched = 0;
-  std::vector<uint64_t> latencies_ns;  // of the requests completed in the window
-  double server_cpu_seconds = 0;       // over the window
-  std::string error;                   // a connection that failed
 };
 
 LoadResult RunZmtpLoad(const ZmtpLoadOptions& options);

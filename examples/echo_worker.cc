@@ -11,6 +11,10 @@ int main(int argc, char** argv) {
   const long count = argc > 3 ? std::atol(argv[3]) : -1;  // -1: forever
 
   plantd::mdp::Worker worker(endpoint, service);
+  if (auto s = worker.status(); !s.ok()) {
+    std::cerr << s.message() << "\n";  // a malformed endpoint
+    return 2;
+  }
   for (long served = 0; count < 0 || served < count; ++served) {
     auto request = worker.Receive();
     if (!request) break;

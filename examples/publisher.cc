@@ -15,6 +15,10 @@ int main(int argc, char** argv) {
   const long interval_ms = argc > 4 ? std::atol(argv[4]) : 100;
 
   plantd::bus::Publisher pub(endpoint);
+  if (auto s = pub.status(); !s.ok()) {
+    std::cerr << s.message() << "\n";  // a malformed endpoint
+    return 2;
+  }
   for (long i = 0; i < count; ++i) {
     if (auto s = pub.Publish(topic, {std::to_string(20.0 + 0.1 * static_cast<double>(i))});
         !s.ok()) {

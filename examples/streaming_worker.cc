@@ -1,6 +1,7 @@
 // A streaming worker: answers "count N" with N PARTIAL replies, then a FINAL.
 //   streaming_worker [ENDPOINT] [SERVICE] [REQUESTS]
 #include <cstdlib>
+#include <iostream>
 #include <string>
 
 #include "plantd/mdp/worker.h"
@@ -11,6 +12,10 @@ int main(int argc, char** argv) {
   const long requests = argc > 3 ? std::atol(argv[3]) : -1;
 
   plantd::mdp::Worker worker(endpoint, service);
+  if (auto s = worker.status(); !s.ok()) {
+    std::cerr << s.message() << "\n";  // a malformed endpoint
+    return 2;
+  }
   for (long served = 0; requests < 0 || served < requests; ++served) {
     auto request = worker.Receive();
     if (!request) break;

@@ -11,6 +11,10 @@ int main(int argc, char** argv) {
   const long count = argc > 3 ? std::atol(argv[3]) : 10;
 
   plantd::bus::Subscriber sub(endpoint, {prefix});
+  if (auto s = sub.status(); !s.ok()) {
+    std::cerr << s.message() << "\n";  // a malformed endpoint
+    return 2;
+  }
   for (long i = 0; i < count;) {
     auto message = sub.Receive(std::chrono::seconds(10));
     if (!message) return 1;  // nothing for 10 s

@@ -110,6 +110,18 @@ if command -v nats-server >/dev/null && [ -f "$natsbench_src" ]; then
   echo "   medians broker/nats: req_per_s $b/$n=$(ratio "$b" "$n"); median of per-pair ratios: $per_pair"
 fi
 
+# Durable requests against JetStream (issue 14): plantd-durable-bench runs
+# both itself, alternating round by round, and checks what each stored; the
+# sync audit (a short run of each under strace -c) shows which one synced
+# before acknowledging.
+if command -v nats-server >/dev/null && [ -x "$build/plantd-durable-bench" ]; then
+  echo "== Durable requests (9/TSP titanic.request, SQLite group commit) vs NATS JetStream acknowledged publish (file stream): 4 clients x 16 in flight, 64 B, server CPU 0, load CPU 1"
+  audit=""
+  command -v strace >/dev/null && audit="--audit-syncs 2"
+  "$build/plantd-durable-bench" --clients 4 --inflight 16 --size 64 --duration "$duration" \
+    --rounds "$repeat" $audit | sed 's/^/   /' || echo "   (plantd-durable-bench reported a failure above)"
+fi
+
 compare bus "Bus: 1 publisher, 1 subscriber, 64 B, as fast as possible, split CPUs; baseline: bare zmq_proxy" \
   "--server proxy --pubs 1 --subs 1 --size 64" "--server broker --pubs 1 --subs 1 --size 64" \
   delivered_per_sub_per_s server_cpu_s

@@ -1,20 +1,29 @@
 // plantd-broker: the message hub of the plantd distributed control system.
 //
 // Exit status: 0 after a clean stop (SIGINT/SIGTERM) or --help/--version/
-// --check-config/--print-config; 1 when an endpoint cannot be bound or the
-// broker fails at run time; 2 for a usage or configuration error.
+// --check-config/--print-config/--backup; 1 when an endpoint cannot be bound,
+// the request store cannot be opened or backed up, or the broker fails at run
+// time; 2 for a usage or configuration error.
 
 #include <signal.h>
 #include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <ctime>
 #include <iostream>
 
 #include "app/broker_app.h"
+#include "app/process_status.h"
+#include "app/systemd_notifier.h"
 #include "build_info.h"
+#include "config/config_keys.h"
 #include "config/config_loader.h"
 #include "log/log.h"
+#include "store/sqlite_store.h"
 
 namespace {
 
@@ -76,29 +85,51 @@ void RaiseDescriptorLimit() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App cli{"plantd-broker: Majordomo request-reply and pub/sub buses for plantd.\n"
-               "Configuration, highest first: flags, PLANTD_BROKER_* environment, the YAML\n"
-               "file (--config or PLANTD_BROKER_CONFIG), built-in defaults.",
-               "plantd-broker"};
+  // A write past a file size limit (RLIMIT_FSIZE: ulimit -f, systemd's
+  // LimitFSIZE=) must fail with EFBIG, which the store reports as a full
+  // disk and survives, rather than kill the whole broker with SIGXFSZ.
+  signal(SIGXFSZ, SIG_IGN);
+  CLI::App cli{
+      "plantd-broker: Majordomo request-reply and pub/sub buses for plantd.\n"
+      "Configuration, highest first: flags, PLANTD_BROKER_* environment, the YAML\n"
+      "file (--config or PLANTD_BROKER_CONFIG), built-in defaults. Every key has a\n"
+      "flag and a variable named after it (limits.max_connections:\n"
+      "--limits-max-connections, PLANTD_BROKER_LIMITS_MAX_CONNECTIONS); per-bus keys\n"
+      "are set in the file. All keys: docs/configuration.md.",
+      "plantd-broker"};
   std::string config_path;
   bool print_config = false;
   bool check_config = false;
+  std::string print_keys;
   cli.add_option("-c,--config", config_path, "YAML configuration file");
   cli.add_flag("--print-config", print_config,
                "print the effective configuration and where each value came from, then exit");
   cli.add_flag("--check-config", check_config, "validate the configuration, then exit");
-  cli.set_version_flag("-V,--version",
-                       std::string("plantd-broker ") + plantd::kVersion + " (" +
-                           plantd::kGitRevision + ", " + plantd::kBuildType + ", " +
-                           plantd::kCompiler + ", libzmq " + std::to_string(ZMQ_VERSION_MAJOR) +
-                           "." + std::to_string(ZMQ_VERSION_MINOR) + "." +
-                           std::to_string(ZMQ_VERSION_PATCH) + ")");
+  std::string backup_path;
+  cli.add_option("--backup", backup_path,
+                 "copy the durable request store (store.path) to FILE, consistently, while a "
+                 "broker may be running on it; then exit");
+  // Hidden: regenerates the key tables of docs/configuration.md (markdown)
+  // and README.md (summary), and the generated parts of the man pages
+  // (man, man-options, man-environment; cmake/ManPages.cmake), from the key
+  // table.
+  cli.add_option("--print-keys", print_keys,
+                 "print the table of keys: markdown, summary, man, man-options or "
+                 "man-environment")
+      ->group("");
+  cli.set_version_flag("-V,--version", std::string("plantd-broker ") + plantd::kVersion + " (" +
+                                           plantd::kGitRevision + ", " + plantd::kBuildType + ", " +
+                                           plantd::kCompiler + ", libzmq " +
+                                           std::to_string(ZMQ_VERSION_MAJOR) + "." +
+                                           std::to_string(ZMQ_VERSION_MINOR) + "." +
+                                           std::to_string(ZMQ_VERSION_PATCH) + ")");
   const std::vector<plantd::ConfigFlag> flags = plantd::ConfigFlags();
   std::vector<std::string> flag_values(flags.size());
   std::vector<CLI::Option*> flag_options(flags.size());
   for (size_t i = 0; i < flags.size(); ++i) {
-    flag_options[i] = cli.add_option("--" + flags[i].flag, flag_values[i],
-                                     flags[i].help + " [" + flags[i].key + "]");
+    flag_options[i] = cli.add_option("--" + flags[i].flag, flag_values[i], flags[i].help)
+                          ->type_name(flags[i].type)
+                          ->group("Configuration keys");
   }
   try {
     cli.parse(argc, argv);
@@ -107,6 +138,18 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     cli.exit(e);
     return kExitUsage;
+  }
+
+  if (!print_keys.empty()) {
+    const std::string table = plantd::RenderKeys(print_keys);
+    if (table.empty()) {
+      std::fprintf(stderr,
+                   "plantd-broker: --print-keys: expected markdown, summary, man, "
+                   "man-options or man-environment\n");
+      return kExitUsage;
+    }
+    std::cout << table;
+    return 0;
   }
 
   plantd::ConfigSources sources;
@@ -122,9 +165,20 @@ int main(int argc, char** argv) {
     std::cout << plantd::RenderConfigYaml(config);
     return 0;
   }
+  if (!backup_path.empty()) {
+    const std::string& from = config.options.store.path;
+    if (plantd::Status s = plantd::store::BackupSqliteStore(from, backup_path); !s.ok()) {
+      std::fprintf(stderr, "plantd-broker: backup of %s to %s failed: %s\n", from.c_str(),
+                   backup_path.c_str(), s.message().c_str());
+      return kExitRuntime;
+    }
+    std::printf("plantd-broker: backed up the request store %s to %s\n", from.c_str(),
+                backup_path.c_str());
+    return 0;
+  }
   if (check_config) {
-    std::printf("plantd-broker: configuration is valid%s%s\n",
-                config.file_path.empty() ? "" : ": ", config.file_path.c_str());
+    std::printf("plantd-broker: configuration is valid%s%s\n", config.file_path.empty() ? "" : ": ",
+                config.file_path.c_str());
     return 0;
   }
 
@@ -151,11 +205,37 @@ int main(int argc, char** argv) {
     return kExitRuntime;
   }
 
+  // Under systemd: READY=1 now that every endpoint is bound; then, between
+  // signals, WATCHDOG=1 while every loop turns (a stuck core stops the
+  // pings, and systemd restarts the broker) and a fresh STATUS= line.
+  plantd::SystemdNotifier systemd;
+  plantd::ProcessStatus status(&app, config.options);
+  systemd.Ready(status.Summary(std::chrono::steady_clock::now()));
+  constexpr std::chrono::milliseconds kStatusPeriod{5000};
+  const std::chrono::milliseconds wake =
+      std::min(kStatusPeriod, systemd.watchdog_period().value_or(kStatusPeriod));
+  auto next_status = std::chrono::steady_clock::now() + kStatusPeriod;
+
   while (true) {
     int sig = 0;
-    if (sigwait(&signals, &sig) != 0) continue;
+    if (systemd.enabled()) {
+      timespec timeout{static_cast<time_t>(wake.count() / 1000),
+                       static_cast<long>((wake.count() % 1000) * 1000000)};
+      sig = sigtimedwait(&signals, nullptr, &timeout);
+      const auto now = std::chrono::steady_clock::now();
+      if (systemd.watchdog_period() && status.Alive(now)) systemd.Watchdog();
+      if (now >= next_status) {
+        systemd.Status(status.Summary(now));
+        next_status = now + kStatusPeriod;
+      }
+      if (sig < 0) continue;  // timed out (EAGAIN) or interrupted
+    } else if (sigwait(&signals, &sig) != 0) {
+      continue;
+    }
     if (sig == SIGHUP) {
+      systemd.Reloading();
       Reload(sources, &config);
+      systemd.Ready(status.Summary(std::chrono::steady_clock::now()));
       continue;
     }
 #ifdef PLANTD_TEST_HOOKS
@@ -170,8 +250,18 @@ int main(int argc, char** argv) {
     PLANTD_LOG_INFO("stopping", {{"signal", sig == SIGINT ? "SIGINT" : "SIGTERM"}});
     break;
   }
-  app.Stop();
+  systemd.Stopping();
+  // Requests in flight get shutdown_grace; an idle HTTP keep-alive
+  // connection gets no more than this.
+  const bool clean = app.Stop(std::chrono::milliseconds(200));
   PLANTD_LOG_INFO("stopped");
+  if (!clean) {
+    // The HTTP server still holds a thread (see BrokerApp::Stop): leave
+    // without destroying what it reads.
+    spdlog::default_logger_raw()->flush();
+    std::fflush(nullptr);
+    std::_Exit(0);
+  }
   spdlog::shutdown();
   return 0;
 }

@@ -2,9 +2,11 @@
 // subscriber from a shell.
 //
 // Exit status: 0 ok; 1 timeout or no reply (or no broker); 2 usage;
-// 3 service not found (no worker serves it).
+// 3 service not found (no worker serves it); 4 refused by the broker (admin
+// from a remote peer).
 
 #include <signal.h>
+#include <zmq.h>
 
 #include <CLI/CLI.hpp>
 #include <atomic>
@@ -13,9 +15,12 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <thread>
+#include <zmq.hpp>
 
+#include "build_info.h"
 #include "plantd/bus/bus.h"
 #include "plantd/mdp/client.h"
+#include "plantd/mdp/titanic_client.h"
 #include "plantd/mdp/worker.h"
 
 namespace {
@@ -27,6 +32,7 @@ constexpr int kExitOk = 0;
 constexpr int kExitNoReply = 1;
 constexpr int kExitUsage = 2;
 constexpr int kExitNotFound = 3;
+constexpr int kExitRefused = 4;
 
 std::atomic<bool> g_stop{false};
 
@@ -110,6 +116,110 @@ int Call(const Common& common, const std::string& service, const Frames& body, b
   return kExitOk;
 }
 
+// --durable: through the broker's Titanic (9/TSP). The id goes to stderr
+// first, so that after a crash (of anything) `plantd-mdp reply ID` can fetch
+// the answer; the wait is --wait long (default: forever, until Ctrl-C).
+int PrintTitanicReply(const std::string& id, const plantd::mdp::TitanicReply& reply, bool json) {
+  using State = plantd::mdp::TitanicReply::State;
+  switch (reply.state) {
+    case State::kReady: PrintFrames(reply.body, json); return kExitOk;
+    case State::kPending:
+      std::fprintf(stderr, "plantd-mdp: %s: pending (not answered yet)\n", id.c_str());
+      return kExitNoReply;
+    case State::kUnknown:
+      std::fprintf(stderr, "plantd-mdp: %s: unknown (never stored, closed or expired)\n",
+                   id.c_str());
+      return kExitNotFound;
+    case State::kFailed:
+      std::fprintf(stderr, "plantd-mdp: %s: failed: %s\n", id.c_str(), reply.reason.c_str());
+      return kExitNoReply;
+  }
+  return kExitNoReply;
+}
+
+int WaitForTitanicReply(plantd::mdp::TitanicClient& titanic, const std::string& id, long wait_ms,
+                        bool close, bool json) {
+  const auto deadline = wait_ms < 0
+                            ? std::chrono::steady_clock::time_point::max()
+                            : std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
+  while (true) {
+    // Slices of a second, so Ctrl-C is seen; a broker that is down (restarting)
+    // is asked again until the deadline.
+    auto reply = titanic.Wait(id, std::chrono::milliseconds(1000));
+    if (reply.ok()) {
+      const int rc = PrintTitanicReply(id, reply.value(), json);
+      if (close && reply->state != plantd::mdp::TitanicReply::State::kPending) {
+        if (Status s = titanic.Close(id); !s.ok()) return Fail(s);
+      }
+      return rc;
+    }
+    if (g_stop.load() || std::chrono::steady_clock::now() >= deadline) {
+      std::fprintf(stderr,
+                   "plantd-mdp: %s: no reply yet; fetch it later with: plantd-mdp reply %s\n",
+                   id.c_str(), id.c_str());
+      return Fail(reply.status());
+    }
+  }
+}
+
+int CallDurable(const Common& common, const std::string& service, const Frames& body,
+                long wait_ms) {
+  plantd::mdp::TitanicClient titanic(common.ClientOptions());
+  auto id = titanic.Submit(service, body);
+  if (!id.ok()) return Fail(id.status());
+  std::fprintf(stderr, "plantd-mdp: stored as %s\n", id->c_str());
+  std::fflush(stderr);
+  return WaitForTitanicReply(titanic, *id, wait_ms, /*close=*/true, common.json);
+}
+
+// org.plantd.Admin (the broker's docs/operations.md, "Draining from the
+// shell"): the answer is ["200", JSON], or an error reply [status, reason].
+// A plain DEALER rather than mdp::Client: a drained idle broker exits right
+// after answering, and mdp::Client's socket (ZMQ_IMMEDIATE) drops a reply
+// still unread when its connection closes.
+int Admin(const Common& common, const std::string& command) {
+  zmq::context_t context;
+  zmq::socket_t socket(context, zmq::socket_type::dealer);
+  socket.set(zmq::sockopt::linger, 0);
+  socket.connect(common.endpoint);
+  const std::string service = "org.plantd.Admin";
+  std::vector<std::string> request =
+      common.mdp01 ? std::vector<std::string>{"", "MDPC01", service, command}
+                   : std::vector<std::string>{"MDPC02", std::string(1, '\x01'), service, command};
+  for (size_t i = 0; i < request.size(); ++i) {
+    socket.send(zmq::buffer(request[i]),
+                i + 1 < request.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+  }
+  const auto timeout = std::chrono::milliseconds(std::stol(common.timeout));
+  zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLIN, 0};
+  if (zmq::poll(&item, 1, timeout) <= 0) {
+    return Fail(Status::Timeout("no reply from " + service + " at " + common.endpoint + " within " +
+                                common.timeout + " ms"));
+  }
+  Frames reply;
+  while (true) {
+    zmq::message_t frame;
+    if (!socket.recv(frame, zmq::recv_flags::dontwait)) break;
+    reply.push_back(frame.to_string());
+    if (!frame.more()) break;
+  }
+  // 0.2: [MDPC02, FINAL, service, body...]; 0.1: ["", MDPC01, service, body...]
+  constexpr size_t head = 3;
+  if (reply.size() < head) return Fail(Status::ProtocolError("short reply from the broker"));
+  const Frames body(reply.begin() + head, reply.end());
+  if (body.size() == 2 && body[0] == "200") {
+    PrintDocument(body[1]);
+    return kExitOk;
+  }
+  const std::string status = body.empty() ? "" : body[0];
+  const std::string reason = body.size() < 2 ? "" : body[1];
+  std::fprintf(
+      stderr, "plantd-mdp: admin %s refused: %s %s%s\n", command.c_str(), status.c_str(),
+      reason.c_str(),
+      reason == "admin_remote" ? " (only from the broker's host; see admin.allow_remote)" : "");
+  return status == "400" ? kExitUsage : kExitRefused;
+}
+
 int EchoWorker(const std::string& endpoint, const std::string& service, long count, bool mdp01,
                int credit, long heartbeat_ms) {
   plantd::mdp::WorkerOptions o;
@@ -119,6 +229,7 @@ int EchoWorker(const std::string& endpoint, const std::string& service, long cou
   o.heartbeat_interval = std::chrono::milliseconds(heartbeat_ms);
   o.protocol = mdp01 ? plantd::mdp::Protocol::kMdp01 : plantd::mdp::Protocol::kMdp02;
   plantd::mdp::Worker worker(o);
+  if (Status s = worker.status(); !s.ok()) return Fail(s);
   std::thread watcher([&] {
     while (!g_stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
     worker.Stop();
@@ -138,6 +249,7 @@ int EchoWorker(const std::string& endpoint, const std::string& service, long cou
 
 int Publish(const std::string& endpoint, const std::string& topic, const Frames& message) {
   plantd::bus::Publisher pub(endpoint);
+  if (Status s = pub.status(); !s.ok()) return Fail(s);
   // ZeroMQ's slow-joiner rule: give the connection and subscriptions a moment.
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   if (Status s = pub.Publish(topic, message); !s.ok()) return Fail(s);
@@ -146,6 +258,7 @@ int Publish(const std::string& endpoint, const std::string& topic, const Frames&
 
 int Subscribe(const std::string& endpoint, const std::string& topic, long count, bool json) {
   plantd::bus::Subscriber sub(endpoint, {topic});
+  if (Status s = sub.status(); !s.ok()) return Fail(s);
   long received = 0;
   while (!g_stop.load() && (count < 0 || received < count)) {
     auto m = sub.Receive(std::chrono::milliseconds(100));
@@ -170,9 +283,16 @@ int main(int argc, char** argv) {
   signal(SIGINT, [](int) { g_stop = true; });
   signal(SIGTERM, [](int) { g_stop = true; });
 
-  CLI::App app{"plantd-mdp: talk to a plantd broker from the shell.\n"
-               "Exit status: 0 ok, 1 timeout or no reply, 2 usage, 3 service not found.",
-               "plantd-mdp"};
+  CLI::App app{
+      "plantd-mdp: talk to a plantd broker from the shell.\n"
+      "Exit status: 0 ok, 1 timeout or no reply, 2 usage, 3 service not found, "
+      "4 refused.",
+      "plantd-mdp"};
+  app.set_version_flag("-V,--version", std::string("plantd-mdp ") + plantd::kVersion + " (" +
+                                           plantd::kGitRevision + ", libzmq " +
+                                           std::to_string(ZMQ_VERSION_MAJOR) + "." +
+                                           std::to_string(ZMQ_VERSION_MINOR) + "." +
+                                           std::to_string(ZMQ_VERSION_PATCH) + ")");
   app.require_subcommand(1);
   Common common;
   auto add_common = [&common](CLI::App* cmd) {
@@ -193,7 +313,22 @@ int main(int argc, char** argv) {
   call->add_option("service", service, "service name")->required();
   call->add_option("frames", frames, "request body frames");
   call->add_flag("--stream", stream, "print PARTIAL replies as they arrive");
+  bool durable = false;
+  long wait_ms = -1;
+  call->add_flag("--durable", durable,
+                 "through the broker's Titanic (9/TSP): stored before it is acknowledged; "
+                 "prints the request id to stderr, waits for the reply, then closes it");
+  call->add_option("--wait", wait_ms, "with --durable: milliseconds to wait (default: forever)");
   add_common(call);
+
+  std::string request_id;
+  bool close_reply = false;
+  CLI::App* reply_cmd = app.add_subcommand(
+      "reply", "fetch the reply to a durable request (titanic.reply); exit 1 while pending");
+  reply_cmd->add_option("id", request_id, "the id printed by call --durable")->required();
+  reply_cmd->add_flag("--close", close_reply, "then let the broker forget it (titanic.close)");
+  reply_cmd->add_option("--wait", wait_ms, "milliseconds to wait while it is pending (default: 0)");
+  add_common(reply_cmd);
 
   CLI::App* services = app.add_subcommand("services", "list the broker's services (mmi.services)");
   add_common(services);
@@ -204,6 +339,18 @@ int main(int argc, char** argv) {
   add_common(service_cmd);
   CLI::App* broker = app.add_subcommand("broker", "broker version, uptime, counts (mmi.broker)");
   add_common(broker);
+
+  std::string admin_command;
+  CLI::App* admin = app.add_subcommand(
+      "admin", "operate a running broker (org.plantd.Admin; from this host only by default)");
+  admin
+      ->add_option("command", admin_command,
+                   "drain: stop taking new requests, finish those in flight within "
+                   "shutdown_grace, then exit (as SIGTERM); status: is it draining, what is "
+                   "in flight")
+      ->required()
+      ->check(CLI::IsMember({"drain", "status"}));
+  add_common(admin);
 
   std::string worker_endpoint = "tcp://127.0.0.1:7201";
   long count = -1;
@@ -245,7 +392,20 @@ int main(int argc, char** argv) {
     return kExitUsage;
   }
 
+  if (call->parsed() && durable) return CallDurable(common, service, frames, wait_ms);
   if (call->parsed()) return Call(common, service, frames, stream);
+  if (reply_cmd->parsed()) {
+    plantd::mdp::TitanicClient titanic(common.ClientOptions());
+    if (wait_ms > 0)
+      return WaitForTitanicReply(titanic, request_id, wait_ms, close_reply, common.json);
+    auto reply = titanic.Reply(request_id);
+    if (!reply.ok()) return Fail(reply.status());
+    const int rc = PrintTitanicReply(request_id, reply.value(), common.json);
+    if (close_reply && reply->state != plantd::mdp::TitanicReply::State::kPending) {
+      if (Status s = titanic.Close(request_id); !s.ok()) return Fail(s);
+    }
+    return rc;
+  }
   if (services->parsed()) {
     plantd::mdp::Client client(common.ClientOptions());
     auto reply = client.Request("mmi.services", {});
@@ -267,8 +427,9 @@ int main(int argc, char** argv) {
     PrintDocument(reply->empty() ? "{}" : (*reply)[0]);
     return kExitOk;
   }
-  if (echo->parsed()) return EchoWorker(worker_endpoint, service, count, common.mdp01, credit,
-                                           heartbeat_ms);
+  if (admin->parsed()) return Admin(common, admin_command);
+  if (echo->parsed())
+    return EchoWorker(worker_endpoint, service, count, common.mdp01, credit, heartbeat_ms);
   if (pub->parsed()) return Publish(bus_endpoint, topic, frames);
   if (sub->parsed()) return Subscribe(bus_endpoint, topic, count, common.json);
   return kExitUsage;

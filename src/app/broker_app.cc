@@ -1,6 +1,13 @@
 #include "app/broker_app.h"
 
+#include <signal.h>
+#include <unistd.h>
+
+#include <future>
+#include <vector>
+
 #include "log/log.h"
+#include "store/sqlite_store.h"
 
 namespace plantd {
 
@@ -12,17 +19,46 @@ BrokerApp::BrokerApp(const BrokerOptions& options) : options_(options), context_
 BrokerApp::~BrokerApp() { Stop(); }
 
 Status BrokerApp::Start() {
-  broker_ = std::make_unique<broker::Broker>(context_, options_, clock_, &snapshots_);
+  if (options_.store.enabled) {
+    auto opened = store::SqliteStore::Open(options_.store);
+    if (!opened.ok()) {
+      return Status::Error("cannot open the request store " + options_.store.path +
+                           " (store.path): " + opened.status().message());
+    }
+    store_ = std::move(opened.value());
+    const store::RecoveryInfo& r = store_->recovery();
+    using store::RequestState;
+    PLANTD_LOG_INFO(
+        "request store opened",
+        {{"path", options_.store.path},
+         {"pending", r.counts.by_state[static_cast<size_t>(RequestState::kPending)]},
+         {"dispatched", r.counts.by_state[static_cast<size_t>(RequestState::kDispatched)]},
+         {"replied", r.counts.by_state[static_cast<size_t>(RequestState::kReplied)]},
+         {"failed", r.counts.by_state[static_cast<size_t>(RequestState::kFailed)]}});
+  }
+  // One budget for every native socket: the limits hold for the process.
+  auto budget = transport::BufferBudget::Make(
+      {.max_buffered_bytes = options_.limits.max_buffered_bytes,
+       .max_connections = options_.limits.max_connections,
+       .max_connections_per_address = options_.limits.max_connections_per_address});
+  broker_ = std::make_unique<broker::Broker>(context_, options_, clock_, &snapshots_, budget);
+  if (store_) broker_->EnableTitanic(store_.get());
+  // The process takes SIGTERM with sigwait() (apps/plantd-broker/main.cc)
+  // and stops every part in order (buses, the core's drain, HTTP last): an
+  // admin drain asks for exactly that. A process-directed kill(), not
+  // raise(): the signal is blocked in the core thread.
+  broker_->SetDrainHandler([] { ::kill(::getpid(), SIGTERM); });
   if (Status s = broker_->Bind(); !s.ok()) return s;
   for (const BusOptions& bus_options : options_.buses) {
-    buses_.push_back(std::make_unique<bus::Bus>(context_, bus_options));
+    buses_.push_back(std::make_unique<bus::Bus>(context_, bus_options, options_.limits, budget));
     if (Status s = buses_.back()->Open(); !s.ok()) return s;
   }
 
   if (options_.health.port != 0) {
     std::vector<const bus::Bus*> bus_views;
     for (const auto& bus : buses_) bus_views.push_back(bus.get());
-    http_ = std::make_unique<http::HttpServer>(options_, snapshots_, std::move(bus_views));
+    http_ = std::make_unique<http::HttpServer>(options_, snapshots_, std::move(bus_views),
+                                               store_.get());
     if (Status s = http_->Bind(); !s.ok()) return s;
   }
 
@@ -44,13 +80,38 @@ Status BrokerApp::Start() {
   return Status::Ok();
 }
 
-void BrokerApp::Stop() {
-  if (broker_ && broker_thread_.joinable()) {
-    broker_->Stop();
-    broker_thread_.join();
+bool BrokerApp::Stop(std::chrono::milliseconds http_wait) {
+  // Everything is told at once, so the waits overlap: each bus loop and the
+  // core notice within their poll interval, and the core then drains.
+  if (broker_) broker_->Stop();
+  std::vector<std::thread> bus_stoppers;
+  for (auto& bus : buses_) bus_stoppers.emplace_back([b = bus.get()] { b->Stop(); });
+  if (broker_thread_.joinable()) broker_thread_.join();
+  // After the core: what it queued (replies stored while draining) is
+  // committed before the store thread ends.
+  if (store_) store_->Shutdown();
+  for (std::thread& t : bus_stoppers) t.join();
+  if (!http_) return true;
+  // The HTTP endpoint last: /livez and /status answer while the core drains.
+  if (http_wait == std::chrono::milliseconds::max()) {
+    http_->Stop();
+    return true;
   }
-  if (http_) http_->Stop();
-  for (auto& bus : buses_) bus->Stop();
+  auto stopped = std::make_shared<std::promise<void>>();
+  std::future<void> done = stopped->get_future();
+  std::thread stopper([h = http_.get(), stopped] {
+    h->Stop();
+    stopped->set_value();
+  });
+  if (done.wait_for(http_wait) == std::future_status::ready) {
+    stopper.join();
+    return true;
+  }
+  PLANTD_LOG_DEBUG("HTTP connections still open at exit; not waiting for them",
+                   {{"waited_ms", static_cast<int64_t>(http_wait.count())}});
+  stopper.detach();
+  (void)http_.release();  // still in use by `stopper`: see Stop() in the header
+  return false;
 }
 
 }  // namespace plantd

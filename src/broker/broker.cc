@@ -1,9 +1,14 @@
 #include "broker/broker.h"
 
+#include <sys/epoll.h>
+#include <unistd.h>
+
 #include <cstring>
 #include <thread>
 
+#include "broker/admin.h"
 #include "broker/mmi.h"
+#include "broker/short_id.h"
 #include "log/log.h"
 
 namespace plantd::broker {
@@ -34,16 +39,39 @@ bool StartsWith(std::string_view s, std::string_view prefix) {
   return s.size() >= prefix.size() && s.compare(0, prefix.size(), prefix) == 0;
 }
 
+// A name off the wire, fit for a log line: at most 64 bytes, printable ASCII.
+std::string Printable(std::string_view s) {
+  std::string out(s.substr(0, 64));
+  for (char& c : out) {
+    if (c < 0x20 || c > 0x7e) c = '?';
+  }
+  if (s.size() > 64) out += "...";
+  return out;
+}
+
+// The status frame of an error reply (docs/protocol.md, "Error replies"):
+// 429 when the client itself asked for too much, 503 when the broker cannot
+// take the request now.
+const char* ErrorStatus(refusal::Reason reason) {
+  switch (reason) {
+    case refusal::Reason::kClientServices: return "429";
+    case refusal::Reason::kAdminRemote: return "403";  // not allowed from there, ever
+    default: return "503";
+  }
+}
+
+constexpr std::string_view kStoreDisabled = "store disabled";
+
 }  // namespace
 
 Broker::Broker(zmq::context_t& context, const BrokerOptions& options, const Clock& clock,
-               SnapshotBoard* board)
+               SnapshotBoard* board, std::shared_ptr<transport::BufferBudget> budget)
     : options_(options),
       clock_(clock),
       board_(board),
       // Either transport: replies to a peer that has gone fail loudly
       // (EHOSTUNREACH) so the core can count them and drop a dead worker at
-      // once; a worker reconnecting with its routing id takes its entry over;
+      // once; a routing id held by a live connection cannot be taken (no handover);
       // a message over the size limit is dropped and counted (libzmq instead
       // disconnects a peer whose single frame is over it).
       router_(transport::MakeRouterSocket(options.transport == Transport::kZmq
@@ -53,23 +81,33 @@ Broker::Broker(zmq::context_t& context, const BrokerOptions& options, const Cloc
                                           {.send_hwm = options.socket_hwm,
                                            .recv_hwm = options.socket_hwm,
                                            .max_message_size = options.max_message_size,
+                                           .max_message_frames = options.max_message_frames,
                                            .on_oversized =
                                                [this](std::string_view id) {
                                                  ++counters_.messages_in;
                                                  CountInvalid(InvalidReason::kTooLarge, id);
-                                               }})) {
+                                               },
+                                           .on_too_many_frames =
+                                               [this](std::string_view id) {
+                                                 ++counters_.messages_in;
+                                                 CountInvalid(InvalidReason::kTooManyFrames, id);
+                                               },
+                                           .max_out_bytes = options.limits.max_connection_out_bytes,
+                                           .write_timeout = options.limits.write_timeout,
+                                           .handshake_timeout = options.limits.handshake_timeout,
+                                           .budget = std::move(budget)})) {
   frames_.resize(8);
   started_ = clock_.Now();
 }
 
-Broker::~Broker() = default;
+Broker::~Broker() {
+  if (wake_fd_ >= 0) ::close(wake_fd_);
+}
 
 Status Broker::Bind() {
   const std::vector<std::string> endpoints = options_.MajordomoEndpoints();
   for (size_t i = 0; i < endpoints.size(); ++i) {
-    const char* key = i == 0   ? "endpoint"
-                      : i == 1 ? "client_endpoint"
-                               : "extra_endpoints";
+    const char* key = i == 0 ? "endpoint" : i == 1 ? "client_endpoint" : "extra_endpoints";
     std::string address = endpoints[i];
     if (!address.empty() && address[0] == '@') address.erase(0, 1);
     if (Status s = router_->Bind(address); !s.ok()) {
@@ -85,6 +123,14 @@ Status Broker::Bind() {
   return Status::Ok();
 }
 
+void Broker::EnableTitanic(store::RequestStore* store) {
+  Titanic::Options o;
+  // Counted across restarts by the store: the first dispatch and as many
+  // again as an ordinary request gets.
+  o.max_dispatches = 1 + static_cast<uint32_t>(std::max(0, options_.max_redispatch));
+  titanic_ = std::make_unique<Titanic>(store, this, o);
+}
+
 // ---------------------------------------------------------------------------
 // The loop.
 
@@ -93,35 +139,121 @@ void Broker::Run() {
   next_heartbeat_ = now + options_.heartbeat_interval;
   next_snapshot_ = now;
   next_housekeeping_ = now;  // the first turn also publishes a snapshot (Bind did already)
+  // Besides its sockets the loop wakes for the store's completions (a
+  // durable request is acknowledged as soon as its commit is done) and for a
+  // reader asking for a snapshot (/status). The transport polls one fd: an
+  // epoll set of both, readable while either is.
+  wake_fd_ = epoll_create1(EPOLL_CLOEXEC);
+  auto add_wake = [this](int fd) {
+    if (fd < 0 || wake_fd_ < 0) return;
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = fd;
+    epoll_ctl(wake_fd_, EPOLL_CTL_ADD, fd, &ev);
+  };
+  add_wake(board_->request_fd());
+  if (titanic_) add_wake(titanic_->fd());
+  router_->SetWakeFd(wake_fd_);
+  if (titanic_) {
+    titanic_->Start(now);
+    PollTitanic();
+  }
 
-  while (!stop_.load(std::memory_order_relaxed)) {
+  while (true) {
     now = clock_.Now();
+    if (!draining_ && stop_.load(std::memory_order_relaxed)) BeginDrain(now);
+    if (draining_ && Drained(now)) break;
     SteadyTime next = std::min({next_heartbeat_, next_snapshot_, next_housekeeping_});
+    if (draining_) next = std::min(next, drain_deadline_);
     auto wait = std::chrono::duration_cast<milliseconds>(next - now);
     wait = std::clamp(wait, milliseconds(0), kMaxPollWait);
     router_->Wait(wait);
+    if (titanic_) PollTitanic();
+    // Closed connections first: a routing id freed by one may already be
+    // taken by a new connection whose messages are about to be read.
+    HandleDisconnected();
     ReceiveAndRoute();
+    HandleDisconnected();  // peers that closed after their last message
     OnTick(clock_.Now());
+    // Last, so that the answer shows everything routed this turn.
+    if (uint64_t ticket = 0; board_->TakeRequest(&ticket)) {
+      board_->Answer(BuildSnapshot(clock_.Now()), ticket);
+    }
     if (int ms = stall_ms_.exchange(0, std::memory_order_relaxed); ms > 0) {
       std::this_thread::sleep_for(milliseconds(ms));
     }
   }
+  FinishShutdown();
+}
 
-  // Shutdown: tell every worker, so it reconnects to whoever replaces us.
-  std::vector<Worker*> all;
-  workers_.ForEach([&all](Worker* w) { all.push_back(w); });
-  for (Worker* w : all) RemoveWorker(w, WorkerRemoval::kShutdown, /*send_disconnect=*/true);
+// ---------------------------------------------------------------------------
+// Shutdown.
+
+void Broker::BeginDrain(SteadyTime now) {
+  draining_ = true;
+  drain_deadline_ = now + options_.shutdown_grace;
+  // Queued requests: no worker will take them now. Their clients hear so at
+  // once and can go elsewhere.
   size_t dropped = 0;
   for (auto& [name, service] : services_) {
     while (Request* r = service->queue().Pop()) {
-      requests_.Release(r);
+      DropForShutdown(r);
       ++dropped;
     }
   }
   if (dropped > 0) PLANTD_LOG_WARN("shutdown dropped queued requests", {{"count", dropped}});
+  // Idle workers can go now, so they reconnect to whoever replaces us.
+  std::vector<Worker*> idle;
+  size_t held = 0;
+  workers_.ForEach([&](Worker* w) {
+    if (w->in_flight.empty()) {
+      idle.push_back(w);
+    } else {
+      held += w->in_flight.size();
+    }
+  });
+  for (Worker* w : idle) RemoveWorker(w, WorkerRemoval::kShutdown, /*send_disconnect=*/true);
+  board_->Publish(BuildSnapshot(now));
+  if (held > 0) {
+    PLANTD_LOG_INFO(
+        "stopping: waiting for replies",
+        {{"in_flight", held}, {"grace_ms", static_cast<int64_t>(options_.shutdown_grace.count())}});
+  }
+}
+
+bool Broker::Drained(SteadyTime now) const {
+  // Every request left is held by a worker (the queues were emptied); and
+  // titanic.* answers waiting for the store are given out.
+  return (requests_.in_use() == 0 && titanic_callers_.empty()) || now >= drain_deadline_;
+}
+
+void Broker::FinishShutdown() {
+  // Workers still holding requests: their clients are told, and the workers
+  // are sent DISCONNECT like the others.
+  std::vector<Worker*> all;
+  workers_.ForEach([&all](Worker* w) { all.push_back(w); });
+  size_t unanswered = 0;
+  for (Worker* w : all) unanswered += w->in_flight.size();
+  if (unanswered > 0) {
+    PLANTD_LOG_WARN("shutdown grace over: requests left unanswered", {{"count", unanswered}});
+  }
+  for (Worker* w : all) RemoveWorker(w, WorkerRemoval::kShutdown, /*send_disconnect=*/true);
   board_->Publish(BuildSnapshot(clock_.Now()));
-  // The DISCONNECTs above get half a second to leave.
+  // The DISCONNECTs and error replies above get a moment to leave; a peer
+  // that reads them promptly does not make us wait.
   router_->Close(milliseconds(500));
+}
+
+void Broker::DropForShutdown(Request* r) {
+  if (r->stored) {
+    // It stays unfinished in the store: the next start dispatches it again.
+    ReleaseStored(r);
+    return;
+  }
+  ReplyError(r->client, r->envelope.data(), r->envelope.size(), r->client_dialect,
+             r->service->name(), refusal::Reason::kShuttingDown);
+  ++counters_.dropped[static_cast<size_t>(RequestDrop::kShutdown)];
+  requests_.Release(r);
 }
 
 void Broker::ReceiveAndRoute() {
@@ -198,19 +330,34 @@ void Broker::HandleClient(const mdp::Decoded& d, size_t count) {
     HandleManagement(d, count);
     return;
   }
-  Service* s = FindOrCreateService(name);
-  if (s == nullptr) {
-    ++counters_.services_refused;
-    PLANTD_LOG_DEBUG("request refused: too many services",
-                     {{"service", name}, {"max_services", options_.max_services}});
+  if (name == kAdminService) {  // also while draining: `admin status` shows the drain
+    HandleAdmin(d, count);
     return;
+  }
+  if (draining_) {
+    ++counters_.shutdown_refused;
+    RefuseRequest(refusal::Reason::kShuttingDown, d);
+    return;
+  }
+  if (StartsWith(name, "titanic.") && Titanic::IsTitanicService(name)) {
+    HandleTitanic(d, count);
+    return;
+  }
+  Service* s = FindService(name);
+  if (s == nullptr) {
+    refusal::Reason refused = refusal::Reason::kServicesTotal;
+    s = CreateServiceForClient(name, mdp::View(frames_[0]), &refused);
+    if (s == nullptr) {
+      ++counters_.services_refused;
+      RefuseRequest(refused, d);
+      return;
+    }
   }
   const SteadyTime now = clock_.Now();
   s->last_active = now;
   if (s->queue().size() >= options_.max_queue_per_service) {
     ++s->counters().refused;
-    PLANTD_LOG_DEBUG("request refused: queue full",
-                     {{"service", name}, {"queued", s->queue().size()}});
+    RefuseRequest(refusal::Reason::kQueueFull, d);
     return;
   }
   Request* r = requests_.Acquire();
@@ -239,7 +386,7 @@ void Broker::HandleClient(const mdp::Decoded& d, size_t count) {
       return;
     }
   }
-  s->queue().Push(r, now);
+  if (s->queue().Push(r, now)) clients_.AddLane(mdp::View(r->client), s);
   DispatchPending(s);
 }
 
@@ -258,16 +405,256 @@ void Broker::HandleManagement(const mdp::Decoded& d, size_t count) {
   const std::vector<std::string> reply = service == mdp::kBrokerService
                                              ? AnswerBrokerService(body, source)
                                              : AnswerMmi(service, body, source);
+  SendManagementReply(d, reply);
+}
+
+void Broker::SendManagementReply(const mdp::Decoded& d, const std::vector<std::string>& reply) {
+  const std::string_view service = mdp::View(frames_[d.service]);
   if (!SendIdentity(frames_[0].data(), frames_[0].size())) {
     ++counters_.client_unreachable;
     return;
   }
+  const bool names_service = mdp::ClientReplyNamesService(d.dialect);
   SendClientPrefix(&frames_[d.envelope_begin], d.envelope_end - d.envelope_begin, d.dialect,
-                   /*final=*/true);
-  SendCopyOf(service.data(), service.size(), !reply.empty());
+                   /*final=*/true, /*more=*/names_service || !reply.empty());
+  if (names_service) SendCopyOf(service.data(), service.size(), !reply.empty());
   for (size_t i = 0; i < reply.size(); ++i) {
     SendCopyOf(reply[i].data(), reply[i].size(), i + 1 < reply.size());
   }
+  ++counters_.messages_out;
+}
+
+void Broker::HandleAdmin(const mdp::Decoded& d, size_t count) {
+  ++counters_.mmi_requests;
+  const std::string_view identity = mdp::View(frames_[0]);
+  const std::string remote = router_->RemoteAddress(identity);
+  if (!options_.admin.allow_remote && !IsLocalPeer(remote)) {
+    refusal::Record(refusal::Reason::kAdminRemote, remote.empty() ? ShortId(identity) : remote,
+                    {{"service", kAdminService}});
+    ReplyError(frames_[0], &frames_[d.envelope_begin], d.envelope_end - d.envelope_begin, d.dialect,
+               kAdminService, refusal::Reason::kAdminRemote);
+    return;
+  }
+  std::vector<std::string_view> body;
+  for (size_t i = d.body_begin; i < count; ++i) body.push_back(mdp::View(frames_[i]));
+  const AdminCommand command = ParseAdminCommand(body);
+  if (command == AdminCommand::kUnknown) {
+    SendManagementReply(d, {"400", "unknown admin command; expected drain or status"});
+    return;
+  }
+  const SteadyTime now = clock_.Now();
+  const bool start_drain = command == AdminCommand::kDrain && !draining_;
+  if (start_drain) {
+    PLANTD_LOG_WARN(
+        "admin: drain requested",
+        {{"peer", remote}, {"grace_ms", static_cast<int64_t>(options_.shutdown_grace.count())}});
+    // Now, not when the process notices: from this turn on new requests are
+    // refused, and /readyz and MMI say so.
+    BeginDrain(now);
+  }
+  AdminState state;
+  state.draining = draining_;
+  state.shutdown_grace_seconds = std::chrono::duration<double>(options_.shutdown_grace).count();
+  if (draining_) {
+    state.drain_remaining_seconds =
+        std::max(0.0, std::chrono::duration<double>(drain_deadline_ - now).count());
+  }
+  workers_.ForEach([&state](const Worker* w) { state.in_flight += w->in_flight.size(); });
+  SendManagementReply(d, {"200", AdminStatusJson(*BuildSnapshot(now, false), state)});
+  // After the answer is queued: the process then stops as on SIGTERM (the
+  // core goes on draining; Stop() finds it draining already).
+  if (start_drain && drain_handler_) drain_handler_();
+}
+
+// ---------------------------------------------------------------------------
+// Titanic (9/TSP durable requests).
+
+void Broker::HandleTitanic(const mdp::Decoded& d, size_t count) {
+  ++counters_.mmi_requests;
+  const std::string_view service = mdp::View(frames_[d.service]);
+  const uint64_t token = next_titanic_token_++;
+  TitanicCaller& caller = titanic_callers_[token];
+  caller.client.swap(frames_[0]);
+  for (size_t i = d.envelope_begin; i < d.envelope_end; ++i) {
+    caller.envelope.emplace_back(std::move(frames_[i]));
+  }
+  caller.dialect = d.dialect;
+  caller.service = std::string(service);
+  if (!titanic_) {
+    ReplyToClient(token, {"500", std::string(kStoreDisabled)});
+    return;
+  }
+  std::vector<std::string_view> body;
+  body.reserve(count - d.body_begin);
+  for (size_t i = d.body_begin; i < count; ++i) body.push_back(mdp::View(frames_[i]));
+  // Titanic copies what it keeps; it may answer at once (a malformed request).
+  titanic_->HandleRequest(token, service, body);
+}
+
+void Broker::ReplyToClient(uint64_t token, std::vector<std::string> frames) {
+  auto it = titanic_callers_.find(token);
+  if (it == titanic_callers_.end()) return;
+  const TitanicCaller& c = it->second;
+  if (SendIdentity(c.client.data(), c.client.size())) {
+    const bool names_service = mdp::ClientReplyNamesService(c.dialect);
+    SendClientPrefix(c.envelope.data(), c.envelope.size(), c.dialect, /*final=*/true,
+                     /*more=*/names_service || !frames.empty());
+    if (names_service) SendCopyOf(c.service.data(), c.service.size(), !frames.empty());
+    for (size_t i = 0; i < frames.size(); ++i) {
+      SendCopyOf(frames[i].data(), frames[i].size(), i + 1 < frames.size());
+    }
+    ++counters_.messages_out;
+  } else {
+    ++counters_.client_unreachable;  // the client has gone: the answer is dropped
+  }
+  titanic_callers_.erase(it);
+}
+
+bool Broker::DispatchStored(const store::RequestId& id, const std::string& service,
+                            const store::Frames& body) {
+  if (draining_) return false;  // the next start dispatches it
+  if (stored_.contains(id)) return true;
+  Service* s = FindService(service);
+  if (s == nullptr) {
+    // Not under limits.max_unserved_services: a stored request may wait for
+    // a worker that is not there yet (Titanic bounds how many per service).
+    if (services_.size() >= options_.max_services) return false;
+    s = AddService(service);
+    ++unserved_services_;
+  }
+  if (s->queue().size() >= options_.max_queue_per_service) return false;
+  const SteadyTime now = clock_.Now();
+  Request* r = requests_.Acquire();
+  r->id = next_request_id_++;
+  r->client.rebuild();  // no client: the lane of stored requests has the empty id
+  r->client_dialect = mdp::Dialect::kMdp02;
+  r->service = s;
+  r->received = now;
+  r->dispatches = 0;
+  r->stored = true;
+  r->cancelled = false;
+  r->stored_id = id;
+  for (const std::string& f : body) r->body.emplace_back(f.data(), f.size());
+  s->queue().Push(r, now);           // no ClientRegistry lane: nobody's connection owns it
+  r->queued_at = SteadyTime::max();  // never expires (request_expiry)
+  s->last_active = now;
+  ++s->counters().requests;
+  stored_.emplace(id, r);
+  // Dispatched after Titanic returns (PollTitanic), not from inside it.
+  stored_queued_.push_back(s);
+  return true;
+}
+
+void Broker::CancelStored(const store::RequestId& id) {
+  auto it = stored_.find(id);
+  if (it == stored_.end()) return;
+  // Queued: dropped when it comes out. With a worker: its reply is dropped.
+  it->second->cancelled = true;
+}
+
+void Broker::PollTitanic() {
+  titanic_->Poll(clock_.Now());
+  if (stored_queued_.empty()) return;
+  // Services are not erased while Titanic runs: each pointer is live.
+  for (Service* s : stored_queued_) DispatchPending(s);
+  stored_queued_.clear();
+}
+
+void Broker::ReleaseStored(Request* r) {
+  stored_.erase(r->stored_id);
+  requests_.Release(r);
+}
+
+void Broker::FinishStored(Request* r, const mdp::Decoded& d, size_t count) {
+  Service* s = r->service;
+  if (!r->cancelled) {
+    store::Frames reply;
+    reply.reserve(count - d.body_begin);
+    for (size_t i = d.body_begin; i < count; ++i) {
+      reply.emplace_back(static_cast<const char*>(frames_[i].data()), frames_[i].size());
+    }
+    titanic_->OnStoredReply(r->stored_id, std::move(reply));
+    ++s->counters().replies;
+  }
+  const SteadyTime now = clock_.Now();
+  s->counters().latency.Record(now - r->received);
+  s->last_active = now;
+  ReleaseStored(r);
+}
+
+// ---------------------------------------------------------------------------
+// Closed connections.
+
+void Broker::HandleDisconnected() {
+  router_->TakeDisconnected(&disconnected_);
+  if (disconnected_.empty()) return;
+  for (const std::string& id : disconnected_) {
+    // One connection may have been a worker and a client both.
+    WorkerConnectionClosed(id);
+    ClientConnectionClosed(id);
+  }
+  disconnected_.clear();
+}
+
+void Broker::WorkerConnectionClosed(std::string_view identity) {
+  Worker* w = workers_.Find(identity);
+  if (w == nullptr) return;
+  // Dead now, not at heartbeat expiry: what it held goes to another worker
+  // at once (under the same max_redispatch rule).
+  Service* s = w->service;
+  RemoveWorker(w, WorkerRemoval::kConnectionClosed, /*send_disconnect=*/false);
+  DispatchPending(s);
+}
+
+void Broker::ClientConnectionClosed(std::string_view identity) {
+  Client* c = clients_.Find(identity);
+  if (c == nullptr) return;
+  // Nobody can read the replies to its queued requests: drop them before a
+  // worker spends time on them. Those already with a worker finish, and
+  // their replies are discarded as for any client that is gone.
+  size_t dropped = 0;
+  for (Service* s : c->lanes) {
+    dropped += s->queue().DropClient(identity, [this](Request* r) { requests_.Release(r); });
+  }
+  counters_.dropped[static_cast<size_t>(RequestDrop::kClientGone)] += dropped;
+  // The services it asked for that nobody serves and nobody else waits for
+  // existed only for it: forget them now, not after kIdleForget.
+  std::vector<Service*> created;
+  created.swap(c->created);
+  for (Service* s : created) s->creator = nullptr;
+  clients_.Remove(c);
+  for (Service* s : created) {
+    if (s->worker_count() == 0 && s->queue().empty()) EraseService(services_.find(s->name()));
+  }
+  if (dropped > 0) {
+    PLANTD_LOG_DEBUG("client gone: queued requests dropped",
+                     {{"client", ShortId(identity)}, {"dropped", dropped}});
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Refusals.
+
+void Broker::RefuseRequest(refusal::Reason reason, const mdp::Decoded& d) {
+  const std::string_view service = mdp::View(frames_[d.service]);
+  refusal::Record(reason, ShortId(mdp::View(frames_[0])), {{"service", Printable(service)}});
+  ReplyError(frames_[0], &frames_[d.envelope_begin], d.envelope_end - d.envelope_begin, d.dialect,
+             service, reason);
+}
+
+void Broker::ReplyError(const zmq::message_t& client, const zmq::message_t* envelope,
+                        size_t envelope_count, mdp::Dialect dialect, std::string_view service,
+                        refusal::Reason reason) {
+  // A client that does not read its replies loses this one (its queue is
+  // full): the refusal is counted all the same.
+  if (!SendIdentity(client.data(), client.size())) {
+    ++counters_.client_unreachable;
+    return;
+  }
+  SendClientPrefix(envelope, envelope_count, dialect, /*final=*/true, /*more=*/true);
+  if (mdp::ClientReplyNamesService(dialect)) SendCopyOf(service.data(), service.size(), true);
+  SendConst(ErrorStatus(reason), true);
+  SendConst(refusal::ReasonName(reason), false);
   ++counters_.messages_out;
 }
 
@@ -294,8 +681,7 @@ void Broker::HandleWorker(const mdp::Decoded& d, size_t count) {
   w->last_seen = now;
   w->expires_at = now + options_.HeartbeatExpiry();
   switch (d.command) {
-    case mdp::Command::kHeartbeat:
-      return;
+    case mdp::Command::kHeartbeat: return;
     case mdp::Command::kDisconnect: {
       Service* s = w->service;
       RemoveWorker(w, WorkerRemoval::kDisconnect, /*send_disconnect=*/false);
@@ -303,11 +689,8 @@ void Broker::HandleWorker(const mdp::Decoded& d, size_t count) {
       return;
     }
     case mdp::Command::kPartial:
-    case mdp::Command::kFinal:
-      HandleReply(w, d, count);
-      return;
-    default:
-      return;  // the decoder gives workers no other command
+    case mdp::Command::kFinal: HandleReply(w, d, count); return;
+    default: return;  // the decoder gives workers no other command
   }
 }
 
@@ -323,22 +706,35 @@ void Broker::HandleReady(const mdp::Decoded& d) {
     DispatchPending(s);
     return;
   }
-  if (StartsWith(name, mdp::kMmiPrefix) || name == mdp::kBrokerService) {
+  if (StartsWith(name, mdp::kMmiPrefix) || name == mdp::kBrokerService || name == kAdminService ||
+      Titanic::IsTitanicService(name)) {
     // 18/MDP: a worker may not offer a service the broker answers itself.
     CountInvalid(InvalidReason::kReservedService, identity);
     SendWorkerCommand(identity, d.dialect, mdp::Command::kDisconnect);
     return;
   }
-  Service* s = workers_.size() < options_.max_workers ? FindOrCreateService(name) : nullptr;
-  if (s == nullptr) {
-    ++counters_.workers_refused;
-    PLANTD_LOG_WARN("worker refused: limit reached",
-                    {{"service", name},
-                     {"workers", workers_.size()},
-                     {"services", services_.size()}});
+  if (draining_) {
+    refusal::Record(refusal::Reason::kShuttingDown, ShortId(identity),
+                    {{"service", Printable(name)}, {"role", "worker"}});
     SendWorkerCommand(identity, d.dialect, mdp::Command::kDisconnect);
     return;
   }
+  if (workers_.size() >= options_.max_workers) {
+    ++counters_.workers_refused;
+    refusal::Record(refusal::Reason::kWorkersTotal, ShortId(identity),
+                    {{"service", Printable(name)}, {"max_workers", options_.max_workers}});
+    SendWorkerCommand(identity, d.dialect, mdp::Command::kDisconnect);
+    return;
+  }
+  Service* s = FindOrCreateServiceForWorker(name);
+  if (s == nullptr) {
+    ++counters_.workers_refused;
+    refusal::Record(refusal::Reason::kServicesTotal, ShortId(identity),
+                    {{"service", Printable(name)}, {"max_services", options_.max_services}});
+    SendWorkerCommand(identity, d.dialect, mdp::Command::kDisconnect);
+    return;
+  }
+  MarkServed(s);
   Worker* w = workers_.Add(identity);
   w->dialect = d.dialect;
   w->service = s;
@@ -350,8 +746,10 @@ void Broker::HandleReady(const mdp::Decoded& d) {
   s->AddWorker();
   s->last_active = now;
   ++counters_.workers_registered;
+  // At debug the routing id too: it ties /status (short form) to a peer.
   PLANTD_LOG_DEBUG("worker ready", {{"service", name},
-                                    {"worker", log::Hex(identity)},
+                                    {"worker", ShortId(identity)},
+                                    {"routing_id", log::Hex(identity)},
                                     {"dialect", mdp::DialectName(d.dialect)},
                                     {"credit", w->credit}});
   WorkerBecameIdle(w);
@@ -388,13 +786,26 @@ void Broker::HandleReply(Worker* w, const mdp::Decoded& d, size_t count) {
     w->in_flight.pop_back();
     if (w->in_flight.empty()) s->WorkerIdle();
     ++w->served;
-    WorkerBecameIdle(w);  // may remove w if it became unreachable: w is not used below
+    if (!draining_) {
+      WorkerBecameIdle(w);  // may remove w if it became unreachable: w is not used below
+    } else if (w->in_flight.empty()) {
+      // Stopping: its work is done, so it may go (w is not used below).
+      RemoveWorker(w, WorkerRemoval::kShutdown, /*send_disconnect=*/true);
+    }
+  }
+  if (r->stored) {
+    if (final) FinishStored(r, d, count);  // a PARTIAL of a durable request is dropped
+    return;
   }
   if (final || mdp::ClientTakesPartials(r->client_dialect)) {
     if (SendIdentity(r->client.data(), r->client.size())) {
-      SendClientPrefix(r->envelope.data(), r->envelope.size(), r->client_dialect, final);
-      const std::string& name = s->name();
-      SendCopyOf(name.data(), name.size(), d.body_begin < count);
+      const bool names_service = mdp::ClientReplyNamesService(r->client_dialect);
+      SendClientPrefix(r->envelope.data(), r->envelope.size(), r->client_dialect, final,
+                       /*more=*/names_service || d.body_begin < count);
+      if (names_service) {
+        const std::string& name = s->name();
+        SendCopyOf(name.data(), name.size(), d.body_begin < count);
+      }
       for (size_t i = d.body_begin; i < count; ++i) {
         router_->Send(frames_[i].handle(), i + 1 < count);
       }
@@ -426,15 +837,92 @@ int Broker::ParseCredit(const mdp::Decoded& d) const {
   return credit >= 1 && credit <= kMaxWorkerCredit ? credit : 1;
 }
 
-Service* Broker::FindOrCreateService(std::string_view name) {
+Service* Broker::FindService(std::string_view name) const {
   auto it = services_.find(name);
-  if (it != services_.end()) return it->second.get();
-  if (services_.size() >= options_.max_services) return nullptr;
+  return it == services_.end() ? nullptr : it->second.get();
+}
+
+Service* Broker::AddService(std::string_view name) {
   auto s = std::make_unique<Service>(std::string(name));
   s->last_active = clock_.Now();
   Service* raw = s.get();
   services_.emplace(raw->name(), std::move(s));
   return raw;
+}
+
+// A request may wait for a worker that starts a little later, so a client
+// may bring a service into being; but only so many per connection and in
+// all, so that a flood of made-up names is refused instead of filling the
+// table (and it never pushes out a service that has workers).
+Service* Broker::CreateServiceForClient(std::string_view name, std::string_view client,
+                                        refusal::Reason* refused) {
+  Client* c = clients_.Find(client);
+  if ((c == nullptr ? 0 : c->created.size()) >= options_.limits.max_client_services) {
+    *refused = refusal::Reason::kClientServices;
+    return nullptr;
+  }
+  if (unserved_services_ >= options_.limits.max_unserved_services) {
+    *refused = refusal::Reason::kUnservedServices;
+    return nullptr;
+  }
+  if (services_.size() >= options_.max_services) {
+    *refused = refusal::Reason::kServicesTotal;
+    return nullptr;
+  }
+  Service* s = AddService(name);
+  ++unserved_services_;
+  c = clients_.FindOrAdd(client);
+  c->created.push_back(s);
+  s->creator = c;
+  return s;
+}
+
+Service* Broker::FindOrCreateServiceForWorker(std::string_view name) {
+  if (Service* s = FindService(name)) return s;
+  if (services_.size() >= options_.max_services) {
+    // A worker outranks a name: forget one service that has no worker and
+    // nothing queued (its counters stay in the totals).
+    for (auto it = services_.begin(); it != services_.end(); ++it) {
+      if (it->second->worker_count() == 0 && it->second->queue().empty()) {
+        EraseService(it);
+        break;
+      }
+    }
+    if (services_.size() >= options_.max_services) return nullptr;
+  }
+  Service* s = AddService(name);
+  s->ever_served = true;
+  return s;
+}
+
+void Broker::MarkServed(Service* s) {
+  if (s->ever_served) return;
+  s->ever_served = true;
+  --unserved_services_;
+  if (s->creator != nullptr) {
+    clients_.RemoveCreated(s->creator, s);
+    s->creator = nullptr;
+  }
+}
+
+// REQUIRES: the service has no worker and nothing queued.
+void Broker::EraseService(StringMap<std::unique_ptr<Service>>::iterator it) {
+  Service* s = it->second.get();
+  const ServiceCounters& c = s->counters();
+  retired_.requests += c.requests;
+  retired_.replies += c.replies;
+  retired_.partials += c.partials;
+  retired_.redispatched += c.redispatched;
+  retired_.expired += c.expired;
+  retired_.refused += c.refused;
+  retired_.failed += c.failed;
+  s->queue().ForgetIdleClients(SteadyTime::max(),
+                               [&](std::string_view client) { clients_.RemoveLane(client, s); });
+  if (!s->ever_served) {
+    --unserved_services_;
+    if (s->creator != nullptr) clients_.RemoveCreated(s->creator, s);
+  }
+  services_.erase(it);
 }
 
 // w has a free slot (it registered, or a request of its own finished): file
@@ -447,8 +935,12 @@ void Broker::WorkerBecameIdle(Worker* w) {
 
 void Broker::DispatchPending(Service* s) {
   while (!s->queue().empty() && s->has_available()) {
-    Worker* w = s->TakeMostSpare();
     Request* r = s->queue().Pop();
+    if (r->cancelled) {  // titanic.close while it waited
+      ReleaseStored(r);
+      continue;
+    }
+    Worker* w = s->TakeMostSpare();
     // On failure r is queued again and w removed: the loop goes on.
     if (Dispatch(w, r) && w->spare() > 0) s->MakeAvailable(w);
   }
@@ -478,6 +970,7 @@ bool Broker::Dispatch(Worker* w, Request* r) {
     if (!router_->Send(&copy, i + 1 < r->body.size())) zmq_msg_close(&copy);
   }
   ++counters_.messages_out;
+  if (r->stored) titanic_->OnStoredDispatched(r->stored_id);
   return true;
 }
 
@@ -490,28 +983,38 @@ void Broker::RemoveWorker(Worker* w, WorkerRemoval reason, bool send_disconnect)
   ++counters_.workers_removed[static_cast<size_t>(reason)];
   if (reason == WorkerRemoval::kShutdown) {
     PLANTD_LOG_DEBUG("worker removed", {{"service", s->name()},
-                                        {"worker", log::Hex(w->identity)},
+                                        {"worker", ShortId(w->identity)},
                                         {"reason", WorkerRemovalName(reason)}});
   } else {
-    PLANTD_LOG_INFO("worker removed", {{"service", s->name()},
-                                       {"worker", log::Hex(w->identity)},
+    PLANTD_LOG_INFO("worker removed", {{"service", Printable(s->name())},
+                                       {"worker", ShortId(w->identity)},
                                        {"reason", WorkerRemovalName(reason)},
                                        {"requests_held", w->in_flight.size()}});
   }
   // Newest first, so that PushFront leaves the oldest at the head.
   for (auto it = w->in_flight.rbegin(); it != w->in_flight.rend(); ++it) {
     Request* r = *it;
-    if (reason == WorkerRemoval::kShutdown) {
-      requests_.Release(r);
+    if (reason == WorkerRemoval::kShutdown || draining_) {
+      DropForShutdown(r);  // no other worker will take it now
+    } else if (r->cancelled) {
+      ReleaseStored(r);
     } else if (r->dispatches > options_.max_redispatch) {
       ++s->counters().failed;
       PLANTD_LOG_WARN("request dropped: its workers kept failing",
-                      {{"service", s->name()}, {"dispatches", r->dispatches}});
-      requests_.Release(r);
+                      {{"service", Printable(s->name())}, {"dispatches", r->dispatches}});
+      if (r->stored) {
+        titanic_->OnStoredFailed(
+            r->stored_id, "its worker failed " + std::to_string(r->dispatches) +
+                              " times (last: " + WorkerRemovalName(reason) + "); not sent again");
+        ReleaseStored(r);
+      } else {
+        requests_.Release(r);
+      }
     } else {
       // Workers are assumed idempotent (18/MDP): send it again, first in line.
       ++s->counters().redispatched;
       s->queue().PushFront(r, clock_.Now());
+      if (r->stored) r->queued_at = SteadyTime::max();  // never expires
     }
   }
   w->in_flight.clear();
@@ -548,18 +1051,21 @@ void Broker::SendCopyOf(const void* data, size_t size, bool more) {
   if (!router_->Send(&msg, more)) zmq_msg_close(&msg);
 }
 
-void Broker::SendPrefix(const mdp::Prefix& prefix) {
-  for (size_t i = 0; i < prefix.count; ++i) SendConst(prefix.frames[i], true);
+void Broker::SendPrefix(const mdp::Prefix& prefix, bool more) {
+  for (size_t i = 0; i < prefix.count; ++i) {
+    SendConst(prefix.frames[i], more || i + 1 < prefix.count);
+  }
 }
 
 void Broker::SendClientPrefix(const zmq::message_t* envelope, size_t envelope_count,
-                              mdp::Dialect dialect, bool final) {
+                              mdp::Dialect dialect, bool final, bool more) {
   for (size_t i = 0; i < envelope_count; ++i) {
     SendCopyOf(envelope[i].data(), envelope[i].size(), true);
   }
-  // The envelope ends with an empty frame; 7/MDP's reply starts with one.
-  if (envelope_count > 0 && dialect != mdp::Dialect::kMdp01) SendConst(std::string_view(), true);
-  SendPrefix(mdp::ClientReplyPrefix(dialect, final));
+  // The envelope ends with an empty frame; 7/MDP's and majortomo's replies
+  // start with one.
+  if (envelope_count > 0 && !mdp::PrefixStartsEmpty(dialect)) SendConst(std::string_view(), true);
+  SendPrefix(mdp::ClientReplyPrefix(dialect, final), more);
 }
 
 bool Broker::SendWorkerCommand(std::string_view identity, mdp::Dialect dialect,
@@ -597,9 +1103,8 @@ void Broker::OnTick(SteadyTime now) {
 void Broker::SendHeartbeats() {
   // 18/MDP: the broker heartbeats every worker, busy or idle. A worker that
   // cannot be reached is caught by ExpireWorkers.
-  workers_.ForEach([this](Worker* w) {
-    SendWorkerCommand(w->identity, w->dialect, mdp::Command::kHeartbeat);
-  });
+  workers_.ForEach(
+      [this](Worker* w) { SendWorkerCommand(w->identity, w->dialect, mdp::Command::kHeartbeat); });
 }
 
 void Broker::ExpireWorkers(SteadyTime now) {
@@ -627,21 +1132,14 @@ void Broker::ExpireRequests(SteadyTime now) {
 }
 
 void Broker::ForgetIdleServices(SteadyTime now) {
-  const SteadyTime cutoff = now - std::max<std::chrono::nanoseconds>(
-                                      kIdleForget, options_.request_expiry);
+  const SteadyTime cutoff =
+      now - std::max<std::chrono::nanoseconds>(kIdleForget, options_.request_expiry);
   for (auto it = services_.begin(); it != services_.end();) {
     Service* s = it->second.get();
-    s->queue().ForgetIdleClients(cutoff);
+    s->queue().ForgetIdleClients(cutoff,
+                                 [&](std::string_view client) { clients_.RemoveLane(client, s); });
     if (s->worker_count() == 0 && s->queue().empty() && s->last_active < cutoff) {
-      const ServiceCounters& c = s->counters();
-      retired_.requests += c.requests;
-      retired_.replies += c.replies;
-      retired_.partials += c.partials;
-      retired_.redispatched += c.redispatched;
-      retired_.expired += c.expired;
-      retired_.refused += c.refused;
-      retired_.failed += c.failed;
-      it = services_.erase(it);
+      EraseService(it++);
     } else {
       ++it;
     }
@@ -660,6 +1158,7 @@ std::shared_ptr<BrokerSnapshot> Broker::BuildSnapshot(SteadyTime now, bool with_
   snap->taken_at_steady = std::chrono::steady_clock::now();
   snap->uptime_seconds = std::chrono::duration<double>(now - started_).count();
   snap->endpoints_bound = bound_;
+  snap->draining = draining_;
   snap->endpoints = bound_endpoints_;
   const transport::RouterSocket::Stats router = router_->stats();
   snap->connections = router.connections;
@@ -667,6 +1166,14 @@ std::shared_ptr<BrokerSnapshot> Broker::BuildSnapshot(SteadyTime now, bool with_
   snap->counters = counters_;
   snap->totals = retired_;
   snap->requests_in_memory = requests_.in_use();
+  snap->unserved_services = unserved_services_;
+  snap->clients_tracked = clients_.size();
+  if (titanic_) {
+    snap->titanic_enabled = true;
+    snap->titanic = titanic_->stats();
+    snap->titanic_inflight = titanic_->inflight();
+    snap->titanic_waiting = titanic_callers_.size();
+  }
   snap->services.reserve(services_.size());
   for (const auto& [name, s] : services_) {
     ServiceSnapshot ss;
@@ -690,7 +1197,7 @@ std::shared_ptr<BrokerSnapshot> Broker::BuildSnapshot(SteadyTime now, bool with_
   snap->workers.reserve(workers_.size());
   workers_.ForEach([&](const Worker* w) {
     WorkerSnapshot ws;
-    ws.identity = log::Hex(w->identity);
+    ws.identity = ShortId(w->identity);
     ws.service = w->service->name();
     ws.dialect = mdp::DialectName(w->dialect);
     ws.busy = !w->in_flight.empty();

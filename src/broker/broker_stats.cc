@@ -1,5 +1,10 @@
 #include "broker/broker_stats.h"
 
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+
 namespace plantd::broker {
 
 const char* InvalidReasonName(InvalidReason reason) {
@@ -25,10 +30,67 @@ const char* WorkerRemovalName(WorkerRemoval reason) {
     case WorkerRemoval::kDisconnect: return "disconnect";
     case WorkerRemoval::kProtocolViolation: return "protocol_violation";
     case WorkerRemoval::kUnreachable: return "unreachable";
+    case WorkerRemoval::kConnectionClosed: return "connection_closed";
     case WorkerRemoval::kShutdown: return "shutdown";
     case WorkerRemoval::kCount: break;
   }
   return "unknown";
+}
+
+const char* RequestDropName(RequestDrop reason) {
+  switch (reason) {
+    case RequestDrop::kClientGone: return "client_gone";
+    case RequestDrop::kShutdown: return "shutdown";
+    case RequestDrop::kCount: break;
+  }
+  return "unknown";
+}
+
+SnapshotBoard::SnapshotBoard() : request_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
+
+SnapshotBoard::~SnapshotBoard() {
+  if (request_fd_ >= 0) ::close(request_fd_);
+}
+
+void SnapshotBoard::Publish(std::shared_ptr<const BrokerSnapshot> snapshot) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  latest_ = std::move(snapshot);
+}
+
+std::shared_ptr<const BrokerSnapshot> SnapshotBoard::Latest() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return latest_;
+}
+
+std::shared_ptr<const BrokerSnapshot> SnapshotBoard::Fresh(std::chrono::milliseconds timeout,
+                                                           bool* fresh) const {
+  std::unique_lock<std::mutex> lock(mutex_);
+  const uint64_t ticket = ++requested_;
+  if (request_fd_ >= 0) {
+    const uint64_t one = 1;
+    // Fails only when the counter is saturated, which still wakes the core.
+    (void)!::write(request_fd_, &one, sizeof(one));
+  }
+  *fresh = answered_cv_.wait_for(lock, timeout, [&] { return answered_ >= ticket; });
+  return latest_;
+}
+
+bool SnapshotBoard::TakeRequest(uint64_t* ticket) {
+  if (request_fd_ < 0) return false;
+  uint64_t count = 0;
+  if (::read(request_fd_, &count, sizeof(count)) != sizeof(count)) return false;
+  std::lock_guard<std::mutex> lock(mutex_);
+  *ticket = requested_;
+  return requested_ > answered_;
+}
+
+void SnapshotBoard::Answer(std::shared_ptr<const BrokerSnapshot> snapshot, uint64_t ticket) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    latest_ = std::move(snapshot);
+    answered_ = std::max(answered_, ticket);
+  }
+  answered_cv_.notify_all();
 }
 
 }  // namespace plantd::broker

@@ -6,11 +6,14 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
+
+#include "broker/titanic.h"
 
 namespace plantd::broker {
 
@@ -18,8 +21,7 @@ namespace plantd::broker {
 class LatencyHistogram {
  public:
   static constexpr std::array<double, 14> kBoundsSeconds = {
-      0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
-      0.025,  0.05,    0.1,    0.25,  0.5,    1.0,   5.0};
+      0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0};
 
   void Record(std::chrono::nanoseconds d) {
     const double s = std::chrono::duration<double>(d).count();
@@ -70,20 +72,34 @@ const char* InvalidReasonName(InvalidReason reason);
 // Why a worker was removed. Each is counted and logged.
 enum class WorkerRemoval : uint8_t {
   kHeartbeatExpired,
-  kDisconnect,          // the worker said DISCONNECT
-  kProtocolViolation,   // the broker sent DISCONNECT
-  kUnreachable,         // its connection is gone
+  kDisconnect,         // the worker said DISCONNECT
+  kProtocolViolation,  // the broker sent DISCONNECT
+  kUnreachable,        // a message to it could not be queued (gone, or at its HWM)
+  kConnectionClosed,   // the transport reported its connection closed
   kShutdown,
   kCount,
 };
 const char* WorkerRemovalName(WorkerRemoval reason);
 
+// Why an accepted request was dropped before a worker answered it (expiry,
+// queue-full refusals and repeated worker failure are counted per service).
+enum class RequestDrop : uint8_t {
+  kClientGone,  // its client's connection closed while it was queued
+  kShutdown,    // the broker stopped before a worker answered it
+  kCount,
+};
+const char* RequestDropName(RequestDrop reason);
+
 struct BrokerCounters {
   std::array<uint64_t, static_cast<size_t>(InvalidReason::kCount)> invalid{};
   std::array<uint64_t, static_cast<size_t>(WorkerRemoval::kCount)> workers_removed{};
+  std::array<uint64_t, static_cast<size_t>(RequestDrop::kCount)> dropped{};
   uint64_t workers_registered = 0;
-  uint64_t workers_refused = 0;     // max_workers reached
-  uint64_t services_refused = 0;    // max_services reached
+  uint64_t workers_refused = 0;  // max_workers reached
+  // A request that would have created a service past max_services,
+  // limits.max_client_services or limits.max_unserved_services.
+  uint64_t services_refused = 0;
+  uint64_t shutdown_refused = 0;  // requests that arrived while stopping
   uint64_t mmi_requests = 0;
   uint64_t client_unreachable = 0;  // a reply for a client that is gone
   uint64_t messages_in = 0;
@@ -99,7 +115,7 @@ struct ServiceSnapshot {
 };
 
 struct WorkerSnapshot {
-  std::string identity;  // hex
+  std::string identity;  // ShortId() of the routing id, never the id itself
   std::string service;
   std::string dialect;
   bool busy = false;
@@ -114,32 +130,65 @@ struct BrokerSnapshot {
   std::chrono::steady_clock::time_point taken_at_steady;
   double uptime_seconds = 0;
   bool endpoints_bound = false;
+  bool draining = false;  // stopping: new requests are refused (Broker::Stop)
   std::vector<std::string> endpoints;
   BrokerCounters counters;
   ServiceCounters totals;  // summed over services, including removed ones
   std::vector<ServiceSnapshot> services;
   std::vector<WorkerSnapshot> workers;
   size_t requests_in_memory = 0;
-  int64_t connections = -1;        // Majordomo connections; -1: not known (transport zmq)
+  size_t unserved_services = 0;  // services no worker has served yet
+  size_t clients_tracked = 0;    // client connections with queued requests or unserved services
+  int64_t connections = -1;      // Majordomo connections; -1: not known (transport zmq)
   uint64_t connections_refused = 0;
+  // Durable requests (9/TSP), as the core sees them; the store's own
+  // numbers come from RequestStore::stats() (BrokerApp::store()).
+  bool titanic_enabled = false;  // store.enabled and the store opened
+  Titanic::Stats titanic;
+  size_t titanic_inflight = 0;  // stored requests in the core (queued or with a worker)
+  size_t titanic_waiting = 0;   // titanic.* answers waiting for the store
 };
 
 // The hand-over point between the core (writer) and readers on other threads.
-// Thread-safe.
+// The core publishes a snapshot periodically (the health checks read its age
+// to tell a live core from a stuck one) and, on a reader's request, at the
+// end of its next loop turn: /status is then as fresh as the last message
+// the core routed, and a stuck core costs the reader a bounded wait, never
+// a hang. Thread-safe.
 class SnapshotBoard {
  public:
-  void Publish(std::shared_ptr<const BrokerSnapshot> snapshot) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    latest_ = std::move(snapshot);
-  }
-  std::shared_ptr<const BrokerSnapshot> Latest() const {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return latest_;
-  }
+  SnapshotBoard();
+  ~SnapshotBoard();
+  SnapshotBoard(const SnapshotBoard&) = delete;
+  SnapshotBoard& operator=(const SnapshotBoard&) = delete;
+
+  void Publish(std::shared_ptr<const BrokerSnapshot> snapshot);
+  std::shared_ptr<const BrokerSnapshot> Latest() const;
+
+  // Reader side. Asks the core for a snapshot taken after this call and
+  // waits up to `timeout` for it. Returns it with *fresh set; when the core
+  // does not answer in time (stuck, stopping, not started), the latest
+  // snapshot (maybe null) with *fresh false.
+  std::shared_ptr<const BrokerSnapshot> Fresh(std::chrono::milliseconds timeout, bool* fresh) const;
+
+  // Core side. Readable (level-triggered) while a reader waits: the core
+  // polls it with its sockets. -1 if the eventfd could not be made (readers
+  // then always get the periodic snapshot, marked stale).
+  int request_fd() const { return request_fd_; }
+  // Core side: consumes the wake-up; true, with the request to answer in
+  // *ticket, when some reader waits for a snapshot not yet given.
+  bool TakeRequest(uint64_t* ticket);
+  // Core side: publishes `snapshot`, built after TakeRequest() returned
+  // `ticket`, as the answer to every request up to it.
+  void Answer(std::shared_ptr<const BrokerSnapshot> snapshot, uint64_t ticket);
 
  private:
+  int request_fd_ = -1;  // eventfd, written by readers, read by the core
   mutable std::mutex mutex_;
+  mutable std::condition_variable answered_cv_;
   std::shared_ptr<const BrokerSnapshot> latest_;  // GUARDED_BY(mutex_)
+  mutable uint64_t requested_ = 0;                // GUARDED_BY(mutex_): last ticket handed out
+  uint64_t answered_ = 0;                         // GUARDED_BY(mutex_): last ticket answered
 };
 
 }  // namespace plantd::broker

@@ -4,11 +4,19 @@
 
 namespace plantd::broker {
 
-void FairQueue::Push(Request* r, SteadyTime now) {
+bool FairQueue::Push(Request* r, SteadyTime now) {
   const std::string_view client = mdp::View(r->client);
   auto it = lanes_.find(client);
-  if (it == lanes_.end()) it = lanes_.emplace(std::string(client), Lane{}).first;
+  bool fresh = false;
+  if (it == lanes_.end()) {
+    it = lanes_.emplace(std::string(client), Lane{}).first;
+    fresh = true;
+  }
   Lane& lane = it->second;
+  if (lane.orphan) {
+    lane.orphan = false;  // the routing id is back on a new connection
+    fresh = true;
+  }
   r->queued_at = now;
   lane.items.push_back(r);
   lane.last_push = now;
@@ -17,6 +25,7 @@ void FairQueue::Push(Request* r, SteadyTime now) {
     schedule_.push_back(&lane);
   }
   ++size_;
+  return fresh;
 }
 
 void FairQueue::PushFront(Request* r, SteadyTime now) {
@@ -51,17 +60,6 @@ Request* FairQueue::Pop() {
     return r;
   }
   return nullptr;
-}
-
-void FairQueue::ForgetIdleClients(SteadyTime cutoff) {
-  for (auto it = lanes_.begin(); it != lanes_.end();) {
-    const Lane& lane = it->second;
-    if (!lane.scheduled && lane.items.empty() && lane.last_push < cutoff) {
-      it = lanes_.erase(it);
-    } else {
-      ++it;
-    }
-  }
 }
 
 }  // namespace plantd::broker

@@ -17,8 +17,10 @@ namespace plantd::broker {
 // Core thread only.
 class FairQueue {
  public:
-  // Appends r to its client's lane.
-  void Push(Request* r, SteadyTime now);
+  // Appends r to its client's lane. True when the lane is new to the
+  // client's registry entry (a new lane, or one left by a closed connection
+  // with the same routing id): the caller records it (ClientRegistry).
+  bool Push(Request* r, SteadyTime now);
   // Puts r before everything else (a request whose worker died).
   void PushFront(Request* r, SteadyTime now);
   // The next request by round robin over clients; nullptr when empty.
@@ -44,8 +46,45 @@ class FairQueue {
     UnscheduleIfEmpty();
   }
 
-  // Forgets the lanes of clients that have had nothing queued since `cutoff`.
-  void ForgetIdleClients(SteadyTime cutoff);
+  // Forgets the lanes of clients that have had nothing queued since `cutoff`,
+  // calling on_forget(client routing id) for each lane the client's registry
+  // entry still lists.
+  template <typename F>
+  void ForgetIdleClients(SteadyTime cutoff, F&& on_forget) {
+    for (auto it = lanes_.begin(); it != lanes_.end();) {
+      const Lane& lane = it->second;
+      if (!lane.scheduled && lane.items.empty() && (lane.orphan || lane.last_push < cutoff)) {
+        if (!lane.orphan) on_forget(std::string_view(it->first));
+        it = lanes_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+
+  // The client's connection closed: removes its queued requests (not those
+  // re-queued after their worker died, which wait in their own lane), passing
+  // each to on_dropped, and leaves the lane to be forgotten. The caller
+  // forgets the client's registry entry. Returns how many were dropped.
+  template <typename F>
+  size_t DropClient(std::string_view client, F&& on_dropped) {
+    auto it = lanes_.find(client);
+    if (it == lanes_.end()) return 0;
+    Lane& lane = it->second;
+    size_t n = 0;
+    while (!lane.items.empty()) {
+      --size_;
+      ++n;
+      on_dropped(lane.items.pop_front());
+    }
+    if (lane.scheduled) {
+      lane.orphan = true;  // Pop() unschedules it; then it is forgotten
+    } else {
+      lanes_.erase(it);
+    }
+    UnscheduleIfEmpty();
+    return n;
+  }
   size_t client_lanes() const { return lanes_.size(); }
 
  private:
@@ -59,6 +98,7 @@ class FairQueue {
   struct Lane {
     RingBuffer<Request*> items;
     bool scheduled = false;  // present in schedule_
+    bool orphan = false;     // its client's connection closed (DropClient)
     SteadyTime last_push;
   };
 

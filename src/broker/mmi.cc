@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "build_info.h"
+#include "common/refusal.h"
 
 namespace plantd::broker {
 namespace {
@@ -37,19 +38,35 @@ json BrokerJson(const BrokerSnapshot& snap) {
   for (size_t i = 0; i < snap.counters.invalid.size(); ++i) {
     invalid[InvalidReasonName(static_cast<InvalidReason>(i))] = snap.counters.invalid[i];
   }
+  // What the broker refused, by plantd_refused_total's reasons (process-wide),
+  // and the accepted requests it dropped unanswered.
+  json refused = json::object();
+  for (size_t i = 0; i < refusal::kReasonCount; ++i) {
+    const auto reason = static_cast<refusal::Reason>(i);
+    refused[refusal::ReasonName(reason)] = refusal::Total(reason);
+  }
+  json dropped = json::object();
+  for (size_t i = 0; i < snap.counters.dropped.size(); ++i) {
+    dropped[RequestDropName(static_cast<RequestDrop>(i))] = snap.counters.dropped[i];
+  }
   return json{{"version", kVersion},
               {"revision", kGitRevision},
               {"uptime_seconds", snap.uptime_seconds},
+              {"draining", snap.draining},
               {"services", snap.services.size()},
               {"workers", workers},
               {"requests", snap.totals.requests},
               {"replies", snap.totals.replies},
-              {"queued", [&] {
+              {"queued",
+               [&] {
                  size_t q = 0;
                  for (const ServiceSnapshot& s : snap.services) q += s.queued;
                  return q;
                }()},
-              {"invalid", invalid}};
+              {"invalid", invalid},
+              {"refused", refused},
+              {"dropped", dropped},
+              {"unserved_services", snap.unserved_services}};
 }
 
 // Service names come off the wire and may not be UTF-8: never throw on them.
@@ -101,8 +118,7 @@ std::vector<std::string> AnswerBrokerService(const std::vector<std::string_view>
       return {Dump(json{{"error", "service: expected a JSON body {\"service\": NAME}"}})};
     }
     const json request = json::parse(body[1], nullptr, /*allow_exceptions=*/false);
-    if (!request.is_object() || !request.contains("service") ||
-        !request["service"].is_string()) {
+    if (!request.is_object() || !request.contains("service") || !request["service"].is_string()) {
       return {Dump(json{{"error", "service: expected a JSON body {\"service\": NAME}"}})};
     }
     const std::string name = request["service"].get<std::string>();

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "broker/broker_stats.h"
+#include "broker/client_registry.h"
 #include "broker/fair_queue.h"
 #include "broker/worker.h"
 
@@ -45,6 +46,11 @@ class Service {
   void WorkerIdle() { --busy_count_; }
 
   SteadyTime last_active;  // for forgetting services nobody uses
+  // False until a worker first registers: until then the service exists
+  // only because clients asked for it, and counts against
+  // limits.max_unserved_services (and `creator`'s max_client_services).
+  bool ever_served = false;
+  Client* creator = nullptr;  // the client connection that asked first, while unserved
 
  private:
   struct List {

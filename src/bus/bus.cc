@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstring>
 
+#include "common/refusal.h"
 #include "config/endpoint.h"
 #include "log/log.h"
 
@@ -56,19 +57,20 @@ class HoldUp {
   ~HoldUp() {
     Account();
     if (logged_) {
-      PLANTD_LOG_INFO("bus moving again",
-                      {{"bus", bus_},
-                       {"waited_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
-                                         last_ - start_)
-                                         .count()}});
+      PLANTD_LOG_INFO(
+          "bus moving again",
+          {{"bus", bus_},
+           {"waited_ms",
+            std::chrono::duration_cast<std::chrono::milliseconds>(last_ - start_).count()}});
     }
   }
 
  private:
   void Account() {
     const auto now = Clock::now();
-    Add(blocked_ns_, static_cast<uint64_t>(
-                         std::chrono::duration_cast<std::chrono::nanoseconds>(now - last_).count()));
+    Add(blocked_ns_,
+        static_cast<uint64_t>(
+            std::chrono::duration_cast<std::chrono::nanoseconds>(now - last_).count()));
     last_ = now;
   }
 
@@ -84,8 +86,7 @@ Status Attach(zmq::socket_t& socket, const std::string& text, const std::string&
               const char* key) {
   auto ep = ParseEndpoint(text);
   if (!ep.ok()) {
-    return Status::Error("bus " + bus + ": " + key + " \"" + text + "\": " +
-                         ep.status().message());
+    return Status::Error("bus " + bus + ": " + key + " \"" + text + "\": " + ep.status().message());
   }
   try {
     if (ep.value().bind) {
@@ -102,19 +103,30 @@ Status Attach(zmq::socket_t& socket, const std::string& text, const std::string&
 
 }  // namespace
 
-Bus::Bus(zmq::context_t& context, const BusOptions& options)
+Bus::Bus(zmq::context_t& context, const BusOptions& options, const LimitsOptions& limits,
+         std::shared_ptr<transport::BufferBudget> budget)
     : options_(options),
+      limits_(limits),
       context_(context),
       backend_(context, zmq::socket_type::xsub),
       frontend_(context, zmq::socket_type::xpub),
-      monitor_(context, zmq::socket_type::pair) {
+      monitor_(context, zmq::socket_type::pair),
+      budget_(std::move(budget)) {
   backend_.set(zmq::sockopt::rcvhwm, options_.recv_hwm);
+  // Subscriptions to publishers: libzmq drops those past the high-water
+  // mark, also when it replays every active prefix to a publisher that
+  // (re)connects; at libzmq's 1,000 a publisher would miss most of a busy
+  // bus's topics. The caps bound how many prefixes can be active.
+  backend_.set(zmq::sockopt::sndhwm,
+               static_cast<int>(std::min<size_t>(options_.max_subscriptions, 1u << 30) + 1000));
   backend_.set(zmq::sockopt::linger, 0);
+  // libzmq checks each frame against it and disconnects the publisher of a
+  // larger one (docs/buses.md); the whole message is checked after receipt.
+  backend_.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(options_.max_message_size));
   frontend_.set(zmq::sockopt::sndhwm, options_.send_hwm);
   frontend_.set(zmq::sockopt::linger, 0);
   // Every subscribe and unsubscribe comes through, so subscriptions can be
-  // counted and the cache replayed for each new one. Upstream stays exact:
-  // the XSUB reference-counts topics and unsubscribes only the last one.
+  // counted, capped and the cache replayed for each new one.
   frontend_.set(zmq::sockopt::xpub_verboser, 1);
   // Refuse (EAGAIN) instead of silently dropping when a subscriber is full:
   // in drop mode that is how losses are counted, in block mode how
@@ -125,14 +137,23 @@ Bus::Bus(zmq::context_t& context, const BusOptions& options)
 
 Bus::~Bus() { Stop(); }
 
+namespace {
+
+// True when the endpoint binds on tcp:// or ipc://: the native socket serves it.
+bool ServedNatively(const std::string& text) {
+  auto ep = ParseEndpoint(text);
+  return ep.ok() && ep.value().bind && ep.value().transport != Endpoint::Transport::kInproc;
+}
+
+}  // namespace
+
 Status Bus::Open() {
   if (Status s = Attach(backend_, options_.backend, options_.name, "backend"); !s.ok()) return s;
-  auto frontend = ParseEndpoint(options_.frontend);
-  if (frontend.ok() && frontend.value().bind &&
-      frontend.value().transport != Endpoint::Transport::kInproc) {
-    if (Status s = OpenNativeFrontend(frontend.value().address); !s.ok()) return s;
-  } else if (Status s = Attach(frontend_, options_.frontend, options_.name, "frontend");
-             !s.ok()) {
+  if (ServedNatively(options_.frontend)) {
+    if (Status s = OpenNativeFrontend(ParseEndpoint(options_.frontend).value().address); !s.ok()) {
+      return s;
+    }
+  } else if (Status s = Attach(frontend_, options_.frontend, options_.name, "frontend"); !s.ok()) {
     return s;
   }
   if (!options_.capture.empty()) {
@@ -144,6 +165,8 @@ Status Bus::Open() {
     }
   }
   if (!native_) {
+    // libzmq's XPUB: its subscribers are anonymous, one entry holds them all.
+    AddSubscriber("", "");
     const std::string monitor_address = "inproc://plantd-bus-monitor-" + options_.name;
     zmq_socket_monitor(frontend_.handle(), monitor_address.c_str(),
                        ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED);
@@ -155,7 +178,20 @@ Status Bus::Open() {
 Status Bus::OpenNativeFrontend(const std::string& address) {
   transport::RouterOptions router;
   router.send_hwm = options_.send_hwm;
-  router.max_message_size = size_t{64} * 1024;  // subscribers only send subscriptions
+  // The byte bound of each subscriber's queue: past it Send() refuses
+  // (EAGAIN), which drops (drop mode) or waits (block mode). The connection
+  // cap is set above it so that the high-water mark bites first.
+  router.send_hwm_bytes = options_.send_hwm_bytes;
+  router.max_out_bytes =
+      std::max(limits_.max_connection_out_bytes,
+               options_.send_hwm_bytes + options_.max_message_size + size_t{64} * 1024);
+  // A subscriber that reads nothing for this long is closed as a slow
+  // consumer, in both modes.
+  router.write_timeout = limits_.write_timeout;
+  router.handshake_timeout = limits_.handshake_timeout;
+  // Subscribers only send subscriptions.
+  router.max_message_size = std::max(size_t{64} * 1024, options_.max_subscription_size + 1);
+  router.budget = budget_;
   transport::ZmtpOptions zmtp;
   zmtp.socket_type = "XPUB";
   zmtp.peer_types = {"SUB", "XSUB"};
@@ -181,15 +217,15 @@ void Bus::Start() {
 void Bus::Stop() {
   stop_.store(true, std::memory_order_relaxed);
   if (thread_.joinable()) thread_.join();
-  native_.reset();  // the thread has ended: closing from here is safe
+  // The thread has ended: closing from here is safe.
+  native_.reset();
 }
 
 void Bus::Run() {
-  zmq::pollitem_t items[] = {{backend_.handle(), 0, ZMQ_POLLIN, 0},
-                             {native_ ? nullptr : frontend_.handle(),
-                              native_ ? native_->fd() : 0, ZMQ_POLLIN, 0},
-                             {native_ ? nullptr : monitor_.handle(), native_ ? -1 : 0,
-                              ZMQ_POLLIN, 0}};
+  zmq::pollitem_t items[] = {
+      {backend_.handle(), 0, ZMQ_POLLIN, 0},
+      {native_ ? nullptr : frontend_.handle(), native_ ? native_->fd() : 0, ZMQ_POLLIN, 0},
+      {native_ ? nullptr : monitor_.handle(), native_ ? -1 : 0, ZMQ_POLLIN, 0}};
   const int item_count = native_ ? 2 : 3;
   while (!stop_.load(std::memory_order_relaxed)) {
     zmq::poll(items, item_count, std::chrono::milliseconds(kPollMs));
@@ -215,17 +251,33 @@ void Bus::Run() {
   if (!native_) zmq_socket_monitor(frontend_.handle(), nullptr, 0);
 }
 
-bool Bus::ForwardMessage() {
-  frame_count_ = 0;
-  size_t bytes = 0;
+bool Bus::ReceiveFromXsub() {
   while (true) {
     if (frame_count_ == frames_.size()) frames_.emplace_back();
     zmq::message_t& frame = frames_[frame_count_];
     // Parts of one message arrive together: only the first can be missing.
     if (zmq_msg_recv(frame.handle(), backend_.handle(), ZMQ_DONTWAIT) < 0) return false;
     ++frame_count_;
-    bytes += frame.size();
-    if (!frame.more()) break;
+    if (!frame.more()) return true;
+  }
+}
+
+bool Bus::ForwardMessage() {
+  frame_count_ = 0;
+  if (!ReceiveFromXsub()) return false;
+  size_t bytes = 0;
+  for (size_t i = 0; i < frame_count_; ++i) bytes += frames_[i].size();
+  if (frame_count_ == 0) return true;  // an empty message has no topic: nothing to match
+  if (bytes > options_.max_message_size) {
+    // libzmq's XSUB checks single frames only (and disconnects the
+    // publisher of a larger one): the whole message is checked here, and
+    // the publisher stays connected.
+    Add(counters_.too_large, 1);
+    const char* from = zmq_msg_gets(frames_[0].handle(), "Peer-Address");  // TCP only
+    refusal::Record(
+        refusal::Reason::kMessageTooLarge, from != nullptr ? from : "",
+        {{"bus", options_.name}, {"size", bytes}, {"max_message_size", options_.max_message_size}});
+    return true;
   }
   Add(counters_.messages_in, 1);
   Add(counters_.bytes_in, bytes);
@@ -293,29 +345,17 @@ void Bus::HandleSubscription() {
   while (frontend_.get(zmq::sockopt::events) & ZMQ_POLLIN) {
     zmq::message_t msg;
     if (!frontend_.recv(msg, zmq::recv_flags::dontwait)) return;
-    const bool more = msg.more();
-    const auto* data = static_cast<const unsigned char*>(msg.data());
-    const bool is_subscription = !more && msg.size() >= 1 && (data[0] == 0 || data[0] == 1);
-    if (is_subscription) {
-      const bool subscribe = data[0] == 1;
-      Add(counters_.subscriptions, subscribe ? 1 : -1);
-      if (subscribe && options_.last_value_cache) {
-        // Everyone subscribed to these topics gets the current value again;
-        // for state that is harmless, and the new subscriber is served now.
-        const std::string_view prefix(reinterpret_cast<const char*>(data) + 1, msg.size() - 1);
-        cache_.ForEachMatching(prefix, [&](const std::vector<zmq::message_t>& frames) {
-          for (size_t i = 0; i < frames.size(); ++i) {
-            zmq::message_t copy;
-            zmq_msg_copy(copy.handle(), const_cast<zmq_msg_t*>(frames[i].handle()));
-            zmq_msg_send(copy.handle(), frontend_.handle(),
-                         i + 1 < frames.size() ? ZMQ_SNDMORE : ZMQ_DONTWAIT);
-          }
-          Add(counters_.lvc_replayed, 1);
-        });
+    if (msg.more()) {
+      // Not a subscription (an XSUB peer's message): it has no meaning here.
+      while (msg.more() && frontend_.recv(msg, zmq::recv_flags::dontwait)) {
       }
+      continue;
     }
-    // Upstream, so publishers filter at the source.
-    backend_.send(msg, more ? zmq::send_flags::sndmore : zmq::send_flags::dontwait);
+    const auto* data = static_cast<const unsigned char*>(msg.data());
+    if (msg.size() >= 1 && (data[0] == 0 || data[0] == 1)) {
+      OnSubscription("", data[0] == 1,
+                     std::string_view(reinterpret_cast<const char*>(data) + 1, msg.size() - 1));
+    }
   }
 }
 
@@ -338,68 +378,141 @@ void Bus::HandleMonitorEvent() {
 }
 
 // ---------------------------------------------------------------------------
-// The native frontend: one entry per subscriber.
+// Subscribers and their subscriptions.
 
-namespace {
-
-bool Matches(const std::vector<std::string>& prefixes, std::string_view topic) {
-  for (const std::string& p : prefixes) {
-    if (topic.compare(0, p.size(), p) == 0) return true;
+Bus::Subscriber& Bus::AddSubscriber(std::string_view id, std::string_view remote) {
+  Subscriber& s = subscribers_[std::string(id)];
+  s.id = std::string(id);
+  s.remote = std::string(remote);
+  s.serial = ++next_serial_;
+  if (free_slots_.empty()) {
+    s.slot = static_cast<PrefixTrie::SubscriberId>(slots_.size());
+    slots_.push_back(&s);
+  } else {
+    s.slot = free_slots_.back();
+    free_slots_.pop_back();
+    slots_[s.slot] = &s;
   }
-  return false;
+  return s;
 }
-
-}  // namespace
 
 void Bus::OnSubscriber(std::string_view id, bool connected, std::string_view remote) {
   if (connected) {
-    Subscriber& s = subscribers_[std::string(id)];
-    s.remote = std::string(remote);
+    if (subscribers_.contains(id)) return;  // the transport never reuses a live id
+    AddSubscriber(id, remote);
     Add(counters_.subscribers, 1);
     PLANTD_LOG_DEBUG("subscriber connected", {{"bus", options_.name}, {"remote", remote}});
     return;
   }
   auto it = subscribers_.find(id);
   if (it == subscribers_.end()) return;
-  // Its subscriptions end with it, upstream too.
-  for (const std::string& prefix : it->second.prefixes) SendUpstream(false, prefix);
-  Add(counters_.subscriptions, -static_cast<int64_t>(it->second.prefixes.size()));
+  Subscriber& s = it->second;
+  DropSubscriptions(s);  // upstream too
   Add(counters_.subscribers, -1);
-  PLANTD_LOG_DEBUG("subscriber left", {{"bus", options_.name},
-                                       {"remote", it->second.remote},
-                                       {"dropped", it->second.dropped}});
+  PLANTD_LOG_DEBUG("subscriber left",
+                   {{"bus", options_.name}, {"remote", s.remote}, {"dropped", s.dropped}});
+  slots_[s.slot] = nullptr;
+  free_slots_.push_back(s.slot);
   subscribers_.erase(it);
+}
+
+void Bus::DropSubscriptions(Subscriber& s) {
+  for (const auto& [prefix, count] : s.prefixes) {
+    for (uint32_t i = 0; i < count; ++i) {
+      bool inactive = false;
+      trie_.Remove(prefix, s.slot, &inactive);
+      if (inactive) SendUpstream(false, prefix);
+    }
+  }
+  s.prefixes.clear();
+  s.subscriptions = 0;
+  counters_.subscriptions.store(static_cast<int64_t>(trie_.subscriptions()),
+                                std::memory_order_relaxed);
 }
 
 void Bus::OnSubscription(std::string_view id, bool subscribe, std::string_view topic) {
   auto it = subscribers_.find(id);
   if (it == subscribers_.end()) return;
-  std::vector<std::string>& prefixes = it->second.prefixes;
-  if (subscribe) {
-    prefixes.emplace_back(topic);
-    Add(counters_.subscriptions, 1);
-  } else {
-    auto p = std::find(prefixes.begin(), prefixes.end(), topic);
-    if (p == prefixes.end()) return;  // never subscribed: nothing to cancel
-    prefixes.erase(p);
-    Add(counters_.subscriptions, -1);
+  Subscriber& s = it->second;
+  if (s.evicted) return;
+  if (!subscribe) {
+    auto p = s.prefixes.find(topic);
+    if (p == s.prefixes.end()) return;  // never subscribed (or refused): nothing to cancel
+    bool inactive = false;
+    trie_.Remove(topic, s.slot, &inactive);
+    if (--p->second == 0) s.prefixes.erase(p);
+    --s.subscriptions;
+    counters_.subscriptions.store(static_cast<int64_t>(trie_.subscriptions()),
+                                  std::memory_order_relaxed);
+    if (inactive) SendUpstream(false, topic);
+    return;
   }
-  SendUpstream(subscribe, topic);
-  if (subscribe && options_.last_value_cache) {
-    // Only the new subscriber: the others have these values already.
-    cache_.ForEachMatching(topic, [&](const std::vector<zmq::message_t>& frames) {
-      if (SendFramesTo(id, frames.data(), frames.size())) Add(counters_.lvc_replayed, 1);
-    });
+  // The caps: the subscription is ignored, the subscriber stays connected
+  // and keeps what it has. libzmq's XPUB (connecting frontend) keeps its own
+  // table: there only what goes upstream is capped, and per-subscriber caps
+  // cannot apply (its subscribers are anonymous).
+  auto refuse = [&](refusal::Reason reason, const char* limit, size_t value) {
+    Add(counters_.subscriptions_refused, 1);
+    refusal::Record(reason, s.remote,
+                    {{"bus", options_.name}, {"size", topic.size()}, {limit, value}});
+  };
+  if (topic.size() > options_.max_subscription_size) {
+    refuse(refusal::Reason::kSubscriptionTooLong, "max_subscription_size",
+           options_.max_subscription_size);
+    return;
   }
+  if (native_ && s.subscriptions >= options_.max_subscriptions_per_subscriber) {
+    refuse(refusal::Reason::kSubscriptionsPerSubscriber, "max_subscriptions_per_subscriber",
+           options_.max_subscriptions_per_subscriber);
+    return;
+  }
+  if (trie_.subscriptions() >= options_.max_subscriptions) {
+    refuse(refusal::Reason::kSubscriptionsTotal, "max_subscriptions", options_.max_subscriptions);
+    return;
+  }
+  const bool new_for_it = ++s.prefixes[std::string(topic)] == 1;
+  ++s.subscriptions;
+  const bool active = trie_.Add(topic, s.slot);
+  counters_.subscriptions.store(static_cast<int64_t>(trie_.subscriptions()),
+                                std::memory_order_relaxed);
+  if (active) SendUpstream(true, topic);
+  if (!options_.last_value_cache || !new_for_it) return;
+  cache_.ForEachMatching(topic, [&](const std::vector<zmq::message_t>& frames) {
+    if (native_) {
+      // Only the new subscriber: the others have these values already. A
+      // full queue ends the replay: however many prefixes a subscriber
+      // sends, replaying costs no more than what it takes.
+      if (SendFramesTo(id, frames.data(), frames.size()) != SendResult::kSent) return false;
+      Add(counters_.lvc_replayed, 1);
+      return true;
+    }
+    // libzmq's XPUB cannot address one subscriber: everyone subscribed to
+    // these topics gets the current value again, harmless for state.
+    for (size_t i = 0; i < frames.size(); ++i) {
+      zmq::message_t copy;
+      zmq_msg_copy(copy.handle(), const_cast<zmq_msg_t*>(frames[i].handle()));
+      // Only the first part can be refused (a full subscriber, NODROP);
+      // never wait for it here.
+      const int flags = (i == 0 ? ZMQ_DONTWAIT : 0) | (i + 1 < frames.size() ? ZMQ_SNDMORE : 0);
+      if (zmq_msg_send(copy.handle(), frontend_.handle(), flags) < 0) return false;
+    }
+    Add(counters_.lvc_replayed, 1);
+    return true;
+  });
 }
 
 void Bus::SendUpstream(bool subscribe, std::string_view topic) {
+  // The XSUB sends it to every publisher, and each publisher that connects
+  // later learns every active prefix from it.
   zmq::message_t msg(topic.size() + 1);
   auto* data = static_cast<char*>(msg.data());
   data[0] = subscribe ? 1 : 0;
   if (!topic.empty()) std::memcpy(data + 1, topic.data(), topic.size());
   (void)backend_.send(msg, zmq::send_flags::dontwait);
 }
+
+// ---------------------------------------------------------------------------
+// Delivery through the native frontend.
 
 void Bus::ReceiveFromSubscribers() {
   zmq::message_t id;
@@ -421,13 +534,14 @@ void Bus::ReceiveFromSubscribers() {
   }
 }
 
-bool Bus::SendFramesTo(std::string_view id, const zmq::message_t* frames, size_t count) {
+Bus::SendResult Bus::SendFramesTo(std::string_view id, const zmq::message_t* frames, size_t count) {
   zmq_msg_t address;
   zmq_msg_init_size(&address, id.size());
   std::memcpy(zmq_msg_data(&address), id.data(), id.size());
   if (!native_->Send(&address, count > 0)) {
+    const int error = errno;
     zmq_msg_close(&address);
-    return false;
+    return error == EAGAIN ? SendResult::kFull : SendResult::kGone;
   }
   for (size_t i = 0; i < count; ++i) {
     // Copies share the frame's buffer.
@@ -436,41 +550,29 @@ bool Bus::SendFramesTo(std::string_view id, const zmq::message_t* frames, size_t
     zmq_msg_copy(&copy, const_cast<zmq_msg_t*>(frames[i].handle()));
     if (!native_->Send(&copy, i + 1 < count)) zmq_msg_close(&copy);
   }
-  return true;
+  return SendResult::kSent;
 }
 
 bool Bus::SendToNativeSubscribers() {
-  const std::string_view topic =
-      frame_count_ > 0 ? frames_[0].to_string_view() : std::string_view();
-  if (options_.delivery == BusOptions::Delivery::kBlock) {
-    // Wait until every subscriber to this topic has room, still serving
-    // subscriptions and writing queued output meanwhile.
-    auto full_subscriber = [&]() -> const Subscriber* {
-      for (const auto& [id, s] : subscribers_) {
-        if (Matches(s.prefixes, topic) && !native_->CanSend(id)) return &s;
-      }
-      return nullptr;
-    };
-    if (full_subscriber() != nullptr) {
-      HoldUp hold_up(options_.name, counters_.blocked_ns);
-      while (!stop_.load(std::memory_order_relaxed)) {
-        const Subscriber* full = full_subscriber();
-        if (full == nullptr) break;
-        hold_up.Still(full->remote);
-        native_->Wait(std::chrono::milliseconds(1));
-        ReceiveFromSubscribers();
-        counters_.last_tick_ns.store(NowNs(), std::memory_order_relaxed);
-      }
-    }
-  }
-  for (auto& [id, s] : subscribers_) {
-    if (!Matches(s.prefixes, topic)) continue;
-    if (SendFramesTo(id, frames_.data(), frame_count_)) {
+  const std::string_view topic = frames_[0].to_string_view();
+  const bool block = options_.delivery == BusOptions::Delivery::kBlock;
+  trie_.Match(topic, &matched_);
+  waiting_.clear();
+  for (PrefixTrie::SubscriberId slot : matched_) {
+    Subscriber& s = *slots_[slot];
+    if (s.evicted) continue;
+    const SendResult result = SendFramesTo(s.id, frames_.data(), frame_count_);
+    if (result == SendResult::kSent) {
       if (s.behind) {
         s.behind = false;
         PLANTD_LOG_INFO("subscriber caught up",
                         {{"bus", options_.name}, {"subscriber", s.remote}, {"dropped", s.dropped}});
       }
+      continue;
+    }
+    if (result == SendResult::kGone) continue;  // its departure is on its way
+    if (block) {
+      waiting_.push_back({slot, s.serial});
       continue;
     }
     // Its queue is full (drop mode): this subscriber loses this message.
@@ -481,10 +583,51 @@ bool Bus::SendToNativeSubscribers() {
       PLANTD_LOG_WARN("subscriber too slow: dropping its messages",
                       {{"bus", options_.name},
                        {"subscriber", s.remote},
-                       {"send_hwm", options_.send_hwm}});
+                       {"send_hwm", options_.send_hwm},
+                       {"send_hwm_bytes", options_.send_hwm_bytes}});
     }
   }
+  if (!waiting_.empty()) WaitForSubscribers();
   return true;
+}
+
+void Bus::WaitForSubscribers() {
+  // Block mode: the others have this message; wait until each full
+  // subscriber has room for it too, still serving subscriptions and writing
+  // queued output. One that takes nothing for write_timeout is closed by the
+  // transport as a slow consumer; should it still be here a second later,
+  // the bus stops waiting for it and sends it nothing more (Evict), so that
+  // one dead subscriber cannot stop the bus for good.
+  HoldUp hold_up(options_.name, counters_.blocked_ns);
+  const auto start = Clock::now();
+  const auto give_up = start + limits_.write_timeout + std::chrono::seconds(1);
+  while (!stop_.load(std::memory_order_relaxed)) {
+    std::erase_if(waiting_, [&](const Waiting& w) {
+      const Subscriber* s = slots_[w.slot];
+      if (s == nullptr || s->serial != w.serial || s->evicted) return true;  // it left
+      return SendFramesTo(s->id, frames_.data(), frame_count_) != SendResult::kFull;
+    });
+    if (waiting_.empty()) return;
+    hold_up.Still(slots_[waiting_.front().slot]->remote);
+    if (Clock::now() >= give_up) {
+      const auto waited =
+          std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
+      for (const Waiting& w : waiting_) Evict(*slots_[w.slot], waited);
+      waiting_.clear();
+      return;
+    }
+    native_->Wait(std::chrono::milliseconds(1));
+    ReceiveFromSubscribers();
+    counters_.last_tick_ns.store(NowNs(), std::memory_order_relaxed);
+  }
+}
+
+void Bus::Evict(Subscriber& s, std::chrono::milliseconds waited) {
+  s.evicted = true;
+  DropSubscriptions(s);
+  Add(counters_.slow_consumers, 1);
+  refusal::Record(refusal::Reason::kSlowConsumer, s.remote,
+                  {{"bus", options_.name}, {"waited_ms", waited.count()}});
 }
 
 }  // namespace plantd::bus

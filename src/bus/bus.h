@@ -8,19 +8,29 @@
 // socket (transport/zmtp_router.h) as an XPUB: the bus then knows each
 // subscriber, its subscriptions and its queue, so in drop mode every message
 // a subscriber loses is counted, and in block mode the subscriber holding
-// the bus up is named. A frontend that connects uses libzmq's XPUB.
+// the bus up is named. A frontend that connects uses libzmq's XPUB. The
+// backend is libzmq's XSUB (docs/buses.md says why).
+//
+// What a peer can make the bus hold is bounded (docs/buses.md): the queue
+// of each subscriber (send_hwm messages and send_hwm_bytes), the size of a
+// published message (max_message_size), what is queued from each publisher
+// (recv_hwm messages), and the number and length of subscriptions, kept in
+// a prefix trie so that matching a message costs the same however many
+// subscriptions others hold. Each limit that bites is a refusal
+// (common/refusal.h).
 #pragma once
 
 #include <atomic>
-#include <memory>
+#include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
-
 #include <zmq.hpp>
 
 #include "bus/last_value_cache.h"
+#include "bus/prefix_trie.h"
 #include "common/status.h"
 #include "common/string_map.h"
 #include "config/options.h"
@@ -44,12 +54,23 @@ struct BusCounters {
   std::atomic<int64_t> subscribers{0};       // connected subscriber sockets
   std::atomic<int64_t> subscriptions{0};     // active topic subscriptions
   std::atomic<uint64_t> lvc_replayed{0};     // cached messages sent to new subscriptions
-  std::atomic<int64_t> last_tick_ns{0};      // steady clock; the thread is alive
+  // Publishers' messages over max_message_size in all, dropped whole (a
+  // single larger frame makes libzmq disconnect its publisher instead).
+  std::atomic<uint64_t> too_large{0};
+  // Subscriptions ignored: too long, or past a cap (the subscriber stays).
+  std::atomic<uint64_t> subscriptions_refused{0};
+  // block mode: subscribers the bus stopped waiting for after write_timeout.
+  std::atomic<uint64_t> slow_consumers{0};
+  std::atomic<int64_t> last_tick_ns{0};  // steady clock; the thread is alive
 };
 
 class Bus {
  public:
-  Bus(zmq::context_t& context, const BusOptions& options);
+  // `limits` gives write_timeout (how long block mode waits for one
+  // subscriber) and the per-connection output cap of the native sockets;
+  // `budget` is shared by every native socket of the process (null: its own).
+  Bus(zmq::context_t& context, const BusOptions& options, const LimitsOptions& limits = {},
+      std::shared_ptr<transport::BufferBudget> budget = nullptr);
   ~Bus();
   Bus(const Bus&) = delete;
   Bus& operator=(const Bus&) = delete;
@@ -64,40 +85,69 @@ class Bus {
   const BusCounters& counters() const { return counters_; }
 
  private:
-  void Run();
-  bool ForwardMessage();          // one message backend -> frontend; false if none
-  void CopyToCapture();
-  void HandleSubscription();      // one subscription frontend -> backend
-  void HandleMonitorEvent();
-  bool SendToSubscribers();       // frames_ to the XPUB, per the delivery mode
-
-  // The native frontend.
+  // A subscriber of the native frontend, or (id "") all of libzmq's XPUB.
   struct Subscriber {
-    std::string remote;                 // address:port, for logs
-    std::vector<std::string> prefixes;  // one per SUBSCRIBE, as libzmq counts them
+    std::string id;      // routing id
+    std::string remote;  // address:port, for logs
+    PrefixTrie::SubscriberId slot = 0;
+    uint64_t serial = 0;  // tells a reused slot from the one a wait started on
+    // Its subscriptions, one count per SUBSCRIBE as libzmq counts them, so
+    // that they can all be cancelled when it leaves.
+    StringMap<uint32_t> prefixes;
+    size_t subscriptions = 0;
     uint64_t dropped = 0;
-    bool behind = false;  // lost the last message it was offered
+    bool behind = false;   // lost the last message it was offered
+    bool evicted = false;  // block mode gave up on it: nothing more is sent
   };
+  enum class SendResult { kSent, kFull, kGone };
+
+  void Run();
+  bool ForwardMessage();   // one message backend -> frontend; false if none
+  bool ReceiveFromXsub();  // frames_ <- the next message; false if none
+  void CopyToCapture();
+  void HandleSubscription();  // libzmq's XPUB: subscriptions to the trie
+  void HandleMonitorEvent();
+  bool SendToSubscribers();  // frames_ to the XPUB, per the delivery mode
+
   Status OpenNativeFrontend(const std::string& address);
   void OnSubscriber(std::string_view id, bool connected, std::string_view remote);
   void OnSubscription(std::string_view id, bool subscribe, std::string_view topic);
+  Subscriber& AddSubscriber(std::string_view id, std::string_view remote);
+  void DropSubscriptions(Subscriber& s);
   void ReceiveFromSubscribers();  // ZMTP 3.0 peers subscribe with messages
   bool SendToNativeSubscribers();
-  bool SendFramesTo(std::string_view id, const zmq::message_t* frames, size_t count);
+  void WaitForSubscribers();  // block mode: until waiting_ have room
+  void Evict(Subscriber& s, std::chrono::milliseconds waited);
+  SendResult SendFramesTo(std::string_view id, const zmq::message_t* frames, size_t count);
+  // A prefix became active (or inactive) on the bus: tell the publishers.
   void SendUpstream(bool subscribe, std::string_view topic);
 
   const BusOptions options_;
+  const LimitsOptions limits_;
   zmq::context_t& context_;
-  zmq::socket_t backend_;   // XSUB
-  zmq::socket_t frontend_;  // XPUB
+  zmq::socket_t backend_;   // XSUB, when the backend connects
+  zmq::socket_t frontend_;  // XPUB, when the frontend connects
   zmq::socket_t capture_;   // PUB, or closed
   zmq::socket_t monitor_;   // PAIR fed by zmq_socket_monitor on frontend_
   LastValueCache cache_;
   std::vector<zmq::message_t> frames_;  // reused for every message
   size_t frame_count_ = 0;
   BusCounters counters_;
-  StringMap<Subscriber> subscribers_;               // by routing id; native frontend
-  std::unique_ptr<transport::ZmtpRouter> native_;   // the frontend, when it binds
+
+  PrefixTrie trie_;
+  StringMap<Subscriber> subscribers_;  // by routing id
+  std::vector<Subscriber*> slots_;     // by slot; null when free
+  std::vector<PrefixTrie::SubscriberId> free_slots_;
+  uint64_t next_serial_ = 0;
+  std::vector<PrefixTrie::SubscriberId> matched_;  // reused for every message
+  struct Waiting {
+    PrefixTrie::SubscriberId slot;
+    uint64_t serial;
+  };
+  std::vector<Waiting> waiting_;  // block mode: full subscribers of this message
+
+  std::unique_ptr<transport::ZmtpRouter> native_;  // the frontend, when it binds
+  std::shared_ptr<transport::BufferBudget> budget_;
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };

@@ -3,6 +3,8 @@
 #include <cstring>
 #include <map>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 #include <zmq.hpp>
 
 #include "client/frames.h"
@@ -21,12 +23,16 @@ struct AsyncClient::Impl {
     steady_clock::time_point deadline;
   };
 
-  explicit Impl(ClientOptions o) : options(std::move(o)), socket(context, zmq::socket_type::dealer) {
+  explicit Impl(ClientOptions o)
+      : options(std::move(o)), socket(context, zmq::socket_type::dealer) {
     socket.set(zmq::sockopt::linger, 0);
     // Many requests in flight: let the socket queue as many as we hold.
     socket.set(zmq::sockopt::sndhwm, 0);
     socket.set(zmq::sockopt::rcvhwm, 0);
-    for (const std::string& e : options.endpoints) socket.connect(e);
+    if (options.endpoints.empty()) status = Status::InvalidArgument("no broker endpoint given");
+    for (const std::string& e : options.endpoints) {
+      if (status.ok()) status = client::Connect(socket, e);
+    }
   }
 
   void Complete(uint64_t tag, Result<Frames> result) {
@@ -41,7 +47,13 @@ struct AsyncClient::Impl {
   ClientOptions options;
   zmq::context_t context{1};
   zmq::socket_t socket;
+  // Not ok when the client cannot work (a malformed endpoint): every
+  // request then completes with it.
+  Status status;
   uint64_t next_tag = 1;
+  // Requests that failed before reaching the socket, completed by the next
+  // Poll so that a callback never runs inside Send.
+  std::vector<std::pair<uint64_t, Status>> failed;
   std::unordered_map<uint64_t, Pending> pending;
   std::map<std::pair<steady_clock::time_point, uint64_t>, bool> deadlines;  // ordered timeouts
 };
@@ -56,10 +68,19 @@ void AsyncClient::Send(const std::string& service, const Frames& body, Callback 
   impl_->pending.emplace(tag, Impl::Pending{std::move(done), std::move(on_partial), deadline});
   impl_->deadlines.emplace(std::make_pair(deadline, tag), true);
   // The envelope (our tag and an empty frame) comes back with every reply.
+  if (!impl_->status.ok()) {
+    impl_->failed.emplace_back(tag, impl_->status);
+    return;
+  }
   const std::string_view tag_frame(reinterpret_cast<const char*>(&tag), sizeof(tag));
-  client::SendFrames(impl_->socket,
-                     {tag_frame, "", kClientHeader02, Byte(v02::kClientRequest), service}, body);
+  if (!client::SendFrames(impl_->socket,
+                          {tag_frame, "", kClientHeader02, Byte(v02::kClientRequest), service},
+                          body)) {
+    impl_->failed.emplace_back(tag, Status::Unavailable("the request could not be queued"));
+  }
 }
+
+Status AsyncClient::status() const { return impl_->status; }
 
 std::future<Result<Frames>> AsyncClient::Send(const std::string& service, const Frames& body) {
   auto promise = std::make_shared<std::promise<Result<Frames>>>();
@@ -72,7 +93,17 @@ size_t AsyncClient::Poll(milliseconds wait) {
   size_t completed = 0;
   const auto until = steady_clock::now() + wait;
   while (true) {
-    // Replies first.
+    // Requests that never left first: they need no waiting.
+    if (!impl_->failed.empty()) {
+      std::vector<std::pair<uint64_t, Status>> failed;
+      failed.swap(impl_->failed);
+      for (auto& [tag, status] : failed) {
+        impl_->Complete(tag, std::move(status));
+        ++completed;
+      }
+      return completed;
+    }
+    // Replies next.
     zmq::pollitem_t item{impl_->socket.handle(), 0, ZMQ_POLLIN, 0};
     auto now = steady_clock::now();
     auto left = std::chrono::duration_cast<milliseconds>(until - now);
@@ -86,7 +117,8 @@ size_t AsyncClient::Poll(milliseconds wait) {
         Frames reply = client::RecvFrames(impl_->socket);
         if (reply.empty()) break;
         // [tag, "", MDPC02, PARTIAL|FINAL, service, body...]
-        if (reply.size() < 5 || reply[0].size() != sizeof(uint64_t) || reply[2] != kClientHeader02) {
+        if (reply.size() < 5 || reply[0].size() != sizeof(uint64_t) ||
+            reply[2] != kClientHeader02) {
           continue;  // not ours
         }
         uint64_t tag;

@@ -1,5 +1,6 @@
 #include "plantd/mdp/client.h"
 
+#include <cstring>
 #include <zmq.hpp>
 
 #include "client/frames.h"
@@ -14,21 +15,79 @@ using std::chrono::steady_clock;
 struct Client::Impl {
   zmq::context_t context{1};
   std::unique_ptr<zmq::socket_t> socket;
+  // Events of `socket`: whether a broker has completed the ZMTP handshake.
+  std::unique_ptr<zmq::socket_t> monitor;
+  bool connected = false;
+  uint64_t sockets_made = 0;
   size_t endpoint = 0;  // index into options.endpoints
 
-  void Connect(const ClientOptions& options) {
-    socket = std::make_unique<zmq::socket_t>(context, zmq::socket_type::dealer);
-    socket->set(zmq::sockopt::linger, 0);
-    // Queue only on a completed connection, so "no broker" shows as a
-    // socket that never becomes writable.
-    socket->set(zmq::sockopt::immediate, 1);
-    socket->connect(options.endpoints[endpoint]);
+  // Not ZMQ_IMMEDIATE, although it would show "no broker" as a socket that
+  // never turns writable: with it, libzmq terminates a connection's pipe
+  // when the connection closes, dropping a reply that has arrived but has
+  // not been read yet, as when a draining broker answers and closes. The
+  // handshake is watched through a socket monitor instead.
+  Status Connect(const ClientOptions& options) {
+    try {
+      return ConnectOrThrow(options);
+    } catch (const zmq::error_t& e) {  // out of sockets or descriptors
+      Close();
+      return Status::Unavailable(std::string("cannot open a socket: ") + e.what());
+    }
   }
 
-  // Waits for the socket to be writable (connected). False on timeout.
-  bool WaitWritable(milliseconds timeout) {
-    zmq::pollitem_t item{socket->handle(), 0, ZMQ_POLLOUT, 0};
-    return client::Poll(&item, 1, timeout) > 0;
+  Status ConnectOrThrow(const ClientOptions& options) {
+    monitor.reset();
+    socket = std::make_unique<zmq::socket_t>(context, zmq::socket_type::dealer);
+    socket->set(zmq::sockopt::linger, 0);
+    connected = false;
+    const std::string events = "inproc://plantd-client-events-" + std::to_string(++sockets_made);
+    if (zmq_socket_monitor(socket->handle(), events.c_str(),
+                           ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED) != 0) {
+      socket.reset();
+      return Status::Error(std::string("cannot watch the broker connection: ") +
+                           zmq_strerror(zmq_errno()));
+    }
+    // Connected before the socket connects, so that no event is missed.
+    monitor = std::make_unique<zmq::socket_t>(context, zmq::socket_type::pair);
+    monitor->set(zmq::sockopt::linger, 0);
+    monitor->connect(events);
+    Status status = client::Connect(*socket, options.endpoints[endpoint]);
+    if (!status.ok()) Close();
+    return status;
+  }
+
+  void Close() {
+    monitor.reset();
+    socket.reset();
+    connected = false;
+  }
+
+  // Applies the connection events that have arrived, without waiting.
+  void ReadEvents() {
+    while (true) {
+      // An event is [uint16 event, uint32 value][endpoint].
+      const Frames event = client::RecvFrames(*monitor);
+      if (event.empty()) return;
+      if (event[0].size() < sizeof(uint16_t)) continue;
+      uint16_t id;
+      std::memcpy(&id, event[0].data(), sizeof(id));
+      if (id == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) connected = true;
+      if (id == ZMQ_EVENT_DISCONNECTED) connected = false;
+    }
+  }
+
+  // Waits until a broker has completed the handshake (libzmq reconnects by
+  // itself after a disconnect). False on timeout.
+  bool WaitConnected(milliseconds timeout) {
+    const auto deadline = steady_clock::now() + timeout;
+    ReadEvents();
+    while (!connected) {
+      const auto left = std::chrono::duration_cast<milliseconds>(deadline - steady_clock::now());
+      if (left <= milliseconds(0)) return false;
+      zmq::pollitem_t item{monitor->handle(), 0, ZMQ_POLLIN, 0};
+      if (client::Poll(&item, 1, left) > 0) ReadEvents();
+    }
+    return true;
   }
 };
 
@@ -43,20 +102,23 @@ Result<Frames> Client::Request(const std::string& service, const Frames& body,
   const bool v01 = options_.protocol == Protocol::kMdp01;
   bool ever_connected = false;
   for (int attempt = 0; attempt < std::max(1, options_.attempts); ++attempt) {
-    if (!impl_->socket) impl_->Connect(options_);
+    if (!impl_->socket) {
+      Status connected = impl_->Connect(options_);
+      if (!connected.ok()) return connected;
+    }
     zmq::socket_t& socket = *impl_->socket;
-    if (impl_->WaitWritable(options_.timeout)) {
+    if (impl_->WaitConnected(options_.timeout)) {
       ever_connected = true;
-      if (v01) {
-        client::SendFrames(socket, {"", kClientHeader01, service}, body);
-      } else {
-        client::SendFrames(socket, {kClientHeader02, Byte(v02::kClientRequest), service}, body);
-      }
+      const bool sent =
+          v01 ? client::SendFrames(socket, {"", kClientHeader01, service}, body)
+              : client::SendFrames(socket, {kClientHeader02, Byte(v02::kClientRequest), service},
+                                   body);
+      if (!sent) return Status::Unavailable("the request could not be sent to the broker");
       auto deadline = steady_clock::now() + options_.timeout;
       while (true) {
         const auto left = std::chrono::duration_cast<milliseconds>(deadline - steady_clock::now());
         zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLIN, 0};
-        if (left <= milliseconds(0)) break;  // timed out
+        if (left <= milliseconds(0)) break;               // timed out
         if (client::Poll(&item, 1, left) == 0) continue;  // a signal, or time is up
         Frames reply = client::RecvFrames(socket);
         // 0.2: [MDPC02, PARTIAL|FINAL, service, body...]; 0.1: ["", MDPC01, service, body...]
@@ -80,7 +142,7 @@ Result<Frames> Client::Request(const std::string& service, const Frames& body,
       }
     }
     // 18/MDP: close, reconnect (to the next broker, if several), resend.
-    impl_->socket.reset();
+    impl_->Close();
     impl_->endpoint = (impl_->endpoint + 1) % options_.endpoints.size();
   }
   if (!ever_connected) {

@@ -6,15 +6,17 @@
 #include <string>
 #include <string_view>
 #include <vector>
-
 #include <zmq.hpp>
+
+#include "plantd/status.h"
 
 namespace plantd::client {
 
 using Frames = std::vector<std::string>;
 
 // Sends `head` then `body` as one message. Returns false if the socket
-// refused it (EAGAIN with dontwait).
+// refused it (EAGAIN with dontwait) or failed; libplantd's public API
+// returns errors as values, so cppzmq's exceptions stop here.
 inline bool SendFrames(zmq::socket_t& socket, std::initializer_list<std::string_view> head,
                        const Frames& body, bool dontwait = false) {
   const size_t total = head.size() + body.size();
@@ -25,24 +27,46 @@ inline bool SendFrames(zmq::socket_t& socket, std::initializer_list<std::string_
     if (dontwait && i == 1) flags = flags | zmq::send_flags::dontwait;
     return socket.send(zmq::buffer(frame.data(), frame.size()), flags).has_value();
   };
-  for (std::string_view f : head) {
-    if (!send(f)) return false;
-  }
-  for (const std::string& f : body) {
-    if (!send(f)) return false;
+  try {
+    for (std::string_view f : head) {
+      if (!send(f)) return false;
+    }
+    for (const std::string& f : body) {
+      if (!send(f)) return false;
+    }
+  } catch (const zmq::error_t&) {
+    return false;
   }
   return true;
 }
 
-// Receives one whole message (the socket must be readable).
+// Receives one whole message (the socket must be readable); empty when
+// there is none or the socket failed.
 inline Frames RecvFrames(zmq::socket_t& socket) {
   Frames frames;
   zmq::message_t m;
-  do {
-    if (!socket.recv(m, zmq::recv_flags::dontwait)) break;
-    frames.push_back(m.to_string());
-  } while (m.more());
+  try {
+    do {
+      if (!socket.recv(m, zmq::recv_flags::dontwait)) break;
+      frames.push_back(m.to_string());
+    } while (m.more());
+  } catch (const zmq::error_t&) {
+    frames.clear();
+  }
   return frames;
+}
+
+// Connects `socket` to `endpoint`. A malformed endpoint or an unknown
+// transport is the caller's mistake and comes back as kInvalidArgument
+// naming the endpoint; an unreachable host is not an error here (libzmq
+// connects in the background).
+inline Status Connect(zmq::socket_t& socket, const std::string& endpoint) {
+  try {
+    socket.connect(endpoint);
+  } catch (const zmq::error_t& e) {
+    return Status::InvalidArgument("cannot connect to '" + endpoint + "': " + e.what());
+  }
+  return Status::Ok();
 }
 
 // zmq_poll that treats an interrupting signal (EINTR) as a wake-up with

@@ -31,6 +31,7 @@ struct Connection {
   steady_clock::time_point next_heartbeat;
   steady_clock::time_point reconnect_at;  // when socket is null
   milliseconds backoff{0};
+  bool unusable = false;  // a malformed endpoint: never connected again
 };
 
 struct Worker::Impl {
@@ -38,11 +39,19 @@ struct Worker::Impl {
   zmq::context_t context{1};
   std::vector<Connection> connections;
   uint64_t registrations = 0;
+  Status status;  // the first endpoint that could not be used
   // Serve(): handler threads ring this to wake Receive (inproc PUSH/PULL).
   std::unique_ptr<zmq::socket_t> wake;
   bool woken = false;
 
   bool v01() const { return options.protocol == Protocol::kMdp01; }
+
+  // False when no broker can ever be reached (every endpoint malformed, or
+  // none given): Receive and Serve return at once instead of spinning.
+  bool AnyUsable() const {
+    return std::any_of(connections.begin(), connections.end(),
+                       [](const Connection& c) { return !c.unusable; });
+  }
 
   void Send(Connection& c, int command_v02, int command_v01, const Frames& args = {}) {
     if (!c.socket) return;
@@ -56,7 +65,13 @@ struct Worker::Impl {
   void Connect(Connection& c) {
     c.socket = std::make_unique<zmq::socket_t>(context, zmq::socket_type::dealer);
     c.socket->set(zmq::sockopt::linger, 0);
-    c.socket->connect(c.endpoint);
+    Status connected = client::Connect(*c.socket, c.endpoint);
+    if (!connected.ok()) {
+      c.socket.reset();
+      c.unusable = true;
+      if (status.ok()) status = std::move(connected);
+      return;
+    }
     // READY goes out when the connection completes (DEALER queues it).
     if (options.credit > 1) {
       Send(c, v02::kReady, v01::kReady, {options.service, std::to_string(options.credit)});
@@ -72,9 +87,8 @@ struct Worker::Impl {
   // back after the backoff, doubling it each time up to the maximum.
   void Lose(Connection& c) {
     c.socket.reset();
-    c.backoff = c.backoff == milliseconds(0)
-                    ? options.reconnect_delay
-                    : std::min(c.backoff * 2, options.reconnect_delay_max);
+    c.backoff = c.backoff == milliseconds(0) ? options.reconnect_delay
+                                             : std::min(c.backoff * 2, options.reconnect_delay_max);
     c.reconnect_at = steady_clock::now() + c.backoff;
   }
 };
@@ -86,6 +100,8 @@ Worker::Worker(WorkerOptions options) : impl_(new Impl) {
     c.endpoint = e;
     impl_->connections.push_back(std::move(c));
   }
+  if (impl_->connections.empty())
+    impl_->status = Status::InvalidArgument("no broker endpoint given");
   for (Connection& c : impl_->connections) impl_->Connect(c);
 }
 
@@ -101,18 +117,21 @@ Worker::~Worker() {
 
 uint64_t Worker::registrations() const { return impl_->registrations; }
 
+Status Worker::status() const { return impl_->status; }
+
 std::optional<WorkerRequest> Worker::Receive(milliseconds timeout) {
   const auto start = steady_clock::now();
-  const auto until = timeout == milliseconds::max() ? steady_clock::time_point::max()
-                                                    : start + timeout;
+  const auto until =
+      timeout == milliseconds::max() ? steady_clock::time_point::max() : start + timeout;
   const bool v01 = impl_->v01();
+  if (!impl_->AnyUsable()) return std::nullopt;  // status() says why
   while (!stopped()) {
     auto now = steady_clock::now();
     if (now >= until) return std::nullopt;
     // Reconnect what is due, heartbeat what is due.
     for (Connection& c : impl_->connections) {
       if (!c.socket) {
-        if (now >= c.reconnect_at) impl_->Connect(c);
+        if (!c.unusable && now >= c.reconnect_at) impl_->Connect(c);
         continue;
       }
       if (now >= c.next_heartbeat) {
@@ -175,16 +194,17 @@ std::optional<WorkerRequest> Worker::Receive(milliseconds timeout) {
 }
 
 void Worker::Serve(const Handler& handler) {
-  const std::string address = "inproc://plantd-worker-" + std::to_string(
-                                  reinterpret_cast<uintptr_t>(this));
+  if (!impl_->AnyUsable()) return;  // status() says why
+  const std::string address =
+      "inproc://plantd-worker-" + std::to_string(reinterpret_cast<uintptr_t>(this));
   impl_->wake = std::make_unique<zmq::socket_t>(impl_->context, zmq::socket_type::pull);
   impl_->wake->bind(address);
 
   std::mutex mutex;
   std::condition_variable ready;
-  std::deque<WorkerRequest> jobs;                          // GUARDED_BY(mutex)
+  std::deque<WorkerRequest> jobs;                         // GUARDED_BY(mutex)
   std::deque<std::pair<WorkerRequest, Frames>> finished;  // GUARDED_BY(mutex)
-  bool done = false;                                       // GUARDED_BY(mutex)
+  bool done = false;                                      // GUARDED_BY(mutex)
   std::vector<std::thread> threads;
   for (int i = 0; i < std::max(1, impl_->options.credit); ++i) {
     threads.emplace_back([&] {
@@ -234,7 +254,8 @@ void Worker::Serve(const Handler& handler) {
 
 Status Worker::Partial(const WorkerRequest& request, const Frames& body) {
   if (impl_->v01()) return Status::InvalidArgument("MDP/0.1 has no PARTIAL reply");
-  if (request.connection >= impl_->connections.size()) return Status::InvalidArgument("bad request");
+  if (request.connection >= impl_->connections.size())
+    return Status::InvalidArgument("bad request");
   Connection& c = impl_->connections[request.connection];
   if (!c.socket) return Status::Unavailable("the broker connection was lost");
   Frames args{request.address, ""};
@@ -244,7 +265,8 @@ Status Worker::Partial(const WorkerRequest& request, const Frames& body) {
 }
 
 Status Worker::Reply(const WorkerRequest& request, const Frames& body) {
-  if (request.connection >= impl_->connections.size()) return Status::InvalidArgument("bad request");
+  if (request.connection >= impl_->connections.size())
+    return Status::InvalidArgument("bad request");
   Connection& c = impl_->connections[request.connection];
   if (!c.socket) return Status::Unavailable("the broker connection was lost");
   Frames args{request.address, ""};

@@ -3,6 +3,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
+#include <utility>
 
 namespace plantd {
 namespace {
@@ -71,8 +72,9 @@ Result<std::chrono::nanoseconds> ParseDuration(std::string_view text,
 }
 
 Result<uint64_t> ParseByteSize(std::string_view text) {
-  const Status bad =
-      Status::Error("expected a size in bytes such as 1048576, 512KiB or 16MiB");
+  const Status bad = Status::Error(
+      "expected a size in bytes such as 1048576, 512KiB or 16MiB (units B, KiB, MiB, GiB, TiB, "
+      "KB, MB, GB)");
   text = Trim(text);
   std::string_view number, unit;
   SplitNumber(text, &number, &unit);
@@ -87,6 +89,8 @@ Result<uint64_t> ParseByteSize(std::string_view text) {
     multiplier = 1ull << 20;
   } else if (unit == "GiB" || unit == "G") {
     multiplier = 1ull << 30;
+  } else if (unit == "TiB" || unit == "T") {
+    multiplier = 1ull << 40;
   } else if (unit == "KB") {
     multiplier = 1000;
   } else if (unit == "MB") {
@@ -106,13 +110,24 @@ std::string FormatDuration(std::chrono::nanoseconds d) {
     int64_t ns;
     const char* name;
   };
-  static constexpr Unit kUnits[] = {{3600'000'000'000, "h"}, {60'000'000'000, "m"},
-                                    {1'000'000'000, "s"},    {1'000'000, "ms"},
+  static constexpr Unit kUnits[] = {{3600'000'000'000, "h"},
+                                    {60'000'000'000, "m"},
+                                    {1'000'000'000, "s"},
+                                    {1'000'000, "ms"},
                                     {1'000, "us"}};
   for (const Unit& u : kUnits) {
     if (ns != 0 && ns % u.ns == 0) return std::to_string(ns / u.ns) + u.name;
   }
   return std::to_string(ns) + "ns";
+}
+
+std::string FormatByteSize(uint64_t bytes) {
+  static constexpr std::pair<uint64_t, const char*> kUnits[] = {
+      {1ull << 40, "TiB"}, {1ull << 30, "GiB"}, {1ull << 20, "MiB"}, {1ull << 10, "KiB"}};
+  for (const auto& [size, name] : kUnits) {
+    if (bytes != 0 && bytes % size == 0) return std::to_string(bytes / size) + name;
+  }
+  return std::to_string(bytes);
 }
 
 }  // namespace plantd

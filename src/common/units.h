@@ -17,7 +17,7 @@ namespace plantd {
 Result<std::chrono::nanoseconds> ParseDuration(std::string_view text,
                                                std::chrono::nanoseconds bare_unit);
 
-// Accepts an integer with an optional unit (B, KiB, MiB, GiB, KB, MB, GB).
+// Accepts an integer with an optional unit (B, KiB, MiB, GiB, TiB, KB, MB, GB).
 Result<uint64_t> ParseByteSize(std::string_view text);
 
 // Accepts a non-negative decimal integer that fits in uint64_t.
@@ -25,5 +25,9 @@ Result<uint64_t> ParseUnsigned(std::string_view text);
 
 // "250ms", "2.5s", "1m30s" is not produced: the largest unit that divides exactly.
 std::string FormatDuration(std::chrono::nanoseconds d);
+
+// "16MiB", "512KiB", "1000": the largest binary unit that divides exactly, so
+// that ParseByteSize reads back the same number.
+std::string FormatByteSize(uint64_t bytes);
 
 }  // namespace plantd

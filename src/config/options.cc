@@ -32,9 +32,7 @@ const char* LogLevelName(LogLevel level) {
   return "info";
 }
 
-const char* LogFormatName(LogFormat format) {
-  return format == LogFormat::kJson ? "json" : "text";
-}
+const char* LogFormatName(LogFormat format) { return format == LogFormat::kJson ? "json" : "text"; }
 
 const char* DeliveryName(BusOptions::Delivery delivery) {
   return delivery == BusOptions::Delivery::kBlock ? "block" : "drop";
@@ -45,13 +43,72 @@ const char* DeliveryName(BusOptions::Delivery delivery) {
 #include <set>
 #include <utility>
 
+#include "common/units.h"
+#include "config/config_keys.h"
 #include "config/endpoint.h"
 
 namespace plantd {
 
+namespace {
+
+// One byte as an error message shows it.
+std::string EscapeByte(unsigned char c) {
+  if (c == '"' || c == '\\') return {'\\', static_cast<char>(c)};
+  if (c == '\n') return "\\n";
+  if (c == '\t') return "\\t";
+  if (c < 0x20 || c == 0x7f) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    return {'\\', 'x', kHex[c >> 4], kHex[c & 0xf]};
+  }
+  return std::string(1, static_cast<char>(c));
+}
+
+// Escapes `text`, cut to at most kMaxEcho bytes ending in "…" when it does
+// not fit; `*cut` says whether it was cut. Reads at most kMaxEcho + 1 bytes.
+std::string Escape(std::string_view text, bool* cut) {
+  static constexpr std::string_view kEllipsis = "\u2026";  // "…", 3 bytes of UTF-8
+  std::string out;
+  size_t i = 0;
+  size_t fits_with_ellipsis = 0;  // bytes of `out` that leave room for "…"
+  for (; i < text.size(); ++i) {
+    const std::string piece = EscapeByte(static_cast<unsigned char>(text[i]));
+    if (out.size() + piece.size() > kMaxEcho) break;
+    out += piece;
+    if (out.size() + kEllipsis.size() <= kMaxEcho) fits_with_ellipsis = out.size();
+  }
+  *cut = i < text.size();
+  if (!*cut) return out;
+  out.resize(fits_with_ellipsis);
+  // Never end inside a UTF-8 sequence: drop a lead byte whose sequence was cut.
+  size_t lead = out.size();
+  while (lead > 0 && (static_cast<unsigned char>(out[lead - 1]) & 0xc0) == 0x80) --lead;
+  if (lead > 0 && static_cast<unsigned char>(out[lead - 1]) >= 0xc0) {
+    const unsigned char c = static_cast<unsigned char>(out[lead - 1]);
+    const size_t need = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
+    if (out.size() - (lead - 1) < need) out.resize(lead - 1);
+  }
+  return out + std::string(kEllipsis);
+}
+
+std::string Length(std::string_view text) { return " (" + std::to_string(text.size()) + " bytes)"; }
+
+}  // namespace
+
+std::string EchoValue(std::string_view value) {
+  bool cut = false;
+  std::string shown = "\"" + Escape(value, &cut) + "\"";
+  return cut ? shown + Length(value) : shown;
+}
+
+std::string EchoKey(std::string_view key) {
+  bool cut = false;
+  std::string shown = Escape(key, &cut);
+  return cut ? shown + Length(key) : shown;
+}
+
 std::string ConfigIssue::ToString() const {
-  std::string s = key + ": ";
-  if (!value.empty()) s += "\"" + value + "\" ";
+  std::string s = EchoKey(key) + ": ";
+  if (!value.empty()) s += EchoValue(value) + " ";
   s += "(from " + (origin.empty() ? std::string("default") : origin) + "): " + message;
   return s;
 }
@@ -80,14 +137,26 @@ class Validator {
     }
     for (const auto& [other_key, other] : bound_) {
       if (ep.value().ConflictsWith(other)) {
-        Fail(key, text, "binds the same address as " + other_key + " (\"" + other.address +
-                            "\"); give each socket its own address");
+        Fail(key, text,
+             "binds the same address as " + other_key + " (" + EchoValue(other.address) +
+                 "); give each socket its own address");
         return;
       }
     }
     bound_.emplace_back(key, ep.value());
   }
 
+  // Another key's value and where it came from, for a cross-field message:
+  // "16MiB, from default".
+  std::string Shown(const std::string& key, size_t value) const {
+    auto it = origins_.find(key);
+    const bool bytes =
+        key.find("bytes") != std::string::npos || key.find("message_size") != std::string::npos;
+    return (bytes ? FormatByteSize(value) : std::to_string(value)) + ", from " +
+           (it == origins_.end() ? std::string("default") : it->second);
+  }
+
+  bool ok() const { return issues_.empty(); }
   std::vector<ConfigIssue> Take() { return std::move(issues_); }
 
  private:
@@ -100,49 +169,68 @@ class Validator {
 
 std::vector<ConfigIssue> Validate(const BrokerOptions& o, const OriginMap& origins) {
   Validator v(origins);
+  // Ranges, from the one key table: the loader refuses out-of-range text,
+  // this catches options built in code.
+  for (const auto& spec : BrokerKeys()) {
+    if (!spec.alias_of.empty() || !spec.check) continue;
+    if (Status s = spec.check(o); !s.ok()) v.Fail(spec.key, spec.get(o), s.message());
+  }
+  for (size_t i = 0; i < o.buses.size(); ++i) {
+    for (const auto& spec : BusKeys()) {
+      if (!spec.check) continue;
+      if (Status s = spec.check(o.buses[i]); !s.ok()) {
+        v.Fail("buses[" + std::to_string(i) + "]." + spec.key, spec.get(o.buses[i]), s.message());
+      }
+    }
+  }
+  if (!v.ok()) return v.Take();  // the rules below assume values in range
+
   v.CheckBound("endpoint", o.endpoint, /*must_bind=*/true);
   v.CheckBound("client_endpoint", o.client_endpoint, true);
   for (size_t i = 0; i < o.extra_endpoints.size(); ++i) {
     v.CheckBound("extra_endpoints[" + std::to_string(i) + "]", o.extra_endpoints[i], true);
   }
-  if (o.health.port < 0 || o.health.port > 65535) {
-    v.Fail("health.port", std::to_string(o.health.port), "expected a port 1-65535, or 0 for off");
-  } else if (o.health.port > 0) {
+  if (o.health.port > 0) {
     v.CheckBound("health.port", "tcp://" + o.health.bind + ":" + std::to_string(o.health.port),
                  true);
   }
-  if (o.heartbeat_liveness < 1 || o.heartbeat_liveness > 1000) {
-    v.Fail("heartbeat_liveness", std::to_string(o.heartbeat_liveness),
-           "expected an integer from 1 to 1000");
+
+  // Cross-field rules: a limit that could never let a legal message through,
+  // or a part larger than its whole.
+  const std::string message_size =
+      "max_message_size (" + v.Shown("max_message_size", o.max_message_size) + ")";
+  if (o.limits.max_connection_out_bytes < o.max_message_size) {
+    v.Fail("limits.max_connection_out_bytes", FormatByteSize(o.limits.max_connection_out_bytes),
+           "must be at least " + message_size + ": one largest reply must fit");
   }
-  if (o.heartbeat_interval < std::chrono::milliseconds(1)) {
-    v.Fail("heartbeat_interval", std::to_string(o.heartbeat_interval.count()) + "ms",
-           "expected at least 1ms");
+  if (o.limits.max_buffered_bytes < o.max_message_size) {
+    v.Fail("limits.max_buffered_bytes", FormatByteSize(o.limits.max_buffered_bytes),
+           "must be at least " + message_size + ": one largest message must fit");
   }
-  if (o.request_expiry < std::chrono::milliseconds(1)) {
-    v.Fail("request_expiry", std::to_string(o.request_expiry.count()) + "ms",
-           "expected at least 1ms");
+  if (o.limits.max_connections_per_address > o.limits.max_connections) {
+    v.Fail("limits.max_connections_per_address",
+           std::to_string(o.limits.max_connections_per_address),
+           "must not exceed limits.max_connections (" +
+               v.Shown("limits.max_connections", o.limits.max_connections) + ")");
   }
-  if (o.max_redispatch < 0 || o.max_redispatch > 1000) {
-    v.Fail("max_redispatch", std::to_string(o.max_redispatch), "expected 0 to 1000");
+  if (o.limits.max_client_services > o.limits.max_unserved_services) {
+    v.Fail("limits.max_client_services", std::to_string(o.limits.max_client_services),
+           "must not exceed limits.max_unserved_services (" +
+               v.Shown("limits.max_unserved_services", o.limits.max_unserved_services) + ")");
   }
-  struct Bound {
-    const char* key;
-    size_t value;
-    size_t min;
-  };
-  for (const Bound& b : {Bound{"max_queue_per_service", o.max_queue_per_service, 1},
-                         Bound{"max_message_size", o.max_message_size, 64},
-                         Bound{"max_message_frames", o.max_message_frames, 4},
-                         Bound{"max_services", o.max_services, 1},
-                         Bound{"max_workers", o.max_workers, 1},
-                         Bound{"health.max_connections", o.health.max_connections, 1}}) {
-    if (b.value < b.min) {
-      v.Fail(b.key, std::to_string(b.value), "expected at least " + std::to_string(b.min));
+  if (o.limits.max_unserved_services > o.max_services) {
+    v.Fail("limits.max_unserved_services", std::to_string(o.limits.max_unserved_services),
+           "must not exceed max_services (" + v.Shown("max_services", o.max_services) +
+               "): services with workers must always have room");
+  }
+  if (o.store.enabled) {
+    if (o.store.path.empty()) {
+      v.Fail("store.path", "", "the store is enabled (store.enabled) and needs a file");
     }
-  }
-  if (o.socket_hwm < 0) {
-    v.Fail("socket_hwm", std::to_string(o.socket_hwm), "expected 0 (no limit) or more");
+    if (o.store.max_bytes < o.max_message_size) {
+      v.Fail("store.max_bytes", FormatByteSize(o.store.max_bytes),
+             "must be at least " + message_size + ": one largest request must fit");
+    }
   }
 
   std::set<std::string> bus_names;
@@ -165,8 +253,30 @@ std::vector<ConfigIssue> Validate(const BrokerOptions& o, const OriginMap& origi
       v.CheckBound(prefix + "frontend", bus.frontend, false);
     }
     if (!bus.capture.empty()) v.CheckBound(prefix + "capture", bus.capture, false);
-    if (bus.send_hwm < 0) v.Fail(prefix + "send_hwm", std::to_string(bus.send_hwm), ">= 0");
-    if (bus.recv_hwm < 0) v.Fail(prefix + "recv_hwm", std::to_string(bus.recv_hwm), ">= 0");
+    const std::string bus_message_size =
+        prefix + "max_message_size (" + v.Shown(prefix + "max_message_size", bus.max_message_size) +
+        ")";
+    if (bus.send_hwm_bytes < bus.max_message_size) {
+      v.Fail(prefix + "send_hwm_bytes", FormatByteSize(bus.send_hwm_bytes),
+             "must be at least " + bus_message_size + ": one largest message must fit");
+    }
+    // libzmq's XSUB counts messages, not bytes: recv_hwm full-size messages
+    // are what one publisher can make the broker hold, and that must fit
+    // the process's byte budget.
+    const uint64_t publisher_bytes =
+        static_cast<uint64_t>(bus.recv_hwm) * static_cast<uint64_t>(bus.max_message_size);
+    if (publisher_bytes > o.limits.max_buffered_bytes) {
+      v.Fail(prefix + "recv_hwm", std::to_string(bus.recv_hwm),
+             "times " + bus_message_size + " must not exceed limits.max_buffered_bytes (" +
+                 v.Shown("limits.max_buffered_bytes", o.limits.max_buffered_bytes) +
+                 "): what one publisher can make the broker hold");
+    }
+    if (bus.max_subscriptions_per_subscriber > bus.max_subscriptions) {
+      v.Fail(prefix + "max_subscriptions_per_subscriber",
+             std::to_string(bus.max_subscriptions_per_subscriber),
+             "must not exceed " + prefix + "max_subscriptions (" +
+                 v.Shown(prefix + "max_subscriptions", bus.max_subscriptions) + ")");
+    }
   }
   return v.Take();
 }

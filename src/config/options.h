@@ -29,7 +29,22 @@ struct HealthOptions {
   // Prometheus scrape from outside the host. Set 127.0.0.1 to keep it local.
   std::string bind = "0.0.0.0";
   int port = 8081;  // 0 turns the HTTP endpoint off
+  // Open HTTP connections. When a new one arrives at the cap, the connection
+  // that has waited longest for a request (idle keep-alive, or a request that
+  // is still arriving) is closed; when none is waiting, the new one gets 503.
   size_t max_connections = 32;
+  // A request's line and headers must arrive within this of the connection's
+  // opening or of the request's first byte, else 408 and the connection is
+  // closed (slowloris).
+  std::chrono::milliseconds read_timeout{5000};
+  // A kept-alive connection with no new request for this long is closed.
+  std::chrono::milliseconds idle_timeout{30000};
+  // A response not fully sent within this is abandoned and its connection
+  // closed (a client that does not read).
+  std::chrono::milliseconds write_timeout{10000};
+  // Request line and headers, in bytes; a longer request gets 431. Requests
+  // with a body get 413: every path is a GET.
+  size_t max_request_bytes = 8192;
 };
 
 // A publish/subscribe bus: an XSUB at `backend`, an XPUB at `frontend`.
@@ -40,13 +55,86 @@ struct BusOptions {
   };
 
   std::string name;
-  std::string backend;   // publishers connect here
-  std::string frontend;  // subscribers connect here
-  std::string capture;   // optional: a copy of every message is published here
+  std::string backend;    // publishers connect here
+  std::string frontend;   // subscribers connect here
+  std::string capture;    // optional: a copy of every message is published here
   int send_hwm = 100000;  // per subscriber, in messages
-  int recv_hwm = 100000;  // per publisher, in messages
+  // Per publisher, in messages: what libzmq's XSUB may hold before the
+  // publisher's TCP connection is pushed back. With max_message_size it
+  // bounds what one publisher can make the broker hold (libzmq counts no
+  // bytes), so it is libzmq's own default, not send_hwm's: the bus thread
+  // drains it continuously, and 1,000 in flight is plenty for throughput.
+  int recv_hwm = 1000;
+  // The subscriber queue in bytes: whichever limit is reached first applies.
+  // In drop mode a subscriber past it loses messages; in block mode
+  // publishers wait. (Publishers have no byte limit: the backend is libzmq's
+  // XSUB, which counts messages; see docs/buses.md, "Limits".)
+  size_t send_hwm_bytes = 64u << 20;  // per subscriber
+  // A larger message from a publisher is dropped whole and counted.
+  size_t max_message_size = 1u << 20;
+  // Subscriptions: per subscriber, on the whole bus, and bytes in one topic prefix.
+  size_t max_subscriptions_per_subscriber = 10000;
+  size_t max_subscriptions = 100000;
+  size_t max_subscription_size = 1024;
   Delivery delivery = Delivery::kDrop;
   bool last_value_cache = false;
+};
+
+// What any peer on the network can make the broker hold, in bytes and
+// entries. The defaults are safe on a public network with no tuning; each
+// limit that bites is refused, logged (rate-limited) and counted in
+// plantd_refused_total{reason} (docs/operations.md).
+struct LimitsOptions {
+  // All bytes buffered for all connections (input being assembled, messages
+  // waiting for the core, output waiting for the network). Past it the
+  // broker stops reading new input until buffers drain (back-pressure).
+  size_t max_buffered_bytes = size_t{1} << 30;
+  // Per connection: output queued for a peer that does not read. Past it,
+  // or when its output has made no progress for `write_timeout`, the
+  // connection is closed (a slow consumer).
+  size_t max_connection_out_bytes = 64u << 20;
+  std::chrono::milliseconds write_timeout{10000};
+  // A connection that has not finished the ZMTP handshake by then is closed.
+  std::chrono::milliseconds handshake_timeout{5000};
+  // Open connections on all Majordomo and bus endpoints, and from one
+  // remote address. Past either, the oldest connection still in its
+  // handshake goes first; a new connection is refused when there is none.
+  size_t max_connections = 20000;
+  size_t max_connections_per_address = 2000;
+  // Services that exist only because clients asked for them (no worker has
+  // ever served them): per client connection and in total. Requests to such
+  // a service wait for a worker; past the cap, a request naming a new
+  // service is refused with an error reply, and services with workers are
+  // never pushed out.
+  size_t max_client_services = 100;
+  size_t max_unserved_services = 1000;
+};
+
+struct MetricsOptions {
+  // /metrics stays under about this many bytes whatever the number and names
+  // of services: per-service series that would pass it are summed into
+  // service="_other" as well (service names are chosen by clients).
+  size_t max_bytes = 1u << 20;
+  // Per-service series in /metrics; the rest are summed into service="_other".
+  // Each service adds 27 series (about 2.5 KB with a 20-byte name, 8.5 KB
+  // with a 255-byte one): 100 keeps a scrape near or under 1 MB.
+  size_t max_service_labels = 100;
+};
+
+// Durable requests (9/TSP Titanic) on an embedded SQLite file.
+struct StoreOptions {
+  bool enabled = true;
+  std::string path = "./data/plantd-broker.db";
+  size_t max_requests = 100000;        // stored requests of any state
+  size_t max_bytes = size_t{1} << 30;  // bytes of stored requests and replies
+  std::chrono::milliseconds reply_retention{7LL * 24 * 3600 * 1000};
+};
+
+// org.plantd.Admin, the service behind `plantd-mdp admin drain|status`.
+struct AdminOptions {
+  // Off: admin commands are taken only from loopback and ipc:// peers, so
+  // that whoever can reach a Majordomo port cannot drain the broker.
+  bool allow_remote = false;
 };
 
 struct BrokerOptions {
@@ -79,8 +167,16 @@ struct BrokerOptions {
   std::string environment = "development";
   std::string service_id = "org.plantd.Broker";
 
+  // SIGTERM: requests in flight get this long to be answered before the
+  // broker exits; an idle broker exits at once.
+  std::chrono::milliseconds shutdown_grace{5000};
+
   LogOptions log;
   HealthOptions health;
+  LimitsOptions limits;
+  MetricsOptions metrics;
+  StoreOptions store;
+  AdminOptions admin;
   std::vector<BusOptions> buses = DefaultBuses();
 
   // Derived in one place: a worker silent this long is declared dead.
@@ -100,6 +196,7 @@ const char* DeliveryName(BusOptions::Delivery delivery);
 }  // namespace plantd
 
 #include <map>
+#include <string_view>
 
 namespace plantd {
 
@@ -111,14 +208,26 @@ struct ConfigIssue {
   std::string value;
   std::string message;
 
+  // `key: "value" (from ORIGIN): message`. The key and value are shown
+  // through EchoValue, so a huge or binary value cannot flood a log.
   std::string ToString() const;
 };
+
+// A configuration value as error messages show it: quoted, with quotes,
+// backslashes and control characters escaped, at most kMaxEcho bytes
+// between the quotes; a longer value is cut, ends in "…" and is followed by
+// its full length: `"aaaa…" (104857600 bytes)`.
+inline constexpr size_t kMaxEcho = 80;
+std::string EchoValue(std::string_view value);
+// The same for a key (unquoted): an unknown key can be as long as a value.
+std::string EchoKey(std::string_view key);
 
 // Canonical key ("heartbeat_interval", "buses[1].frontend") -> its origin.
 using OriginMap = std::map<std::string, std::string>;
 
-// The cross-field rules: ranges, endpoint syntax, duplicate bus names, two
-// sockets on one address. Empty when the options can be run.
+// Every key's range (from the key table, config_keys.h), endpoint syntax,
+// duplicate bus names, two sockets on one address, and the cross-field
+// rules between limits. Empty when the options can be run.
 std::vector<ConfigIssue> Validate(const BrokerOptions& options, const OriginMap& origins);
 
 }  // namespace plantd

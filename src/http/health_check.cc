@@ -1,10 +1,15 @@
 #include "http/health_check.h"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "build_info.h"
 
 namespace plantd::http {
+
+std::chrono::milliseconds LivenessWindow(const BrokerOptions& options) {
+  return std::max(std::chrono::milliseconds(2000), options.heartbeat_interval * 3);
+}
 
 using std::chrono::duration_cast;
 using std::chrono::milliseconds;
@@ -75,6 +80,16 @@ std::string RenderHealthJson(const HealthReport& report,
                         {"releaseId", kVersion},
                         {"checks", checks}};
   return doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+void AddStoreCheck(const store::StoreHealth& health, HealthReport* report) {
+  HealthCheck check{.name = "store"};
+  if (!health.ok) {
+    check.status = HealthStatus::kWarn;
+    check.output = health.message;
+    if (report->status == HealthStatus::kPass) report->status = HealthStatus::kWarn;
+  }
+  report->checks.push_back(std::move(check));
 }
 
 }  // namespace plantd::http

@@ -1,30 +1,37 @@
 #include "http/metrics.h"
 
 #include <dirent.h>
+#include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 
 #include "build_info.h"
+#include "common/refusal.h"
+#include "transport/close_reason.h"
 
 namespace plantd::http {
 namespace {
 
-// Label values must be valid UTF-8 with \, " and newline escaped. Service
-// names come off the wire, so anything outside printable ASCII becomes '?'.
+// Label values are printable ASCII with \\ and " escaped. Service names come
+// off the wire, so every other byte, and '%' itself, is written as %XX: the
+// mapping stays one-to-one, and two names never become the same series.
 std::string Label(std::string_view value) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
   std::string out;
   out.reserve(value.size());
   for (unsigned char c : value) {
     if (c == '\\' || c == '"') {
       out += '\\';
       out += static_cast<char>(c);
-    } else if (c == '\n') {
-      out += "\\n";
-    } else if (c < 0x20 || c >= 0x7f) {
-      out += '?';
+    } else if (c < 0x20 || c >= 0x7f || c == '%') {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 0xf];
     } else {
       out += static_cast<char>(c);
     }
@@ -32,26 +39,190 @@ std::string Label(std::string_view value) {
   return out;
 }
 
+// Samples in the text format. Values go through fmt's "{}": integers exactly,
+// doubles in their shortest form that reads back to the same value.
 class Writer {
  public:
-  void Header(const char* name, const char* type, const char* help) {
-    out_ << "# HELP " << name << ' ' << help << "\n# TYPE " << name << ' ' << type << '\n';
+  void Header(std::string_view name, std::string_view type, std::string_view help) {
+    fmt::format_to(std::back_inserter(out_), "# HELP {} {}\n# TYPE {} {}\n", name, help, name,
+                   type);
   }
   template <typename V>
-  void Sample(const std::string& name, const std::string& labels, V value) {
-    out_ << name;
-    if (!labels.empty()) out_ << '{' << labels << '}';
-    out_ << ' ' << value << '\n';
+  void Sample(std::string_view name, std::string_view labels, V value) {
+    if (labels.empty()) {
+      fmt::format_to(std::back_inserter(out_), "{} {}\n", name, value);
+    } else {
+      fmt::format_to(std::back_inserter(out_), "{}{{{}}} {}\n", name, labels, value);
+    }
   }
-  std::string Take() { return out_.str(); }
+  size_t size() const { return out_.size(); }
+  std::string& text() { return out_; }
 
  private:
-  std::ostringstream out_;
+  std::string out_;
 };
 
-std::string ServiceLabel(const std::string& name) { return "service=\"" + Label(name) + "\""; }
+// One row of the per-service families: a service of the snapshot, or the
+// sum of the services folded into service="_other".
+struct ServiceRow {
+  std::string label;  // service="..."
+  uint64_t workers = 0;
+  uint64_t idle_workers = 0;
+  uint64_t queued = 0;
+  broker::ServiceCounters counters;  // latency left empty: see buckets
+  std::array<uint64_t, broker::LatencyHistogram::kBoundsSeconds.size() + 1> buckets{};
+  double latency_sum = 0;
+  uint64_t latency_count = 0;
+
+  void Add(const broker::ServiceSnapshot& s) {
+    workers += s.workers;
+    idle_workers += s.idle_workers;
+    queued += s.queued;
+    counters.requests += s.counters.requests;
+    counters.replies += s.counters.replies;
+    counters.partials += s.counters.partials;
+    counters.redispatched += s.counters.redispatched;
+    counters.expired += s.counters.expired;
+    counters.refused += s.counters.refused;
+    counters.failed += s.counters.failed;
+    const auto& h = s.counters.latency;
+    for (size_t i = 0; i < buckets.size(); ++i) buckets[i] += h.buckets()[i];
+    latency_sum += h.sum_seconds();
+    latency_count += h.count();
+  }
+};
+
+ServiceRow RowOf(const broker::ServiceSnapshot& s) {
+  ServiceRow row;
+  row.label = "service=\"" + Label(s.name) + "\"";
+  row.Add(s);
+  return row;
+}
+
+struct Counter {
+  const char* name;
+  const char* help;
+  uint64_t broker::ServiceCounters::*field;
+};
+constexpr Counter kCounters[] = {
+    {"plantd_broker_requests_total", "Requests accepted from clients.",
+     &broker::ServiceCounters::requests},
+    {"plantd_broker_replies_total", "FINAL replies delivered to clients.",
+     &broker::ServiceCounters::replies},
+    {"plantd_broker_partials_total", "PARTIAL replies delivered to clients.",
+     &broker::ServiceCounters::partials},
+    {"plantd_broker_redispatched_total", "Requests sent again after their worker was lost.",
+     &broker::ServiceCounters::redispatched},
+    {"plantd_broker_expired_total", "Requests that waited longer than request_expiry.",
+     &broker::ServiceCounters::expired},
+    {"plantd_broker_refused_total", "Requests refused because the service queue was full.",
+     &broker::ServiceCounters::refused},
+    {"plantd_broker_failed_total", "Requests dropped after max_redispatch lost workers.",
+     &broker::ServiceCounters::failed},
+};
+
+// The per-service families, in the order they are written; kFamilies - 1
+// (the histogram) is last.
+constexpr size_t kFamilies = 2 + std::size(kCounters) + 1;
+
+const std::array<std::string, broker::LatencyHistogram::kBoundsSeconds.size() + 1>& LeLabels() {
+  static const auto labels = [] {
+    std::array<std::string, broker::LatencyHistogram::kBoundsSeconds.size() + 1> out;
+    for (size_t i = 0; i < broker::LatencyHistogram::kBoundsSeconds.size(); ++i) {
+      out[i] = fmt::format(",le=\"{}\"", broker::LatencyHistogram::kBoundsSeconds[i]);
+    }
+    out.back() = ",le=\"+Inf\"";
+    return out;
+  }();
+  return labels;
+}
+
+void FamilyHeader(Writer& w, size_t family) {
+  if (family == 0) {
+    w.Header("plantd_broker_workers", "gauge", "Registered workers per service and state.");
+  } else if (family == 1) {
+    w.Header("plantd_broker_queued_requests", "gauge", "Requests waiting for a worker.");
+  } else if (family < kFamilies - 1) {
+    const Counter& c = kCounters[family - 2];
+    w.Header(c.name, "counter", c.help);
+  } else {
+    w.Header("plantd_broker_request_duration_seconds", "histogram",
+             "Round trip from a request's arrival to its FINAL reply.");
+  }
+}
+
+void FamilySamples(Writer& w, size_t family, const ServiceRow& row) {
+  if (family == 0) {
+    w.Sample("plantd_broker_workers", row.label + ",state=\"idle\"", row.idle_workers);
+    w.Sample("plantd_broker_workers", row.label + ",state=\"busy\"",
+             row.workers - row.idle_workers);
+  } else if (family == 1) {
+    w.Sample("plantd_broker_queued_requests", row.label, row.queued);
+  } else if (family < kFamilies - 1) {
+    const Counter& c = kCounters[family - 2];
+    w.Sample(c.name, row.label, row.counters.*(c.field));
+  } else {
+    const auto& le = LeLabels();
+    uint64_t cumulative = 0;
+    for (size_t i = 0; i < row.buckets.size(); ++i) {
+      cumulative += row.buckets[i];
+      w.Sample("plantd_broker_request_duration_seconds_bucket", row.label + le[i], cumulative);
+    }
+    w.Sample("plantd_broker_request_duration_seconds_sum", row.label, row.latency_sum);
+    w.Sample("plantd_broker_request_duration_seconds_count", row.label, row.latency_count);
+  }
+}
+
+size_t RowBytes(const ServiceRow& row) {
+  Writer scratch;
+  for (size_t f = 0; f < kFamilies; ++f) FamilySamples(scratch, f, row);
+  return scratch.size();
+}
+
+// The bytes the folded row may take: its label is short, its values at most
+// 20 digits (a double's shortest form is at most 24 characters).
+constexpr size_t kOtherRowBytes = 4096;
+
+void RenderTail(Writer& w, const broker::BrokerSnapshot& snap,
+                const std::vector<const bus::Bus*>& buses, const ProcessStats& process);
 
 }  // namespace
+
+std::vector<bool> ServicesWithOwnLabels(const std::vector<broker::ServiceSnapshot>& services,
+                                        size_t max_labels, size_t max_bytes) {
+  const size_t n = services.size();
+  std::vector<bool> keep(n, false);
+  // A service that is itself called "_other" would collide with the folded
+  // row, so it is always folded (alone there, the row shows just it).
+  std::vector<uint32_t> order;
+  order.reserve(n);
+  for (uint32_t i = 0; i < n; ++i) {
+    if (services[i].name != kOtherService) order.push_back(i);
+  }
+  const size_t candidates = std::min(order.size(), max_labels);
+  if (candidates == 0) return keep;
+  // Services that workers serve first, then the busiest; the name settles ties.
+  auto before = [&services](uint32_t a, uint32_t b) {
+    const auto& x = services[a];
+    const auto& y = services[b];
+    if ((x.workers > 0) != (y.workers > 0)) return x.workers > 0;
+    if (x.counters.requests != y.counters.requests) {
+      return x.counters.requests > y.counters.requests;
+    }
+    if (x.queued != y.queued) return x.queued > y.queued;
+    return x.name < y.name;
+  };
+  std::partial_sort(order.begin(), order.begin() + static_cast<ptrdiff_t>(candidates), order.end(),
+                    before);
+  size_t bytes = 0;
+  for (size_t i = 0; i < candidates; ++i) {
+    const size_t row = RowBytes(RowOf(services[order[i]]));
+    if (bytes + row > max_bytes) break;
+    bytes += row;
+    keep[order[i]] = true;
+  }
+  return keep;
+}
 
 ProcessStats ReadProcessStats() {
   ProcessStats stats;
@@ -84,7 +255,8 @@ ProcessStats ReadProcessStats() {
 }
 
 std::string RenderMetrics(const broker::BrokerSnapshot& snap,
-                          const std::vector<const bus::Bus*>& buses, const ProcessStats& process) {
+                          const std::vector<const bus::Bus*>& buses, const ProcessStats& process,
+                          const MetricsOptions& options) {
   Writer w;
   w.Header("plantd_broker_build_info", "gauge", "Build information; always 1.");
   w.Sample("plantd_broker_build_info",
@@ -92,62 +264,61 @@ std::string RenderMetrics(const broker::BrokerSnapshot& snap,
   w.Header("plantd_broker_uptime_seconds", "gauge", "Seconds since the broker started.");
   w.Sample("plantd_broker_uptime_seconds", "", snap.uptime_seconds);
 
-  w.Header("plantd_broker_workers", "gauge", "Registered workers per service and state.");
-  for (const auto& s : snap.services) {
-    w.Sample("plantd_broker_workers", ServiceLabel(s.name) + ",state=\"idle\"", s.idle_workers);
-    w.Sample("plantd_broker_workers", ServiceLabel(s.name) + ",state=\"busy\"",
-             s.workers - s.idle_workers);
-  }
-  w.Header("plantd_broker_queued_requests", "gauge", "Requests waiting for a worker.");
-  for (const auto& s : snap.services) {
-    w.Sample("plantd_broker_queued_requests", ServiceLabel(s.name), s.queued);
-  }
-  struct Counter {
-    const char* name;
-    const char* help;
-    uint64_t broker::ServiceCounters::*field;
-  };
-  static constexpr Counter kCounters[] = {
-      {"plantd_broker_requests_total", "Requests accepted from clients.",
-       &broker::ServiceCounters::requests},
-      {"plantd_broker_replies_total", "FINAL replies delivered to clients.",
-       &broker::ServiceCounters::replies},
-      {"plantd_broker_partials_total", "PARTIAL replies delivered to clients.",
-       &broker::ServiceCounters::partials},
-      {"plantd_broker_redispatched_total", "Requests sent again after their worker was lost.",
-       &broker::ServiceCounters::redispatched},
-      {"plantd_broker_expired_total", "Requests that waited longer than request_expiry.",
-       &broker::ServiceCounters::expired},
-      {"plantd_broker_refused_total", "Requests refused because the service queue was full.",
-       &broker::ServiceCounters::refused},
-      {"plantd_broker_failed_total", "Requests dropped after max_redispatch lost workers.",
-       &broker::ServiceCounters::failed},
-  };
-  for (const Counter& c : kCounters) {
-    w.Header(c.name, "counter", c.help);
-    for (const auto& s : snap.services) w.Sample(c.name, ServiceLabel(s.name), s.counters.*(c.field));
-  }
+  // Everything after the per-service families first, so that the services
+  // get what is left of max_bytes.
+  Writer tail;
+  RenderTail(tail, snap, buses, process);
+  Writer families;
+  for (size_t f = 0; f < kFamilies; ++f) FamilyHeader(families, f);
+  const size_t fixed = w.size() + tail.size() + families.size() + kOtherRowBytes;
+  const size_t budget = options.max_bytes > fixed ? options.max_bytes - fixed : 0;
 
-  w.Header("plantd_broker_request_duration_seconds", "histogram",
-           "Round trip from a request's arrival to its FINAL reply.");
-  for (const auto& s : snap.services) {
-    const auto& h = s.counters.latency;
-    uint64_t cumulative = 0;
-    for (size_t i = 0; i < h.buckets().size(); ++i) {
-      cumulative += h.buckets()[i];
-      std::ostringstream le;
-      if (i < broker::LatencyHistogram::kBoundsSeconds.size()) {
-        le << broker::LatencyHistogram::kBoundsSeconds[i];
-      } else {
-        le << "+Inf";
-      }
-      w.Sample("plantd_broker_request_duration_seconds_bucket",
-               ServiceLabel(s.name) + ",le=\"" + le.str() + "\"", cumulative);
+  const std::vector<bool> keep =
+      ServicesWithOwnLabels(snap.services, options.max_service_labels, budget);
+  std::vector<ServiceRow> rows;
+  ServiceRow other;
+  other.label = std::string("service=\"") + kOtherService + "\"";
+  bool folded = false;
+  for (size_t i = 0; i < snap.services.size(); ++i) {
+    if (keep[i]) {
+      rows.push_back(RowOf(snap.services[i]));
+    } else {
+      other.Add(snap.services[i]);
+      folded = true;
     }
-    w.Sample("plantd_broker_request_duration_seconds_sum", ServiceLabel(s.name), h.sum_seconds());
-    w.Sample("plantd_broker_request_duration_seconds_count", ServiceLabel(s.name), h.count());
   }
+  if (folded) rows.push_back(std::move(other));
+  for (size_t f = 0; f < kFamilies; ++f) {
+    FamilyHeader(w, f);
+    for (const ServiceRow& row : rows) FamilySamples(w, f, row);
+  }
+  w.text() += tail.text();
+  return std::move(w.text());
+}
 
+namespace {
+
+// The families after the per-service ones: broker-wide counters, refusals,
+// buses and the process.
+void RenderTail(Writer& w, const broker::BrokerSnapshot& snap,
+                const std::vector<const bus::Bus*>& buses, const ProcessStats& process) {
+  w.Header("plantd_refused_total", "counter",
+           "Connections, messages, requests and subscriptions refused because a limit was "
+           "reached, by reason (docs/operations.md).");
+  for (size_t i = 0; i < refusal::kReasonCount; ++i) {
+    const auto reason = static_cast<refusal::Reason>(i);
+    w.Sample("plantd_refused_total", fmt::format("reason=\"{}\"", refusal::ReasonName(reason)),
+             refusal::Total(reason));
+  }
+  w.Header("plantd_connections_closed_total", "counter",
+           "Connections on the native Majordomo and bus endpoints closed, by reason "
+           "(peer_closed: by the peer; the others by the broker; docs/operations.md).");
+  for (size_t i = 0; i < transport::kCloseReasonCount; ++i) {
+    const auto reason = static_cast<transport::CloseReason>(i);
+    w.Sample("plantd_connections_closed_total",
+             fmt::format("reason=\"{}\"", transport::CloseReasonName(reason)),
+             transport::ClosedTotal(reason));
+  }
   w.Header("plantd_broker_invalid_messages_total", "counter",
            "Messages dropped as invalid, by reason.");
   for (size_t i = 0; i < snap.counters.invalid.size(); ++i) {
@@ -164,6 +335,15 @@ std::string RenderMetrics(const broker::BrokerSnapshot& snap,
                  broker::WorkerRemovalName(static_cast<broker::WorkerRemoval>(i)) + "\"",
              snap.counters.workers_removed[i]);
   }
+  w.Header("plantd_broker_requests_dropped_total", "counter",
+           "Accepted requests dropped before a worker answered, by reason (client_gone: "
+           "the client's connection closed while they were queued).");
+  for (size_t i = 0; i < snap.counters.dropped.size(); ++i) {
+    w.Sample("plantd_broker_requests_dropped_total",
+             std::string("reason=\"") +
+                 broker::RequestDropName(static_cast<broker::RequestDrop>(i)) + "\"",
+             snap.counters.dropped[i]);
+  }
   w.Header("plantd_broker_workers_registered_total", "counter", "READY commands accepted.");
   w.Sample("plantd_broker_workers_registered_total", "", snap.counters.workers_registered);
   w.Header("plantd_broker_limit_refusals_total", "counter",
@@ -176,8 +356,33 @@ std::string RenderMetrics(const broker::BrokerSnapshot& snap,
            "Replies dropped because the client had gone or was full.");
   w.Sample("plantd_broker_unreachable_clients_total", "", snap.counters.client_unreachable);
   w.Header("plantd_broker_management_requests_total", "counter",
-           "Requests answered by the broker itself (mmi.*, org.plantd.Broker).");
+           "Requests answered by the broker itself (mmi.*, org.plantd.Broker, org.plantd.Admin, "
+           "titanic.*).");
   w.Sample("plantd_broker_management_requests_total", "", snap.counters.mmi_requests);
+  if (snap.titanic_enabled) {
+    const broker::Titanic::Stats& t = snap.titanic;
+    w.Header("plantd_titanic_events_total", "counter",
+             "Durable requests (9/TSP) by event: received, acknowledged, refused_full, "
+             "store_error, invalid, fetch, close, dispatched, reply_stored, failed, recovered, "
+             "reply_retried.");
+    const std::pair<const char*, uint64_t> events[] = {
+        {"received", t.requests},
+        {"acknowledged", t.acknowledged},
+        {"refused_full", t.refused_full},
+        {"store_error", t.store_errors},
+        {"invalid", t.invalid},
+        {"fetch", t.fetches},
+        {"close", t.closes},
+        {"dispatched", t.dispatched},
+        {"reply_stored", t.replies_stored},
+        {"failed", t.failed},
+        {"recovered", t.recovered},
+        {"reply_retried", t.reply_retries},
+    };
+    for (const auto& [event, count] : events) {
+      w.Sample("plantd_titanic_events_total", std::string("event=\"") + event + "\"", count);
+    }
+  }
   if (snap.connections >= 0) {
     w.Header("plantd_broker_connections", "gauge",
              "Connections to the Majordomo endpoints past the ZMTP handshake.");
@@ -237,13 +442,38 @@ std::string RenderMetrics(const broker::BrokerSnapshot& snap,
              static_cast<double>(b->counters().blocked_ns.load(std::memory_order_relaxed)) / 1e9);
   }
 
+  struct BusCounter {
+    const char* name;
+    const char* help;
+    const std::atomic<uint64_t> bus::BusCounters::*field;
+  };
+  static constexpr BusCounter kBusRefusals[] = {
+      {"plantd_broker_bus_too_large_total",
+       "Published messages over the bus's max_message_size, dropped whole.",
+       &bus::BusCounters::too_large},
+      {"plantd_broker_bus_subscriptions_refused_total",
+       "Subscriptions ignored: too long, or past a subscription cap.",
+       &bus::BusCounters::subscriptions_refused},
+      {"plantd_broker_bus_slow_consumers_total",
+       "Subscribers a block-mode bus stopped waiting for after write_timeout.",
+       &bus::BusCounters::slow_consumers},
+  };
+  for (const BusCounter& counter : kBusRefusals) {
+    w.Header(counter.name, "counter", counter.help);
+    for (const bus::Bus* b : buses) {
+      w.Sample(counter.name, bus_label(b),
+               (b->counters().*counter.field).load(std::memory_order_relaxed));
+    }
+  }
+
   w.Header("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
   w.Sample("process_resident_memory_bytes", "", process.resident_bytes);
   w.Header("process_open_fds", "gauge", "Number of open file descriptors.");
   w.Sample("process_open_fds", "", process.open_fds);
   w.Header("process_cpu_seconds_total", "counter", "User and system CPU time spent.");
   w.Sample("process_cpu_seconds_total", "", process.cpu_seconds);
-  return w.Take();
 }
+
+}  // namespace
 
 }  // namespace plantd::http

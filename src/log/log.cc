@@ -38,33 +38,98 @@ class LevelFlag final : public spdlog::custom_flag_formatter {
   }
 };
 
+// Length of the well-formed UTF-8 sequence (RFC 3629) at the start of `s`,
+// or 0 when it is not one: a stray continuation byte, a truncated sequence,
+// an overlong form, a surrogate or a code point past U+10FFFF.
+size_t Utf8SequenceLength(std::string_view s) {
+  const auto b = [&](size_t i) { return static_cast<unsigned char>(s[i]); };
+  const unsigned char c = b(0);
+  if (c < 0x80) return 1;
+  size_t n;
+  unsigned char lo = 0x80, hi = 0xBF;  // bounds of the second byte
+  if (c >= 0xC2 && c <= 0xDF) {
+    n = 2;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    n = 3;
+    if (c == 0xE0) lo = 0xA0;  // overlong
+    if (c == 0xED) hi = 0x9F;  // surrogates
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    n = 4;
+    if (c == 0xF0) lo = 0x90;  // overlong
+    if (c == 0xF4) hi = 0x8F;  // past U+10FFFF
+  } else {
+    return 0;
+  }
+  if (s.size() < n || b(1) < lo || b(1) > hi) return 0;
+  for (size_t i = 2; i < n; ++i) {
+    if (b(i) < 0x80 || b(i) > 0xBF) return 0;
+  }
+  return n;
+}
+
+// A JSON string, always valid UTF-8: names copied from the wire (services,
+// topics) may hold any bytes, and a log shipper drops a line that is not
+// valid JSON. Each byte that does not start a well-formed sequence becomes
+// U+FFFD, as Go's encoding/json does.
 void AppendJsonString(std::string& out, std::string_view s) {
   out += '"';
-  for (unsigned char c : s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          static constexpr char kHex[] = "0123456789abcdef";
-          out += "\\u00";
-          out += kHex[c >> 4];
-          out += kHex[c & 15];
-        } else {
-          out += static_cast<char>(c);
-        }
+      case '"':
+        out += "\\\"";
+        ++i;
+        continue;
+      case '\\':
+        out += "\\\\";
+        ++i;
+        continue;
+      case '\n':
+        out += "\\n";
+        ++i;
+        continue;
+      case '\r':
+        out += "\\r";
+        ++i;
+        continue;
+      case '\t':
+        out += "\\t";
+        ++i;
+        continue;
+      default: break;
+    }
+    if (c < 0x20) {
+      static constexpr char kHex[] = "0123456789abcdef";
+      out += "\\u00";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+      ++i;
+      continue;
+    }
+    const size_t n = Utf8SequenceLength(s.substr(i));
+    if (n == 0) {
+      out += "\\ufffd";
+      ++i;
+    } else {
+      out.append(s.substr(i, n));
+      i += n;
     }
   }
   out += '"';
 }
 
+// Text format: a value is quoted (and escaped as in JSON) when it would
+// otherwise be ambiguous or hold bytes that are not printable UTF-8.
 bool NeedsQuotes(std::string_view s) {
   if (s.empty()) return true;
-  for (char c : s) {
-    if (c == ' ' || c == '"' || c == '=' || static_cast<unsigned char>(c) < 0x20) return true;
+  size_t i = 0;
+  while (i < s.size()) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c == ' ' || c == '"' || c == '=' || c < 0x20 || c == 0x7f) return true;
+    const size_t n = Utf8SequenceLength(s.substr(i));
+    if (n == 0) return true;
+    i += n;
   }
   return false;
 }
@@ -85,8 +150,8 @@ void Configure(const LogOptions& options) {
   // RFC 3339 in UTC with microseconds.
   const char* pattern = json ? R"({"time":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%*",%v})"
                              : "%Y-%m-%dT%H:%M:%S.%fZ %-5* %v";
-  auto formatter = std::make_unique<spdlog::pattern_formatter>(
-      spdlog::pattern_time_type::utc, std::string("\n"));
+  auto formatter = std::make_unique<spdlog::pattern_formatter>(spdlog::pattern_time_type::utc,
+                                                               std::string("\n"));
   formatter->add_flag<LevelFlag>('*').set_pattern(pattern);
   logger->set_formatter(std::move(formatter));
   g_json.store(json, std::memory_order_relaxed);
@@ -96,6 +161,11 @@ void Configure(const LogOptions& options) {
 
 void Write(spdlog::level::level_enum level, std::string_view msg,
            std::initializer_list<Field> fields) {
+  WriteFields(level, msg, std::span<const Field>(fields.begin(), fields.size()));
+}
+
+void WriteFields(spdlog::level::level_enum level, std::string_view msg,
+                 std::span<const Field> fields) {
   std::string line;
   line.reserve(64 + msg.size());
   if (g_json.load(std::memory_order_relaxed)) {
@@ -125,6 +195,13 @@ void Write(spdlog::level::level_enum level, std::string_view msg,
     }
   }
   spdlog::default_logger_raw()->log(level, "{}", line);
+}
+
+std::string JsonString(std::string_view s) {
+  std::string out;
+  out.reserve(s.size() + 2);
+  AppendJsonString(out, s);
+  return out;
 }
 
 std::string Hex(std::string_view bytes) {

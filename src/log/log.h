@@ -8,13 +8,14 @@
 // Never log message bodies: they may hold passwords.
 #pragma once
 
+#include <spdlog/spdlog.h>
+
 #include <cstdint>
 #include <initializer_list>
+#include <span>
 #include <string>
 #include <string_view>
 #include <type_traits>
-
-#include <spdlog/spdlog.h>
 
 #include "config/options.h"
 
@@ -43,14 +44,22 @@ inline bool Enabled(spdlog::level::level_enum level) {
 
 void Write(spdlog::level::level_enum level, std::string_view msg,
            std::initializer_list<Field> fields = {});
+// The same with fields built at run time.
+void WriteFields(spdlog::level::level_enum level, std::string_view msg,
+                 std::span<const Field> fields);
+
+// `s` as a quoted JSON string that is always valid UTF-8: control characters
+// escaped, each byte that is not part of a well-formed UTF-8 sequence
+// replaced by U+FFFD.
+std::string JsonString(std::string_view s);
 
 // Renders bytes that may be binary (routing ids) as lowercase hex.
 std::string Hex(std::string_view bytes);
 
 }  // namespace plantd::log
 
-#define PLANTD_LOG_AT(level, ...)                                        \
-  do {                                                                   \
+#define PLANTD_LOG_AT(level, ...)                                                \
+  do {                                                                           \
     if (::plantd::log::Enabled(level)) ::plantd::log::Write(level, __VA_ARGS__); \
   } while (0)
 #define PLANTD_LOG_TRACE(...) PLANTD_LOG_AT(spdlog::level::trace, __VA_ARGS__)

@@ -95,9 +95,14 @@ DecodeError Decode(const zmq::message_t* frames, size_t count, Decoded* out) {
     out->envelope_end = j;
     i = j;  // the empty frame, skipped below
   }
-  // 7/MDP and the plantd dialect start with an empty frame (REQ, or a DEALER
-  // imitating one); 18/MDP does not. Tolerate it on input in every dialect.
-  if (i < count && frames[i].size() == 0) ++i;
+  // 7/MDP, the plantd dialect and majortomo start with an empty frame (REQ,
+  // or a DEALER imitating one); 18/MDP does not. Tolerate it on input in
+  // every dialect; a 0.2 worker that sends it is majortomo's and gets it back.
+  bool leading_empty = false;
+  if (i < count && frames[i].size() == 0) {
+    leading_empty = true;
+    ++i;
+  }
   if (i >= count) return DecodeError::kTooFewFrames;
   const std::string_view header = View(frames[i++]);
 
@@ -119,6 +124,9 @@ DecodeError Decode(const zmq::message_t* frames, size_t count, Decoded* out) {
     uint8_t b;
     if (IsByte(cmd, &b) && b == v02::kClientRequest) {
       out->dialect = Dialect::kMdp02;
+    } else if (IsByte(cmd, &b) && b == majortomo::kClientRequest) {
+      // 0x02 is no 18/MDP client command, so this is unambiguous.
+      out->dialect = Dialect::kMajortomo;
     } else if (cmd == kWordRequest) {
       out->dialect = Dialect::kPlantd;
     } else {
@@ -136,6 +144,7 @@ DecodeError Decode(const zmq::message_t* frames, size_t count, Decoded* out) {
     out->dialect = Dialect::kMdp02;
     if (i >= count) return DecodeError::kTooFewFrames;
     error = DecodeWorker02(View(frames[i++]), out);
+    if (leading_empty && out->dialect == Dialect::kMdp02) out->dialect = Dialect::kMajortomo;
   } else if (header == kWorkerHeader01) {
     out->dialect = Dialect::kMdp01;
     if (i >= count) return DecodeError::kTooFewFrames;
@@ -161,19 +170,20 @@ DecodeError Decode(const zmq::message_t* frames, size_t count, Decoded* out) {
       if (i < count && frames[i].size() == 0) ++i;
       out->body_begin = i;
       return DecodeError::kNone;
-    default:
-      return DecodeError::kNone;
+    default: return DecodeError::kNone;
   }
 }
 
 Prefix ClientReplyPrefix(Dialect dialect, bool final) {
   switch (dialect) {
-    case Dialect::kMdp01:
-      return {{std::string_view(), kClientHeader01}, 2};
+    case Dialect::kMdp01: return {{std::string_view(), kClientHeader01}, 2};
     case Dialect::kMdp02:
       return {{kClientHeader02, ByteFrame(final ? v02::kClientFinal : v02::kClientPartial)}, 2};
-    case Dialect::kPlantd:
-      return {{kClientHeader02, final ? kWordFinal : kWordPartial}, 2};
+    case Dialect::kPlantd: return {{kClientHeader02, final ? kWordFinal : kWordPartial}, 2};
+    case Dialect::kMajortomo:
+      return {{std::string_view(), kClientHeader02,
+               ByteFrame(final ? majortomo::kClientFinal : majortomo::kClientPartial)},
+              3};
   }
   return {};
 }
@@ -194,6 +204,9 @@ Prefix WorkerCommandPrefix(Dialect dialect, Command command) {
   uint8_t b = v02::kHeartbeat;
   if (command == Command::kRequest) b = v02::kRequest;
   if (command == Command::kDisconnect) b = v02::kDisconnect;
+  if (dialect == Dialect::kMajortomo) {
+    return {{std::string_view(), kWorkerHeader02, ByteFrame(b)}, 3};
+  }
   return {{kWorkerHeader02, ByteFrame(b)}, 2};
 }
 

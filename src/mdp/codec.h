@@ -6,7 +6,6 @@
 #include <array>
 #include <cstddef>
 #include <string_view>
-
 #include <zmq.hpp>
 
 #include "mdp/protocol.h"
@@ -37,10 +36,10 @@ struct Decoded {
   Role role = Role::kClient;
   Dialect dialect = Dialect::kMdp02;
   Command command = Command::kRequest;
-  size_t service = 0;     // REQUEST, READY: the service name frame
-  size_t credit = 0;      // READY: the optional credit frame (docs/credit.md), 0 if none
-  size_t address = 0;     // PARTIAL, FINAL: the client address frame
-  size_t body_begin = 0;  // REQUEST, PARTIAL, FINAL: first body frame (may equal count)
+  size_t service = 0;         // REQUEST, READY: the service name frame
+  size_t credit = 0;          // READY: the optional credit frame (docs/credit.md), 0 if none
+  size_t address = 0;         // PARTIAL, FINAL: the client address frame
+  size_t body_begin = 0;      // REQUEST, PARTIAL, FINAL: first body frame (may equal count)
   size_t envelope_begin = 1;  // client envelope frames: [envelope_begin, envelope_end)
   size_t envelope_end = 1;
 };
@@ -61,6 +60,13 @@ struct Prefix {
 // not send one (ClientTakesPartials).
 Prefix ClientReplyPrefix(Dialect dialect, bool final);
 inline bool ClientTakesPartials(Dialect dialect) { return dialect != Dialect::kMdp01; }
+// majortomo's client reads the body right after the command: no service frame.
+inline bool ClientReplyNamesService(Dialect dialect) { return dialect != Dialect::kMajortomo; }
+// The prefix starts with an empty frame (7/MDP, majortomo): a client's
+// envelope then needs no delimiter of its own.
+inline bool PrefixStartsEmpty(Dialect dialect) {
+  return dialect == Dialect::kMdp01 || dialect == Dialect::kMajortomo;
+}
 
 // To a worker: REQUEST, HEARTBEAT or DISCONNECT.
 Prefix WorkerCommandPrefix(Dialect dialect, Command command);

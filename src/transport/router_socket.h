@@ -17,31 +17,53 @@
 #include <string>
 #include <string_view>
 #include <vector>
-
 #include <zmq.hpp>
 
 #include "common/status.h"
+#include "transport/buffer_budget.h"
 
 namespace plantd::transport {
 
 struct RouterOptions {
   int send_hwm = 100000;  // per peer, in messages; 0 is no limit
+  // The same in bytes of output queued for one peer (native): Send() fails
+  // with EAGAIN past it, as at send_hwm. 0 is no limit.
+  size_t send_hwm_bytes = 0;
   int recv_hwm = 100000;  // per peer, in messages (libzmq only)
-  // A larger message is skipped as it streams in and reported through
-  // `on_oversized` with its sender's routing id (native); libzmq disconnects
-  // a peer whose single frame is larger.
+  // Per message (native): more body bytes than max_message_size, or more
+  // frames than max_message_frames, and the message is skipped as it
+  // streams in (never buffered whole), refused (message_too_large,
+  // too_many_frames) and reported through `on_oversized` or
+  // `on_too_many_frames` with its sender's routing id; the connection stays.
+  // libzmq disconnects a peer whose single frame is larger than
+  // max_message_size and has no frame limit (the core counts those).
   size_t max_message_size = 16u << 20;
+  size_t max_message_frames = 256;  // 0: max_message_size / kFrameCost
   std::function<void(std::string_view routing_id)> on_oversized;
+  // When not set, too many frames are reported through `on_oversized`.
+  std::function<void(std::string_view routing_id)> on_too_many_frames;
+  // Output queued for one peer (native). Past max_out_bytes, or when queued
+  // output has made no progress for write_timeout, the connection is closed
+  // (refusal slow_consumer). LimitsOptions::max_connection_out_bytes and
+  // write_timeout in config/options.h.
+  size_t max_out_bytes = 64u << 20;
+  std::chrono::milliseconds write_timeout{10000};
+  // A connection that has not finished the ZMTP handshake by then is closed
+  // (native; refusal handshake_timeout).
+  std::chrono::milliseconds handshake_timeout{5000};
+  // Shared by every native socket of the process: bytes buffered by all of
+  // them and open connections (transport/buffer_budget.h). When null, the
+  // socket makes its own with the default limits.
+  std::shared_ptr<BufferBudget> budget;
 };
 
 // What only the native socket offers: another ZMTP role, and events about
 // its peers (see ZmtpRouter).
 struct ZmtpOptions {
-  std::string socket_type = "ROUTER";  // announced in READY
+  std::string socket_type = "ROUTER";                                 // announced in READY
   std::vector<std::string> peer_types = {"DEALER", "REQ", "ROUTER"};  // RFC 28
   // A peer finished its handshake (true) or went away (false).
-  std::function<void(std::string_view routing_id, bool connected, std::string_view remote)>
-      on_peer;
+  std::function<void(std::string_view routing_id, bool connected, std::string_view remote)> on_peer;
   // ZMTP 3.1 SUBSCRIBE (true) and CANCEL (false) commands. ZMTP 3.0 peers
   // send them as messages whose first byte is 1 or 0; those arrive through
   // Receive() like any other message.
@@ -56,8 +78,14 @@ class RouterSocket {
   // Binds one endpoint ("tcp://*:7200", "tcp://127.0.0.1:7200", "ipc:///path").
   virtual Status Bind(const std::string& address) = 0;
 
-  // Writes pending output, then waits up to `timeout` for input.
+  // Writes pending output, then waits up to `timeout` for input (or for the
+  // wake fd, below).
   virtual void Wait(std::chrono::milliseconds timeout) = 0;
+
+  // Wait() also returns when `fd` is readable (level-triggered; the caller
+  // reads it). One fd at most; -1 removes it. The broker core wakes this way
+  // for the request store's completions.
+  virtual void SetWakeFd(int fd) = 0;
 
   // Like zmq_msg_recv without blocking: the next frame of the next message,
   // the routing id first; false when nothing is waiting. Messages arrive
@@ -69,6 +97,20 @@ class RouterSocket {
   // EHOSTUNREACH for an unknown peer, EAGAIN for a peer at its high-water
   // mark, and then nothing of the message is queued.
   virtual bool Send(zmq_msg_t* msg, bool more) = 0;
+
+  // Appends the routing ids of peers whose connection closed since the last
+  // call. The native socket knows at once; libzmq's ROUTER does not say, so
+  // there heartbeats find dead peers and this appends nothing.
+  virtual void TakeDisconnected(std::vector<std::string>* routing_ids) { (void)routing_ids; }
+
+  // The address of the peer holding `routing_id`, as the native socket
+  // prints it ("127.0.0.1:5000", "[::1]:5000", "ipc"); empty when the peer is
+  // unknown, or not known to the socket (libzmq's ROUTER does not say). The
+  // admin service takes commands only from local peers (broker/admin.h).
+  virtual std::string RemoteAddress(std::string_view routing_id) const {
+    (void)routing_id;
+    return {};
+  }
 
   // Gives queued output up to `linger` to leave, then closes everything.
   virtual void Close(std::chrono::milliseconds linger) = 0;

@@ -8,8 +8,11 @@ ZmqRouter::ZmqRouter(zmq::context_t& context, const RouterOptions& options)
     : socket_(context, zmq::socket_type::router) {
   // Sending to an unknown peer is an error the core acts on, not a silent drop.
   socket_.set(zmq::sockopt::router_mandatory, 1);
-  // A worker reconnecting with the same identity takes its id over.
-  socket_.set(zmq::sockopt::router_handover, 1);
+  // No handover: a second connection announcing a routing id in use does not
+  // take it (libzmq then ignores the newcomer's messages); otherwise anyone
+  // who learnt a worker's id could receive its requests. Off is libzmq's
+  // default; set it anyway so that nobody turns it on by accident.
+  socket_.set(zmq::sockopt::router_handover, 0);
   socket_.set(zmq::sockopt::sndhwm, options.send_hwm);
   socket_.set(zmq::sockopt::rcvhwm, options.recv_hwm);
   socket_.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(options.max_message_size));
@@ -25,8 +28,9 @@ Status ZmqRouter::Bind(const std::string& address) {
 }
 
 void ZmqRouter::Wait(std::chrono::milliseconds timeout) {
-  zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
-  zmq::poll(&item, 1, timeout);
+  zmq::pollitem_t items[2] = {{socket_.handle(), 0, ZMQ_POLLIN, 0},
+                              {nullptr, wake_fd_, ZMQ_POLLIN, 0}};
+  zmq::poll(items, wake_fd_ >= 0 ? 2 : 1, timeout);
 }
 
 bool ZmqRouter::Receive(zmq_msg_t* msg, bool* more) {

@@ -150,8 +150,8 @@ bool ParseReady(std::string_view body, PeerMetadata* metadata) {
     if (name_size == 0 || rest.size() < 1u + name_size + 4) return false;
     const std::string_view name = rest.substr(1, name_size);
     const auto* s = reinterpret_cast<const uint8_t*>(rest.data() + 1 + name_size);
-    const uint32_t value_size = (uint32_t{s[0]} << 24) | (uint32_t{s[1]} << 16) |
-                                (uint32_t{s[2]} << 8) | uint32_t{s[3]};
+    const uint32_t value_size =
+        (uint32_t{s[0]} << 24) | (uint32_t{s[1]} << 16) | (uint32_t{s[2]} << 8) | uint32_t{s[3]};
     const size_t value_at = 1u + name_size + 4;
     if (rest.size() - value_at < value_size) return false;
     const std::string_view value = rest.substr(value_at, value_size);

@@ -25,9 +25,9 @@ void AppendGreeting(std::string& out);
 
 enum class GreetingError {
   kNone,
-  kNotZmtp,            // no 0xFF ... 0x7F signature: ZMTP 1.0 or not ZeroMQ at all
-  kVersionTooOld,      // ZMTP 2.0 or older (libzmq before 4.0)
-  kMechanismNotNull,   // PLAIN or CURVE: this transport speaks NULL only
+  kNotZmtp,           // no 0xFF ... 0x7F signature: ZMTP 1.0 or not ZeroMQ at all
+  kVersionTooOld,     // ZMTP 2.0 or older (libzmq before 4.0)
+  kMechanismNotNull,  // PLAIN or CURVE: this transport speaks NULL only
 };
 const char* GreetingErrorText(GreetingError error);
 
@@ -39,8 +39,8 @@ bool SignatureLooksValid(const uint8_t* data, size_t size);
 struct FrameHeader {
   bool more = false;
   bool command = false;
-  uint64_t size = 0;         // body bytes
-  size_t header_size = 0;    // 2 or 9
+  uint64_t size = 0;       // body bytes
+  size_t header_size = 0;  // 2 or 9
 };
 
 enum class HeaderParse { kIncomplete, kOk, kMalformed };

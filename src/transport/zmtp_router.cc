@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -15,14 +16,17 @@
 #include <cstring>
 #include <random>
 
+#include "common/refusal.h"
 #include "common/ring_buffer.h"
 #include "log/log.h"
+#include "transport/close_reason.h"
 #include "transport/zmtp_framing.h"
 
 namespace plantd::transport {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using refusal::Reason;
 using std::chrono::milliseconds;
 
 // Reads grow a connection's buffer to at most this per call, so that one
@@ -36,20 +40,41 @@ constexpr size_t kReadBudget = size_t{256} * 1024;
 // 0.74 of the libzmq relay with 64 KiB here).
 constexpr size_t kKeepInputBytes = size_t{1024} * 1024;
 constexpr size_t kKeepOutputBytes = size_t{1024} * 1024;
+// Output already sent is cut from the front of a peer's buffer once it is
+// this large and at least as large as what is left, so that a peer that
+// always has something pending cannot make its buffer grow with everything
+// ever sent to it (a memmove of at most the bytes sent, amortised).
+constexpr size_t kCompactOutputBytes = size_t{1024} * 1024;
 // A handshake command is a few dozen bytes; anything this big is hostile.
 constexpr uint64_t kMaxCommandSize = size_t{64} * 1024;
 constexpr milliseconds kAcceptPause{100};
 constexpr size_t kMaxBufferedInput = size_t{1024} * 1024;
+// What a frame costs the broker beyond its body: the longest header, and the
+// zmq_msg_t the core holds it in. An empty frame is not free: with no frame
+// limit (max_message_frames 0), a message may have at most
+// max_message_size / kFrameCost frames, so a stream of empty MORE frames
+// cannot grow memory byte for byte.
+constexpr uint64_t kFrameCost = zmtp::kMaxFrameHeaderSize + sizeof(zmq_msg_t);
+// How often connections are checked for handshake and write timeouts.
+constexpr milliseconds kHandshakeSweep{100};
+constexpr milliseconds kWriteSweep{500};
+// While input is paused for the budget, Wait() sleeps no longer than this,
+// so it notices soon when other sockets' buffers have drained.
+constexpr milliseconds kPausedWait{10};
+constexpr auto kAcceptWarnWindow = std::chrono::seconds(10);
 
-// Bytes received and not yet parsed, without zero-filling on growth.
+// Bytes received and not yet parsed, without zero-filling on growth. Every
+// change of its size is added to `*tally` (the router's buffered bytes).
 class InputBuffer {
  public:
+  void set_tally(int64_t* tally) { tally_ = tally; }
   const uint8_t* data() const { return storage_.get() + begin_; }
   size_t size() const { return end_ - begin_; }
   bool empty() const { return begin_ == end_; }
 
   void Consume(size_t n) {
     begin_ += n;
+    *tally_ -= static_cast<int64_t>(n);
     if (begin_ != end_) return;
     begin_ = end_ = 0;
     if (capacity_ > kKeepInputBytes) {
@@ -79,13 +104,23 @@ class InputBuffer {
     return storage_.get() + end_;
   }
   size_t free_space() const { return capacity_ - end_; }
-  void Commit(size_t n) { end_ += n; }
+  void Commit(size_t n) {
+    end_ += n;
+    *tally_ += static_cast<int64_t>(n);
+  }
+  // Drops everything (the connection closed).
+  void Release() {
+    *tally_ -= static_cast<int64_t>(size());
+    storage_.reset();
+    capacity_ = begin_ = end_ = 0;
+  }
 
  private:
   std::unique_ptr<uint8_t[]> storage_;
   size_t capacity_ = 0;
   size_t begin_ = 0;
   size_t end_ = 0;
+  int64_t* tally_ = nullptr;
 };
 
 std::string SocketAddressText(const sockaddr_storage& address) {
@@ -101,6 +136,30 @@ std::string SocketAddressText(const sockaddr_storage& address) {
     return "[" + std::string(host) + "]:" + std::to_string(ntohs(a->sin6_port));
   }
   return "ipc";
+}
+
+// The key of the per-address connection limit: the IPv4 address, or the
+// IPv6 /64 (one host usually holds a whole /64, so counting single IPv6
+// addresses would limit nothing), or empty for ipc:// (local peers only).
+std::string AddressKey(const sockaddr_storage& address) {
+  char host[INET6_ADDRSTRLEN] = "?";
+  if (address.ss_family == AF_INET) {
+    const auto* a = reinterpret_cast<const sockaddr_in*>(&address);
+    inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+    return host;
+  }
+  if (address.ss_family == AF_INET6) {
+    const auto* a = reinterpret_cast<const sockaddr_in6*>(&address);
+    if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) {
+      inet_ntop(AF_INET, &a->sin6_addr.s6_addr[12], host, sizeof(host));
+      return host;
+    }
+    in6_addr prefix = a->sin6_addr;
+    std::memset(&prefix.s6_addr[8], 0, 8);
+    inet_ntop(AF_INET6, &prefix, host, sizeof(host));
+    return std::string(host) + "/64";
+  }
+  return {};
 }
 
 Status ErrnoStatus(const std::string& what) {
@@ -125,37 +184,59 @@ struct ZmtpRouter::Peer : Pollable {
   size_t index = 0;  // in peers_
   Stage stage = Stage::kGreeting;
   std::string id;
-  std::string remote;
+  std::string remote;     // address and port, for log lines
+  std::string address;    // the per-address limit's key (AddressKey)
+  bool admitted = false;  // counted in the budget's connections
+  Clock::time_point accepted_at{};
+  // In the router's list of connections still in their handshake.
+  Peer* handshake_prev = nullptr;
+  Peer* handshake_next = nullptr;
+  bool in_handshake_list = false;
   InputBuffer in;
   // Where the scan for a whole message stopped, so a large message arriving
-  // in pieces is not rescanned from its start on every read.
+  // in pieces is not rescanned from its start on every read; its body bytes
+  // and frames so far, for the per-message limits.
   size_t scanned = 0;
   uint64_t scanned_body_bytes = 0;
+  uint64_t scanned_frames = 0;
   bool message_ready = false;  // a whole message is at the head of `in`
   bool read_paused = false;    // back-pressure: not read until `in` halves
-  // Skipping a message over max_message_size: bytes left of the current
-  // frame, and whether more frames follow it.
+  // Skipping a message over a limit: bytes left of the current frame,
+  // whether more frames follow it, and which limit it broke.
   bool discarding = false;
   bool discard_more = false;
+  bool discard_too_many_frames = false;
   uint64_t discard_left = 0;
+  // Output: `out` holds the stream from position `out_base` on, of which
+  // `out_sent` bytes have gone. Positions count every byte ever queued.
   std::string out;
   size_t out_sent = 0;
-  // Where each queued message ends in `out`: their count is the peer's
-  // queue length, checked against send_hwm.
-  RingBuffer<size_t> message_ends;
+  uint64_t out_base = 0;
+  // Where the last PONG ends: while it is unsent, a PING gets no other.
+  uint64_t pong_end = 0;
+  // When queued output last moved (or was queued onto an empty buffer).
+  Clock::time_point out_progress{};
+  // Where each queued message ends (stream positions): their count is the
+  // peer's queue length, checked against send_hwm.
+  RingBuffer<uint64_t> message_ends;
   bool queued_readable = false;
   bool queued_flush = false;
   bool want_write = false;
+  bool reading = true;  // EPOLLIN is registered
   bool eof = false;
   bool closed = false;
+
+  size_t pending_out() const { return out.size() - out_sent; }
+  uint64_t sent_position() const { return out_base + out_sent; }
 };
 
 ZmtpRouter::ZmtpRouter(const RouterOptions& options, ZmtpOptions zmtp)
     : options_(options),
       zmtp_(std::move(zmtp)),
-      next_id_(std::random_device{}()),
+      budget_(options.budget ? options.budget : std::make_shared<BufferBudget>()),
       events_(256) {
   epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+  now_ = Clock::now();
 }
 
 ZmtpRouter::~ZmtpRouter() { Close(milliseconds(0)); }
@@ -243,8 +324,11 @@ Status ZmtpRouter::Bind(const std::string& address) {
 
 void ZmtpRouter::Wait(milliseconds timeout) {
   closed_.clear();  // nothing refers to them any more
+  now_ = Clock::now();
   FlushAll();
-  if (accept_paused_until_ != Clock::time_point{} && Clock::now() >= accept_paused_until_) {
+  if (now_ >= next_sweep_) Sweep();
+  UpdateBudget();
+  if (accept_paused_until_ != Clock::time_point{} && now_ >= accept_paused_until_) {
     accept_paused_until_ = {};
     for (auto& l : listeners_) {
       epoll_event ev{};
@@ -254,10 +338,17 @@ void ZmtpRouter::Wait(milliseconds timeout) {
     }
   }
   // Input already read and not yet handed out: look, but do not sleep.
-  const int wait_ms = readable_.empty() ? static_cast<int>(timeout.count()) : 0;
-  const int n = epoll_wait(epoll_fd_, events_.data(), static_cast<int>(events_.size()), wait_ms);
+  // Timeouts are checked at least every kHandshakeSweep while connections
+  // wait for their handshake or output is stuck.
+  milliseconds wait = readable_.empty() ? timeout : milliseconds(0);
+  if (input_paused_) wait = std::min(wait, kPausedWait);
+  if (handshake_head_ != nullptr || !to_flush_.empty()) wait = std::min(wait, kHandshakeSweep);
+  const int n = epoll_wait(epoll_fd_, events_.data(), static_cast<int>(events_.size()),
+                           static_cast<int>(std::max<int64_t>(wait.count(), 0)));
+  if (n > 0) now_ = Clock::now();
   for (int i = 0; i < n; ++i) {
     auto* p = static_cast<Pollable*>(events_[i].data.ptr);
+    if (p == nullptr) continue;  // the wake fd: the caller reads it
     if (p->is_listener) {
       Accept(static_cast<Listener*>(p));
       continue;
@@ -265,8 +356,103 @@ void ZmtpRouter::Wait(milliseconds timeout) {
     auto* peer = static_cast<Peer*>(p);
     if (peer->closed) continue;
     if ((events_[i].events & EPOLLOUT) && !WriteTo(peer)) continue;
-    if (events_[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) ReadFrom(peer);
+    if (events_[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+      // A hang-up is read even while input is paused: epoll reports it
+      // whatever we ask for, and closing the connection frees its buffers.
+      ReadFrom(peer, (events_[i].events & (EPOLLHUP | EPOLLERR)) != 0);
+    }
   }
+}
+
+// Tells the shared budget what this socket's buffers hold now (one atomic
+// add per turn, not per message), and pauses or resumes reading.
+void ZmtpRouter::UpdateBudget() {
+  if (buffered_ != reported_) {
+    budget_->Adjust(buffered_ - reported_);
+    reported_ = buffered_;
+  }
+  bool began = false;
+  const bool pause = budget_->InputPaused(&began);
+  if (began) {
+    refusal::Record(Reason::kBufferBudget, "",
+                    {{"buffered_bytes", budget_->bytes()},
+                     {"max_buffered_bytes", budget_->limits().max_buffered_bytes},
+                     {"action", "reading paused until buffers drain"}});
+  }
+  if (pause == input_paused_) return;
+  input_paused_ = pause;
+  paused_since_ = now_;
+  PLANTD_LOG_DEBUG(pause ? "input paused: buffer budget reached" : "input resumed",
+                   {{"buffered_bytes", budget_->bytes()}});
+  for (auto& p : peers_) UpdateInterest(p.get());
+}
+
+void ZmtpRouter::Sweep() {
+  next_sweep_ = now_ + kHandshakeSweep;
+  // Handshake timeouts: the list is in accept order, so the expired ones
+  // are at its head.
+  while (handshake_head_ != nullptr &&
+         now_ - handshake_head_->accepted_at >= options_.handshake_timeout) {
+    Peer* p = handshake_head_;
+    refusal::Record(Reason::kHandshakeTimeout, p->address.empty() ? p->remote : p->address,
+                    {{"remote", p->remote},
+                     {"handshake_timeout_ms", options_.handshake_timeout.count()},
+                     {"stage", p->stage == Peer::Stage::kGreeting ? "greeting" : "READY"}});
+    ClosePeer(p, CloseReason::kHandshakeTimeout, "handshake timeout");
+  }
+  if (now_ < next_write_sweep_) return;
+  next_write_sweep_ = now_ + kWriteSweep;
+  if (input_paused_) ReclaimUnfinishedInput();
+  // Write timeouts. Walk backwards: ClosePeer swap-removes from peers_.
+  if (options_.write_timeout.count() <= 0) return;
+  for (size_t i = peers_.size(); i-- > 0;) {
+    Peer* p = peers_[i].get();
+    if (p->pending_out() > 0 && now_ - p->out_progress >= options_.write_timeout) {
+      CloseSlowConsumer(p, CloseReason::kWriteTimeout,
+                        "output made no progress within write_timeout");
+    }
+  }
+}
+
+// Pausing input frees buffers as the core takes whole messages and peers
+// read their output. Unfinished messages are the exception: they complete
+// only by reading more, so peers that start large messages and stall could
+// hold the budget, and with it every socket's input, for ever. Once input
+// has been paused for write_timeout, the connection holding the most input
+// that is not yet a whole message is closed, one per sweep, until input
+// resumes.
+void ZmtpRouter::ReclaimUnfinishedInput() {
+  if (now_ - paused_since_ < options_.write_timeout) return;
+  Peer* largest = nullptr;
+  for (auto& p : peers_) {
+    if (p->message_ready || p->in.empty()) continue;
+    if (largest == nullptr || p->in.size() > largest->in.size()) largest = p.get();
+  }
+  if (largest == nullptr) return;
+  refusal::Record(Reason::kBufferBudget,
+                  largest->address.empty() ? largest->remote : largest->address,
+                  {{"remote", largest->remote},
+                   {"id", log::Hex(largest->id)},
+                   {"unfinished_bytes", largest->in.size()},
+                   {"action", "connection holding the largest unfinished message closed"}});
+  ClosePeer(largest, CloseReason::kBufferBudget, "unfinished message held the buffer budget");
+  paused_since_ = now_;
+}
+
+std::string ZmtpRouter::RemoteAddress(std::string_view routing_id) const {
+  auto it = by_id_.find(routing_id);
+  return it == by_id_.end() ? std::string() : it->second->remote;
+}
+
+void ZmtpRouter::SetWakeFd(int fd) {
+  if (epoll_fd_ < 0) return;
+  if (wake_fd_ >= 0) epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, wake_fd_, nullptr);
+  wake_fd_ = -1;
+  if (fd < 0) return;
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.ptr = nullptr;
+  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) == 0) wake_fd_ = fd;
 }
 
 void ZmtpRouter::Accept(Listener* listener) {
@@ -278,8 +464,17 @@ void ZmtpRouter::Accept(Listener* listener) {
     if (fd < 0) {
       if (errno == EINTR || errno == ECONNABORTED) continue;
       if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-        // Out of descriptors: stop accepting for a moment rather than spin.
-        PLANTD_LOG_WARN("cannot accept a connection", {{"error", std::strerror(errno)}});
+        const int error = errno;
+        // Out of descriptors: a connection still in its handshake gives its
+        // descriptor to the new one (idle half-open connections must not
+        // lock real peers out); with none, stop accepting for a moment
+        // rather than spin.
+        if (EvictOldestHandshake({}, "out of file descriptors")) continue;
+        if (now_ - accept_warned_ >= kAcceptWarnWindow) {
+          accept_warned_ = now_;
+          PLANTD_LOG_WARN("cannot accept a connection, pausing accept for 100 ms",
+                          {{"error", std::strerror(error)}, {"connections", peers_.size()}});
+        }
         accept_paused_until_ = Clock::now() + kAcceptPause;
         for (auto& l : listeners_) {
           epoll_event ev{};
@@ -289,32 +484,122 @@ void ZmtpRouter::Accept(Listener* listener) {
       }
       return;
     }
+    const std::string remote = SocketAddressText(address);
+    std::string key = AddressKey(address);
+    if (!Admit(key, remote)) {
+      // Refused: accept and close at once, so the peer learns now and the
+      // listen backlog keeps moving for everyone else.
+      ::close(fd);
+      CountClose(CloseReason::kConnectionLimit);
+      PLANTD_LOG_DEBUG("connection closed",
+                       {{"remote", remote},
+                        {"reason", CloseReasonName(CloseReason::kConnectionLimit)},
+                        {"detail", "refused on accept"}});
+      continue;
+    }
     if (address.ss_family == AF_INET || address.ss_family == AF_INET6) {
       const int one = 1;
       setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     }
     auto peer = std::make_unique<Peer>();
     peer->fd = fd;
-    peer->remote = SocketAddressText(address);
+    peer->remote = remote;
+    peer->address = std::move(key);
+    peer->admitted = true;
+    peer->accepted_at = now_;
+    peer->in.set_tally(&buffered_);
+    peer->reading = !input_paused_;
     epoll_event ev{};
-    ev.events = EPOLLIN;
+    ev.events = peer->reading ? uint32_t{EPOLLIN} : 0u;
     ev.data.ptr = static_cast<Pollable*>(peer.get());
     if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+      budget_->ReleaseConnection(peer->address);
       ::close(fd);
       continue;
     }
     // Our whole greeting and READY at once: libzmq reads them as it needs them.
     zmtp::AppendGreeting(peer->out);
     zmtp::AppendReady(peer->out, zmtp_.socket_type);
+    QueuedOutput(peer.get(), peer->out.size());
     peer->index = peers_.size();
     peer->queued_flush = true;
     to_flush_.push_back(peer.get());
-    PLANTD_LOG_TRACE("connection accepted", {{"remote", peer->remote}});
+    LinkHandshake(peer.get());
+    PLANTD_LOG_DEBUG("connection opened", {{"remote", peer->remote}});
     peers_.push_back(std::move(peer));
   }
 }
 
-void ZmtpRouter::ReadFrom(Peer* peer) {
+bool ZmtpRouter::Admit(const std::string& address, const std::string& remote) {
+  BufferBudget::Admission admission = budget_->AdmitConnection(address);
+  if (admission == BufferBudget::Admission::kAdmitted) return true;
+  const bool per_address = admission == BufferBudget::Admission::kPerAddress;
+  // The oldest connection still in its handshake (from the same address,
+  // for the per-address limit) makes room: a real peer finishes its
+  // handshake in a round trip, so those are idle or hostile.
+  if (EvictOldestHandshake(per_address ? std::string_view(address) : std::string_view(),
+                           per_address ? "connections per address" : "connections")) {
+    admission = budget_->AdmitConnection(address);
+    if (admission == BufferBudget::Admission::kAdmitted) return true;
+  }
+  const auto& limits = budget_->limits();
+  if (admission == BufferBudget::Admission::kPerAddress) {
+    refusal::Record(Reason::kConnectionsPerAddress, address,
+                    {{"remote", remote},
+                     {"max_connections_per_address", limits.max_connections_per_address},
+                     {"action", "new connection closed"}});
+  } else {
+    refusal::Record(Reason::kConnectionsTotal, address.empty() ? remote : address,
+                    {{"remote", remote},
+                     {"max_connections", limits.max_connections},
+                     {"action", "new connection closed"}});
+  }
+  return false;
+}
+
+bool ZmtpRouter::EvictOldestHandshake(std::string_view address, const char* why) {
+  for (Peer* p = handshake_head_; p != nullptr; p = p->handshake_next) {
+    if (!address.empty() && p->address != address) continue;
+    refusal::Record(address.empty() ? Reason::kConnectionsTotal : Reason::kConnectionsPerAddress,
+                    p->address.empty() ? p->remote : p->address,
+                    {{"remote", p->remote},
+                     {"limit", why},
+                     {"action", "oldest connection in its handshake closed to make room"}});
+    ClosePeer(p, CloseReason::kConnectionLimit, "evicted: oldest connection in its handshake");
+    return true;
+  }
+  return false;
+}
+
+void ZmtpRouter::LinkHandshake(Peer* peer) {
+  peer->in_handshake_list = true;
+  peer->handshake_prev = handshake_tail_;
+  peer->handshake_next = nullptr;
+  if (handshake_tail_ != nullptr) {
+    handshake_tail_->handshake_next = peer;
+  } else {
+    handshake_head_ = peer;
+  }
+  handshake_tail_ = peer;
+}
+
+void ZmtpRouter::UnlinkHandshake(Peer* peer) {
+  if (!peer->in_handshake_list) return;
+  peer->in_handshake_list = false;
+  if (peer->handshake_prev != nullptr) {
+    peer->handshake_prev->handshake_next = peer->handshake_next;
+  } else {
+    handshake_head_ = peer->handshake_next;
+  }
+  if (peer->handshake_next != nullptr) {
+    peer->handshake_next->handshake_prev = peer->handshake_prev;
+  } else {
+    handshake_tail_ = peer->handshake_prev;
+  }
+  peer->handshake_prev = peer->handshake_next = nullptr;
+}
+
+void ZmtpRouter::ReadFrom(Peer* peer, bool hangup) {
   // Back-pressure, as libzmq's receive high-water mark: a peer with a whole
   // message and this much waiting is not read until the caller has taken
   // half of it, and TCP slows the sender down meanwhile.
@@ -323,6 +608,9 @@ void ZmtpRouter::ReadFrom(Peer* peer) {
     if (peer->read_paused && peer->in.size() >= kMaxBufferedInput / 2) return;
   }
   peer->read_paused = false;
+  // The process-wide budget is spent: nothing more is read (an EPOLLHUP
+  // still lands here, and is seen once reading resumes).
+  if (input_paused_ && !hangup) return;
   size_t budget = kReadBudget;
   while (budget > 0) {
     uint8_t* at = peer->in.Reserve(std::min(kReadChunk, budget));
@@ -338,6 +626,7 @@ void ZmtpRouter::ReadFrom(Peer* peer) {
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
     // End of stream or an error: hand out what arrived whole, then close.
     peer->eof = true;
+    peer->reading = false;
     epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, peer->fd, nullptr);
     break;
   }
@@ -347,7 +636,7 @@ void ZmtpRouter::ReadFrom(Peer* peer) {
   const bool ready = NextMessageReady(peer);
   if (peer->closed) return;
   if (!ready && peer->eof) {
-    ClosePeer(peer, "the peer closed the connection");
+    ClosePeer(peer, CloseReason::kPeerClosed, "the peer closed the connection");
     return;
   }
   if (ready && !peer->queued_readable) {
@@ -381,6 +670,7 @@ bool ZmtpRouter::Receive(zmq_msg_t* msg, bool* more) {
         p->message_ready = false;
         p->scanned = 0;
         p->scanned_body_bytes = 0;
+        p->scanned_frames = 0;
         // One message per peer in turn: fair between connections.
         if ((!p->in.empty() || p->eof) && !p->queued_readable) {
           p->queued_readable = true;
@@ -399,12 +689,18 @@ bool ZmtpRouter::Receive(zmq_msg_t* msg, bool* more) {
       receiving_started_ = false;
       continue;
     }
-    if (!p->closed && p->eof) ClosePeer(p, "the peer closed the connection");
+    if (!p->closed && p->eof)
+      ClosePeer(p, CloseReason::kPeerClosed, "the peer closed the connection");
   }
 }
 
 bool ZmtpRouter::NextMessageReady(Peer* peer) {
   if (peer->message_ready) return true;
+  // With no frame limit configured, each frame still costs kFrameCost of
+  // the message's size limit.
+  const uint64_t max_frames = options_.max_message_frames > 0
+                                  ? options_.max_message_frames
+                                  : std::max<uint64_t>(1, options_.max_message_size / kFrameCost);
   while (!peer->closed) {
     if (peer->stage != Peer::Stage::kTraffic) {
       if (!Handshake(peer)) return false;
@@ -418,12 +714,12 @@ bool ZmtpRouter::NextMessageReady(Peer* peer) {
       const auto parsed = zmtp::ParseFrameHeader(in.data(), in.size(), &h);
       if (parsed == zmtp::HeaderParse::kIncomplete) return false;
       if (parsed == zmtp::HeaderParse::kMalformed) {
-        ClosePeer(peer, "malformed frame header");
+        ClosePeer(peer, CloseReason::kProtocolError, "malformed frame header");
         return false;
       }
       if (h.command) {
         if (h.size > kMaxCommandSize) {
-          ClosePeer(peer, "command frame too large");
+          ClosePeer(peer, CloseReason::kProtocolError, "command frame too large");
           return false;
         }
         if (in.size() < h.header_size + h.size) return false;
@@ -442,24 +738,39 @@ bool ZmtpRouter::NextMessageReady(Peer* peer) {
       const auto parsed = zmtp::ParseFrameHeader(at, left, &h);
       if (parsed == zmtp::HeaderParse::kIncomplete) return false;
       if (parsed == zmtp::HeaderParse::kMalformed || h.command) {
-        ClosePeer(peer, "malformed frame inside a message");
+        ClosePeer(peer, CloseReason::kProtocolError, "malformed frame inside a message");
         return false;
       }
-      if (peer->scanned_body_bytes + h.size > options_.max_message_size) {
-        // Skip it as it streams in; the connection and whatever follows on
-        // it are unaffected.
+      const bool too_large = peer->scanned_body_bytes + h.size > options_.max_message_size;
+      const bool too_many = peer->scanned_frames + 1 > max_frames;
+      if (too_large || too_many) {
+        // Skip the message as it streams in, keeping only the current
+        // frame's remaining length: memory stays flat however long it
+        // goes on. The connection stays up: closing it would only make the
+        // peer reconnect (more work for us, not less), and a peer that sent
+        // one bad message keeps what it sends next, as with too large ones.
+        refusal::Record(too_many ? Reason::kTooManyFrames : Reason::kMessageTooLarge,
+                        peer->address.empty() ? peer->remote : peer->address,
+                        {{"remote", peer->remote},
+                         {"id", log::Hex(peer->id)},
+                         {too_many ? "max_message_frames" : "max_message_size",
+                          too_many ? max_frames : options_.max_message_size},
+                         {"action", "message skipped"}});
         peer->discarding = true;
+        peer->discard_too_many_frames = too_many;
         peer->discard_more = h.more;
         peer->discard_left = h.size;
         in.Consume(peer->scanned + h.header_size);
         peer->scanned = 0;
         peer->scanned_body_bytes = 0;
+        peer->scanned_frames = 0;
         if (!SkipOversized(peer)) return false;
         break;  // the next message starts at the head
       }
       if (left - h.header_size < h.size) return false;
       peer->scanned += h.header_size + static_cast<size_t>(h.size);
       peer->scanned_body_bytes += h.size;
+      ++peer->scanned_frames;
       if (!h.more) {
         peer->message_ready = true;
         return true;
@@ -483,7 +794,7 @@ bool ZmtpRouter::SkipOversized(Peer* peer) {
     const auto parsed = zmtp::ParseFrameHeader(in.data(), in.size(), &h);
     if (parsed == zmtp::HeaderParse::kIncomplete) return false;
     if (parsed == zmtp::HeaderParse::kMalformed || h.command) {
-      ClosePeer(peer, "malformed frame inside a message");
+      ClosePeer(peer, CloseReason::kProtocolError, "malformed frame inside a message");
       return false;
     }
     in.Consume(h.header_size);
@@ -491,26 +802,31 @@ bool ZmtpRouter::SkipOversized(Peer* peer) {
     peer->discard_more = h.more;
   }
   peer->discarding = false;
-  PLANTD_LOG_DEBUG("message larger than max_message_size skipped",
-                   {{"remote", peer->remote}, {"max_message_size", options_.max_message_size}});
-  if (options_.on_oversized) options_.on_oversized(peer->id);
+  if (peer->discard_too_many_frames && options_.on_too_many_frames) {
+    options_.on_too_many_frames(peer->id);
+  } else if (options_.on_oversized) {
+    options_.on_oversized(peer->id);
+  }
   return true;
+}
+
+void ZmtpRouter::RefuseHandshake(Peer* peer, const char* why) {
+  refusal::Record(Reason::kHandshakeFailed, peer->address.empty() ? peer->remote : peer->address,
+                  {{"remote", peer->remote}, {"why", why}});
+  ClosePeer(peer, CloseReason::kHandshakeFailed, why);
 }
 
 bool ZmtpRouter::Handshake(Peer* peer) {
   InputBuffer& in = peer->in;
   if (peer->stage == Peer::Stage::kGreeting) {
     if (!zmtp::SignatureLooksValid(in.data(), in.size())) {
-      PLANTD_LOG_INFO("connection refused: not a ZMTP peer", {{"remote", peer->remote}});
-      ClosePeer(peer, "bad signature");
+      RefuseHandshake(peer, "not a ZMTP peer");
       return false;
     }
     if (in.size() < zmtp::kGreetingSize) return false;
     const zmtp::GreetingError error = zmtp::CheckGreeting(in.data());
     if (error != zmtp::GreetingError::kNone) {
-      PLANTD_LOG_INFO("connection refused", {{"remote", peer->remote},
-                                             {"reason", zmtp::GreetingErrorText(error)}});
-      ClosePeer(peer, "bad greeting");
+      RefuseHandshake(peer, zmtp::GreetingErrorText(error));
       return false;
     }
     in.Consume(zmtp::kGreetingSize);
@@ -521,8 +837,7 @@ bool ZmtpRouter::Handshake(Peer* peer) {
   const auto parsed = zmtp::ParseFrameHeader(in.data(), in.size(), &h);
   if (parsed == zmtp::HeaderParse::kIncomplete) return false;
   if (parsed == zmtp::HeaderParse::kMalformed || !h.command || h.size > kMaxCommandSize) {
-    PLANTD_LOG_INFO("connection refused: no READY after the greeting", {{"remote", peer->remote}});
-    ClosePeer(peer, "no READY");
+    RefuseHandshake(peer, "no READY after the greeting");
     return false;
   }
   if (in.size() < h.header_size + h.size) return false;
@@ -530,28 +845,28 @@ bool ZmtpRouter::Handshake(Peer* peer) {
                               static_cast<size_t>(h.size));
   zmtp::PeerMetadata metadata;
   if (zmtp::CommandName(body) == "ERROR") {
-    PLANTD_LOG_INFO("connection refused by the peer", {{"remote", peer->remote}});
-    ClosePeer(peer, "peer sent ERROR");
+    RefuseHandshake(peer, "the peer sent ERROR");
     return false;
   }
-  const bool compatible =
-      zmtp::ParseReady(body, &metadata) &&
-      std::find(zmtp_.peer_types.begin(), zmtp_.peer_types.end(), metadata.socket_type) !=
-          zmtp_.peer_types.end();
+  const bool compatible = zmtp::ParseReady(body, &metadata) &&
+                          std::find(zmtp_.peer_types.begin(), zmtp_.peer_types.end(),
+                                    metadata.socket_type) != zmtp_.peer_types.end();
   if (!compatible) {
-    PLANTD_LOG_INFO("connection refused: incompatible socket type",
-                    {{"remote", peer->remote},
-                     {"socket_type", metadata.socket_type},
-                     {"ours", zmtp_.socket_type}});
+    PLANTD_LOG_DEBUG("incompatible socket type", {{"remote", peer->remote},
+                                                  {"socket_type", metadata.socket_type},
+                                                  {"ours", zmtp_.socket_type}});
+    const size_t before = peer->out.size();
     zmtp::AppendError(peer->out, "invalid socket type");
+    QueuedOutput(peer, peer->out.size() - before);
     WriteTo(peer);
-    ClosePeer(peer, "bad READY");
+    RefuseHandshake(peer, "incompatible socket type");
     return false;
   }
-  AssignRoutingId(peer, metadata.identity);
+  if (!AssignRoutingId(peer, metadata.identity)) return false;
   in.Consume(h.header_size + static_cast<size_t>(h.size));
   peer->stage = Peer::Stage::kTraffic;
-  PLANTD_LOG_TRACE("peer ready", {{"remote", peer->remote},
+  UnlinkHandshake(peer);
+  PLANTD_LOG_DEBUG("peer ready", {{"remote", peer->remote},
                                   {"socket_type", metadata.socket_type},
                                   {"id", log::Hex(peer->id)}});
   if (zmtp_.on_peer) zmtp_.on_peer(peer->id, true, peer->remote);
@@ -563,7 +878,14 @@ bool ZmtpRouter::HandleCommand(Peer* peer, const uint8_t* data, size_t size) {
   const std::string_view name = zmtp::CommandName(body);
   std::string_view context;
   if (zmtp::ParsePing(body, &context)) {
+    // RFC 37: a PONG says the connection is alive; one not yet sent says it
+    // as well as many, so a PING flood from a peer that does not read
+    // cannot grow a queue of PONGs.
+    if (peer->sent_position() < peer->pong_end) return true;
+    const size_t before = peer->out.size();
     zmtp::AppendPong(peer->out, context);
+    QueuedOutput(peer, peer->out.size() - before);
+    peer->pong_end = peer->out_base + peer->out.size();
     if (!peer->queued_flush) {
       peer->queued_flush = true;
       to_flush_.push_back(peer);
@@ -576,42 +898,90 @@ bool ZmtpRouter::HandleCommand(Peer* peer, const uint8_t* data, size_t size) {
     return !peer->closed;
   }
   if (name == "ERROR" || name == "READY") {
-    ClosePeer(peer, name == "ERROR" ? "peer sent ERROR" : "second READY");
+    ClosePeer(peer, CloseReason::kProtocolError,
+              name == "ERROR" ? "peer sent ERROR" : "second READY");
     return false;
   }
   return true;  // RFC 37: unknown commands are ignored
 }
 
-void ZmtpRouter::AssignRoutingId(Peer* peer, std::string_view requested) {
-  auto generate = [this] {
-    std::string id(5, '\0');  // a zero first byte, as libzmq's generated ids
-    while (true) {
-      const uint32_t n = next_id_++;
-      id[1] = static_cast<char>(n >> 24);
-      id[2] = static_cast<char>(n >> 16);
-      id[3] = static_cast<char>(n >> 8);
-      id[4] = static_cast<char>(n);
-      if (!by_id_.contains(id)) return id;
+std::string ZmtpRouter::GenerateRoutingId() {
+  // 5 bytes, a zero first byte, as libzmq generates them; the other four
+  // are random (getrandom(2)), so ids seen in one run say nothing about
+  // others. A peer may not choose an id starting with a zero byte, so these
+  // can never be claimed by a peer.
+  std::string id(5, '\0');
+  while (true) {
+    if (random_left_ < 4) {
+      size_t filled = 0;
+      while (filled < sizeof(random_pool_)) {
+        const ssize_t n = getrandom(random_pool_ + filled, sizeof(random_pool_) - filled, 0);
+        if (n > 0) {
+          filled += static_cast<size_t>(n);
+        } else if (errno != EINTR) {
+          // No getrandom(2) (a kernel older than 3.17): the C++ library's
+          // source, which reads /dev/urandom on Linux.
+          std::random_device device;
+          for (auto& b : random_pool_) b = static_cast<uint8_t>(device());
+          filled = sizeof(random_pool_);
+        }
+      }
+      random_left_ = sizeof(random_pool_);
     }
-  };
-  if (requested.empty()) {
-    peer->id = generate();
-  } else {
-    if (auto it = by_id_.find(requested); it != by_id_.end()) {
-      // Handover: the newest connection with an id gets it; the old one is
-      // left with a generated id nobody sends to.
-      Peer* old = it->second;
-      by_id_.erase(it);
-      old->id = generate();
-      by_id_.emplace(old->id, old);
-    }
-    peer->id = std::string(requested);
+    std::memcpy(id.data() + 1, random_pool_ + sizeof(random_pool_) - random_left_, 4);
+    random_left_ -= 4;
+    if (!by_id_.contains(id)) return id;
   }
+}
+
+bool ZmtpRouter::AssignRoutingId(Peer* peer, std::string_view requested) {
+  if (requested.empty()) {
+    peer->id = GenerateRoutingId();
+    by_id_.emplace(peer->id, peer);
+    return true;
+  }
+  if (requested.front() == '\0') {
+    // libzmq reserves ids starting with a zero byte for the ones it
+    // generates; a peer choosing one could only be aiming at another
+    // peer's generated id.
+    refusal::Record(Reason::kHandshakeFailed, peer->address.empty() ? peer->remote : peer->address,
+                    {{"remote", peer->remote},
+                     {"why", "Identity starts with a zero byte"},
+                     {"identity", log::Hex(requested)}});
+    ClosePeer(peer, CloseReason::kHandshakeFailed, "identity starts with a zero byte");
+    return false;
+  }
+  if (auto it = by_id_.find(requested); it != by_id_.end()) {
+    // No handover: the id belongs to the live connection that holds it, or
+    // anyone who learnt a worker's id could take its requests. The new
+    // connection is refused; a worker that really reconnected gets its id
+    // once its old connection has closed (TCP tells, or heartbeats do).
+    refusal::Record(Reason::kDuplicateIdentity,
+                    peer->address.empty() ? peer->remote : peer->address,
+                    {{"remote", peer->remote},
+                     {"identity", log::Hex(requested)},
+                     {"holder", it->second->remote},
+                     {"action", "new connection closed"}});
+    const size_t before = peer->out.size();
+    zmtp::AppendError(peer->out, "duplicate identity");
+    QueuedOutput(peer, peer->out.size() - before);
+    WriteTo(peer);
+    if (!peer->closed) ClosePeer(peer, CloseReason::kDuplicateIdentity, "duplicate identity");
+    return false;
+  }
+  peer->id = std::string(requested);
   by_id_.emplace(peer->id, peer);
+  return true;
 }
 
 // ---------------------------------------------------------------------------
 // Sending.
+
+void ZmtpRouter::QueuedOutput(Peer* peer, size_t bytes) {
+  // Output queued onto an empty buffer starts the write_timeout clock.
+  if (peer->pending_out() == bytes) peer->out_progress = now_;
+  buffered_ += static_cast<int64_t>(bytes);
+}
 
 bool ZmtpRouter::Send(zmq_msg_t* msg, bool more) {
   const size_t size = zmq_msg_size(msg);
@@ -623,9 +993,20 @@ bool ZmtpRouter::Send(zmq_msg_t* msg, bool more) {
       return false;
     }
     Peer* peer = it->second;
-    if (options_.send_hwm > 0 &&
-        peer->message_ends.size() >= static_cast<size_t>(options_.send_hwm)) {
+    // The high-water marks first: a caller that handles EAGAIN (the bus in
+    // drop mode) keeps a peer that is only slow.
+    const size_t pending = peer->pending_out();
+    if ((options_.send_hwm > 0 &&
+         peer->message_ends.size() >= static_cast<size_t>(options_.send_hwm)) ||
+        (options_.send_hwm_bytes > 0 && pending >= options_.send_hwm_bytes)) {
       errno = EAGAIN;
+      return false;
+    }
+    if (options_.max_out_bytes > 0 && pending >= options_.max_out_bytes) {
+      // A peer that does not read what it is sent: nothing more is queued
+      // for it, ever (nats-server's slow consumer).
+      CloseSlowConsumer(peer, CloseReason::kSlowConsumer, "output past max_out_bytes");
+      errno = EHOSTUNREACH;
       return false;
     }
     sending_ = peer;
@@ -635,8 +1016,9 @@ bool ZmtpRouter::Send(zmq_msg_t* msg, bool more) {
     const size_t n = zmtp::EncodeFrameHeader(header, size, more);
     peer->out.append(reinterpret_cast<const char*>(header), n);
     peer->out.append(data, size);
+    QueuedOutput(peer, n + size);
     if (!more) {
-      peer->message_ends.push_back(peer->out.size());
+      peer->message_ends.push_back(peer->out_base + peer->out.size());
       if (!peer->queued_flush) {
         peer->queued_flush = true;
         to_flush_.push_back(peer);
@@ -655,8 +1037,12 @@ bool ZmtpRouter::Send(zmq_msg_t* msg, bool more) {
 bool ZmtpRouter::CanSend(std::string_view routing_id) const {
   auto it = by_id_.find(routing_id);
   if (it == by_id_.end()) return false;
+  const Peer* peer = it->second;
+  const size_t pending = peer->pending_out();
+  if (options_.max_out_bytes > 0 && pending >= options_.max_out_bytes) return false;
+  if (options_.send_hwm_bytes > 0 && pending >= options_.send_hwm_bytes) return false;
   return options_.send_hwm <= 0 ||
-         it->second->message_ends.size() < static_cast<size_t>(options_.send_hwm);
+         peer->message_ends.size() < static_cast<size_t>(options_.send_hwm);
 }
 
 void ZmtpRouter::FlushAll() {
@@ -678,19 +1064,30 @@ bool ZmtpRouter::WriteTo(Peer* peer) {
                              peer->out.size() - peer->out_sent, MSG_NOSIGNAL);
     if (n > 0) {
       peer->out_sent += static_cast<size_t>(n);
-      while (!peer->message_ends.empty() && peer->message_ends.front() <= peer->out_sent) {
+      buffered_ -= n;
+      peer->out_progress = now_;
+      const uint64_t sent = peer->sent_position();
+      while (!peer->message_ends.empty() && peer->message_ends.front() <= sent) {
         peer->message_ends.pop_front();
       }
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      if (peer->out_sent >= kCompactOutputBytes && peer->out_sent >= peer->pending_out()) {
+        peer->out.erase(0, peer->out_sent);
+        peer->out_base += peer->out_sent;
+        peer->out_sent = 0;
+      }
       SetWantWrite(peer, true);
       return true;
     }
-    ClosePeer(peer, "send failed");
+    // A reset from the peer's side is its close, not our write failing.
+    const bool reset = n < 0 && (errno == EPIPE || errno == ECONNRESET);
+    ClosePeer(peer, reset ? CloseReason::kPeerClosed : CloseReason::kWriteError, "send failed");
     return false;
   }
+  peer->out_base += peer->out.size();
   peer->out.clear();
   peer->out_sent = 0;
   peer->message_ends.clear();
@@ -700,30 +1097,71 @@ bool ZmtpRouter::WriteTo(Peer* peer) {
 }
 
 void ZmtpRouter::SetWantWrite(Peer* peer, bool want) {
-  if (peer->want_write == want || peer->eof) return;
+  if (peer->want_write == want) return;
   peer->want_write = want;
-  epoll_event ev{};
-  ev.events = want ? (EPOLLIN | EPOLLOUT) : EPOLLIN;
-  ev.data.ptr = static_cast<Pollable*>(peer);
-  epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, peer->fd, &ev);
+  UpdateInterest(peer);
 }
 
-void ZmtpRouter::ClosePeer(Peer* peer, const char* why) {
+// Registers what the peer waits for: input unless it ended or the budget
+// is spent, output while some is pending.
+void ZmtpRouter::UpdateInterest(Peer* peer) {
+  if (peer->eof || peer->closed) return;  // no longer in the epoll set
+  const bool reading = !input_paused_;
+  epoll_event ev{};
+  ev.events = (reading ? uint32_t{EPOLLIN} : 0u) | (peer->want_write ? uint32_t{EPOLLOUT} : 0u);
+  ev.data.ptr = static_cast<Pollable*>(peer);
+  peer->reading = reading;
+  epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, peer->fd, &ev);
+  // Input that arrived while paused is announced again by level-triggered
+  // epoll once EPOLLIN is back.
+}
+
+void ZmtpRouter::CloseSlowConsumer(Peer* peer, CloseReason reason, const char* why) {
+  refusal::Record(Reason::kSlowConsumer, peer->address.empty() ? peer->remote : peer->address,
+                  {{"remote", peer->remote},
+                   {"id", log::Hex(peer->id)},
+                   {"pending_bytes", peer->pending_out()},
+                   {"why", why},
+                   {"action", "connection closed"}});
+  // An abortive close (RST): what the kernel still holds for a peer that
+  // does not read is dropped now, not trickled out to it at its pace.
+  const linger abort{.l_onoff = 1, .l_linger = 0};
+  setsockopt(peer->fd, SOL_SOCKET, SO_LINGER, &abort, sizeof(abort));
+  ClosePeer(peer, reason, why);
+}
+
+void ZmtpRouter::ClosePeer(Peer* peer, CloseReason reason, const char* why) {
   if (peer->closed) return;
   // Closed before the handshake finished, and not by its own end: refused.
   if (peer->stage != Peer::Stage::kTraffic && !peer->eof) ++refused_;
-  PLANTD_LOG_TRACE("connection closed", {{"remote", peer->remote}, {"reason", why}});
+  CountClose(reason);
+  PLANTD_LOG_DEBUG(
+      "connection closed",
+      {{"remote", peer->remote}, {"reason", CloseReasonName(reason)}, {"detail", why}});
   peer->closed = true;
-  if (peer->stage == Peer::Stage::kTraffic && zmtp_.on_peer) {
-    zmtp_.on_peer(peer->id, false, peer->remote);
+  if (peer->stage == Peer::Stage::kTraffic) {
+    if (zmtp_.on_peer) zmtp_.on_peer(peer->id, false, peer->remote);
+    if (auto it = by_id_.find(peer->id); it != by_id_.end() && it->second == peer) {
+      disconnected_.push_back(peer->id);
+    }
   }
-  epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, peer->fd, nullptr);
+  UnlinkHandshake(peer);
+  if (!peer->eof) epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, peer->fd, nullptr);
   ::close(peer->fd);
+  if (peer->admitted) {
+    budget_->ReleaseConnection(peer->address);
+    peer->admitted = false;
+  }
+  // Its buffers are freed now, not when the object goes.
+  peer->in.Release();
+  buffered_ -= static_cast<int64_t>(peer->pending_out());
+  std::string().swap(peer->out);
+  peer->out_sent = 0;
   if (auto it = by_id_.find(peer->id); it != by_id_.end() && it->second == peer) by_id_.erase(it);
   if (receiving_ == peer) receiving_ = nullptr;
   if (sending_ == peer) sending_ = nullptr;  // the rest of that message is dropped
-  std::erase(readable_, peer);
-  std::erase(to_flush_, peer);
+  if (peer->queued_readable) std::erase(readable_, peer);
+  if (peer->queued_flush) std::erase(to_flush_, peer);
   // Swap-remove from peers_; the object lives on in closed_ until the next
   // Wait(), because this round's epoll events may still name it.
   const size_t i = peer->index;
@@ -747,15 +1185,18 @@ void ZmtpRouter::Close(milliseconds linger) {
       }
     }
     if (pending.empty()) break;
-    const auto left =
-        std::chrono::duration_cast<milliseconds>(deadline - Clock::now()).count() + 1;
+    const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now()).count() + 1;
     if (::poll(pending.data(), pending.size(), static_cast<int>(left)) <= 0) break;
     for (size_t i = 0; i < pending.size(); ++i) {
       if (pending[i].revents != 0 && !owners[i]->closed) WriteTo(owners[i]);
     }
   }
-  while (!peers_.empty()) ClosePeer(peers_.back().get(), "closing");
+  while (!peers_.empty()) ClosePeer(peers_.back().get(), CloseReason::kShutdown, "closing");
   closed_.clear();
+  // Everything is given back to the shared budget.
+  budget_->Adjust(-reported_);
+  reported_ = 0;
+  buffered_ = 0;
   for (auto& l : listeners_) {
     ::close(l->fd);
     if (!l->ipc_path.empty()) ::unlink(l->ipc_path.c_str());
@@ -763,6 +1204,12 @@ void ZmtpRouter::Close(milliseconds linger) {
   listeners_.clear();
   ::close(epoll_fd_);
   epoll_fd_ = -1;
+}
+
+void ZmtpRouter::TakeDisconnected(std::vector<std::string>* routing_ids) {
+  if (disconnected_.empty()) return;
+  for (std::string& id : disconnected_) routing_ids->push_back(std::move(id));
+  disconnected_.clear();
 }
 
 }  // namespace plantd::transport

@@ -11,10 +11,23 @@
 // With ZmtpOptions it plays another role: the buses use it as an XPUB, so
 // that each subscriber's queue, and each message it loses, is visible.
 // As with libzmq's ROUTER: peers get a 5-byte routing id unless they set one
-// (ZMQ_ROUTING_ID); a peer reconnecting with an id in use takes it over;
-// sending to an unknown peer fails with EHOSTUNREACH, to a peer with
-// send_hwm messages not yet written with EAGAIN. Unlike libzmq, a message larger than
-// max_message_size is skipped and reported, and its sender stays connected.
+// (ZMQ_ROUTING_ID); sending to an unknown peer fails with EHOSTUNREACH, to a
+// peer with send_hwm messages (or send_hwm_bytes) not yet written with EAGAIN.
+//
+// Unlike libzmq, nothing a peer does can make it grow without bound:
+//  - a routing id belongs to one live connection: a second connection
+//    announcing it is refused (no handover); generated ids are random, start
+//    with a zero byte, and a peer may not choose one that does;
+//  - a message over max_message_size or max_message_frames is skipped as it
+//    arrives, and its sender stays connected;
+//  - output to a peer past max_out_bytes, or stuck for write_timeout, closes
+//    that connection; a PING is answered by at most one unsent PONG;
+//  - a connection must finish its handshake within handshake_timeout;
+//  - connections and buffered bytes are counted in a BufferBudget shared by
+//    every native socket of the process: past its byte limit reading pauses
+//    everywhere, past its connection limits the oldest connection still in
+//    its handshake goes first, else the new one is refused.
+// Every refusal goes through refusal::Record (counted and logged).
 // Not provided: CURVE/PLAIN security,
 // ZMTP 1.0/2.0 peers (libzmq older than 4.0), tcp:// on interface names.
 #pragma once
@@ -29,6 +42,7 @@
 #include <vector>
 
 #include "common/string_map.h"
+#include "transport/close_reason.h"
 #include "transport/router_socket.h"
 
 namespace plantd::transport {
@@ -42,12 +56,17 @@ class ZmtpRouter final : public RouterSocket {
 
   Status Bind(const std::string& address) override;
   void Wait(std::chrono::milliseconds timeout) override;
+  void SetWakeFd(int fd) override;
   bool Receive(zmq_msg_t* msg, bool* more) override;
   bool Send(zmq_msg_t* msg, bool more) override;
+  void TakeDisconnected(std::vector<std::string>* routing_ids) override;
+  std::string RemoteAddress(std::string_view routing_id) const override;
   void Close(std::chrono::milliseconds linger) override;
 
   // Connected peers that finished the handshake (for tests and status).
   size_t peer_count() const { return by_id_.size(); }
+  // Bytes this socket holds in its buffers (input and output).
+  int64_t buffered_bytes() const { return buffered_; }
   Stats stats() const override {
     return {.connections = static_cast<int64_t>(by_id_.size()), .refused = refused_};
   }
@@ -64,9 +83,14 @@ class ZmtpRouter final : public RouterSocket {
   struct Pollable;
   struct Listener;
   struct Peer;
+  using Clock = std::chrono::steady_clock;
 
   void Accept(Listener* listener);
-  void ReadFrom(Peer* peer);
+  // Counts a new connection in the budget, evicting the oldest connection
+  // still in its handshake when a limit is reached; false when refused.
+  bool Admit(const std::string& address, const std::string& remote);
+  bool EvictOldestHandshake(std::string_view address, const char* why);
+  void ReadFrom(Peer* peer, bool hangup = false);
   bool WriteTo(Peer* peer);  // false when the peer was closed
   void FlushAll();
   // Consumes handshake and command frames at the head of the peer's input;
@@ -74,27 +98,56 @@ class ZmtpRouter final : public RouterSocket {
   bool NextMessageReady(Peer* peer);
   bool SkipOversized(Peer* peer);
   bool Handshake(Peer* peer);
+  void RefuseHandshake(Peer* peer, const char* why);
   bool HandleCommand(Peer* peer, const uint8_t* body, size_t size);
-  void AssignRoutingId(Peer* peer, std::string_view requested);
-  void ClosePeer(Peer* peer, const char* why);
+  bool AssignRoutingId(Peer* peer, std::string_view requested);
+  std::string GenerateRoutingId();
+  // Every close of an accepted connection goes through here: counted and
+  // logged at debug with its reason (transport/close_reason.h).
+  void ClosePeer(Peer* peer, CloseReason reason, const char* why);
+  void CloseSlowConsumer(Peer* peer, CloseReason reason, const char* why);
+  void UpdateInterest(Peer* peer);
   void SetWantWrite(Peer* peer, bool want);
+  void QueuedOutput(Peer* peer, size_t bytes);
+  // Back-pressure from the shared budget, and the periodic checks.
+  void UpdateBudget();
+  void Sweep();
+  void ReclaimUnfinishedInput();
+  void LinkHandshake(Peer* peer);
+  void UnlinkHandshake(Peer* peer);
 
   const RouterOptions options_;
   const ZmtpOptions zmtp_;
+  std::shared_ptr<BufferBudget> budget_;
   int epoll_fd_ = -1;
+  int wake_fd_ = -1;  // in the epoll set with a null data.ptr
   std::vector<std::unique_ptr<Listener>> listeners_;
-  std::vector<std::unique_ptr<Peer>> peers_;    // every open connection
-  std::vector<std::unique_ptr<Peer>> closed_;   // freed at the next Wait()
-  StringMap<Peer*> by_id_;                       // routing id -> peer
-  std::deque<Peer*> readable_;                   // may hold a whole message
-  std::vector<Peer*> to_flush_;                  // output waiting for send()
-  Peer* receiving_ = nullptr;  // the peer whose message Receive() is handing out
+  std::vector<std::unique_ptr<Peer>> peers_;   // every open connection
+  std::vector<std::unique_ptr<Peer>> closed_;  // freed at the next Wait()
+  StringMap<Peer*> by_id_;                     // routing id -> peer
+  std::deque<Peer*> readable_;                 // may hold a whole message
+  std::vector<Peer*> to_flush_;                // output waiting for send()
+  std::vector<std::string> disconnected_;      // for TakeDisconnected()
+  // Connections still in their handshake, oldest first (intrusive list).
+  Peer* handshake_head_ = nullptr;
+  Peer* handshake_tail_ = nullptr;
+  Peer* receiving_ = nullptr;       // the peer whose message Receive() is handing out
   bool receiving_started_ = false;  // its routing id went out already
-  Peer* sending_ = nullptr;    // the peer of the message Send() is building
+  Peer* sending_ = nullptr;         // the peer of the message Send() is building
   bool sending_started_ = false;
-  uint32_t next_id_;
   uint64_t refused_ = 0;  // handshakes that failed
-  std::chrono::steady_clock::time_point accept_paused_until_{};
+  // Bytes held in all peers' buffers, and how much of that the budget knows.
+  int64_t buffered_ = 0;
+  int64_t reported_ = 0;
+  bool input_paused_ = false;         // the budget is exhausted: no peer is read
+  Clock::time_point paused_since_{};  // or since the last eviction for it
+  Clock::time_point now_{};           // as of the start of this turn of Wait()
+  Clock::time_point next_sweep_{};
+  Clock::time_point next_write_sweep_{};
+  Clock::time_point accept_paused_until_{};
+  Clock::time_point accept_warned_{};
+  uint8_t random_pool_[64];
+  size_t random_left_ = 0;
   std::vector<epoll_event> events_;
 };
 

@@ -3,6 +3,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -10,6 +11,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <random>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -19,17 +22,33 @@ namespace plantd::test {
 
 using namespace std::chrono_literals;
 
+// Ports come from below the kernel's ephemeral range (32768 and up on
+// Debian), so an outgoing connection of this or another test cannot take one
+// between this check and the broker's bind; and a port is handed out once per
+// process, so two calls in a row never name the same port (bind-to-0 can).
 int FreeTcpPort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
+  constexpr int kFirst = 20000;
+  constexpr int kCount = 12000;
+  static std::set<int> handed_out;
+  static std::mt19937 random(static_cast<unsigned>(getpid()) ^
+                             static_cast<unsigned>(
+                                 std::chrono::steady_clock::now().time_since_epoch().count()));
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    const int port = kFirst + static_cast<int>(random() % kCount);
+    if (handed_out.count(port) != 0) continue;
+    const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    const bool free = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+    close(fd);
+    if (free) {
+      handed_out.insert(port);
+      return port;
+    }
+  }
+  return 0;  // the broker then fails to start and the test says why
 }
 
 std::string TcpEndpoint(int port) { return "tcp://127.0.0.1:" + std::to_string(port); }
@@ -67,7 +86,8 @@ std::string TempDir::Write(const std::string& name, const std::string& content) 
 namespace {
 
 int Spawn(const std::string& program, const std::vector<std::string>& args,
-          const std::map<std::string, std::string>& env, const std::string& output_path) {
+          const std::map<std::string, std::string>& env, const std::string& output_path,
+          uint64_t max_file_bytes = 0) {
   std::vector<std::string> env_strings = {"PATH=/usr/bin:/bin"};
   // Sanitizer settings reach the broker too, so its reports fail the test.
   for (const char* name : {"ASAN_OPTIONS", "UBSAN_OPTIONS", "TSAN_OPTIONS", "LSAN_OPTIONS"}) {
@@ -86,6 +106,10 @@ int Spawn(const std::string& program, const std::vector<std::string>& args,
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);
+  if (max_file_bytes > 0) {
+    const rlimit limit{.rlim_cur = max_file_bytes, .rlim_max = RLIM_INFINITY};
+    if (setrlimit(RLIMIT_FSIZE, &limit) != 0) _exit(126);
+  }
   std::vector<char*> argv;
   std::string binary = program.empty() ? std::string(PLANTD_BROKER_BINARY) : program;
   argv.push_back(binary.data());
@@ -130,7 +154,14 @@ bool BrokerProcess::Start(const Options& options) {
     args.push_back("--config");
     args.push_back(dir_.Write("broker.yaml", options.config_yaml));
   }
-  pid_ = Spawn(options.binary, args, options.env, output_path_);
+  std::map<std::string, std::string> env = options.env;
+  // The durable request store: one file per broker (not ./data in the
+  // test's directory, shared by every test) unless the test chose one.
+  if (options.binary.empty() && !env.contains("PLANTD_BROKER_STORE_PATH") &&
+      options.config_yaml.find("store:") == std::string::npos) {
+    env["PLANTD_BROKER_STORE_PATH"] = dir_.path() + "/store.db";
+  }
+  pid_ = Spawn(options.binary, args, env, output_path_, options.max_file_bytes);
   if (!options.wait_ready) return true;
   const auto deadline = std::chrono::steady_clock::now() + 10s;
   while (std::chrono::steady_clock::now() < deadline) {
@@ -242,6 +273,7 @@ std::optional<Frames> RawPeer::Recv(std::chrono::milliseconds timeout) {
 
 bool IsHeartbeat(const Frames& f) {
   if (f.size() == 2 && f[0] == "MDPW02") return f[1] == Byte(0x05) || f[1] == "HEARTBEAT";
+  if (f.size() == 3 && f[0].empty() && f[1] == "MDPW02") return f[2] == Byte(0x05);  // majortomo
   return f.size() == 3 && f[0].empty() && f[1] == "MDPW01" && f[2] == Byte(0x04);
 }
 

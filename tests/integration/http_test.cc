@@ -258,7 +258,7 @@ TEST_F(HttpTest, GrafanaDashboardQueriesOnlyExportedMetrics) {
   std::ifstream file(std::string(PLANTD_SOURCE_DIR) + "/deploy/grafana-dashboard.json");
   ASSERT_TRUE(file.good());
   const json dashboard = json::parse(file);
-  const std::regex name(R"((plantd_broker_[a-z_]+|process_[a-z_]+))");
+  const std::regex name(R"((plantd_[a-z_]+|process_[a-z_]+))");
   int checked = 0;
   for (const json& panel : dashboard["panels"]) {
     for (const json& target : panel["targets"]) {

@@ -12,7 +12,9 @@
 #include "plantd/bus/bus.h"
 #include "plantd/mdp/async_client.h"
 #include "plantd/mdp/client.h"
+#include "mdp/protocol.h"
 #include "plantd/mdp/worker.h"
+#include "raw_zmtp.h"
 #include "support.h"
 
 namespace plantd::test {
@@ -125,6 +127,153 @@ TEST_F(LibTest, ClientSaysWhenNoBrokerIsReachable) {
   auto reply = client.Request("lib.echo", {"x"});
   ASSERT_FALSE(reply.ok());
   EXPECT_EQ(reply.status().code(), Status::Code::kUnavailable) << reply.status().message();
+}
+
+// libplantd's public API returns errors as values: a malformed endpoint
+// (cppzmq throws zmq::error_t for it) comes back as kInvalidArgument naming
+// the endpoint, from every class, and nothing throws.
+TEST_F(LibTest, MalformedEndpointsAreErrorValuesNeverExceptions) {
+  const std::string bad = "tcp://127.0.0.1:not-a-port";
+  const std::string unknown_transport = "carrier-pigeon://coop";
+  auto expect_invalid = [&](const Status& s, const std::string& endpoint) {
+    EXPECT_EQ(s.code(), Status::Code::kInvalidArgument) << s.message();
+    EXPECT_NE(s.message().find(endpoint), std::string::npos) << s.message();
+  };
+
+  EXPECT_NO_THROW({
+    mdp::Client client(mdp::ClientOptions{.endpoints = {bad}, .timeout = 100ms});
+    auto reply = client.Request("lib.echo", {"x"});
+    ASSERT_FALSE(reply.ok());
+    expect_invalid(reply.status(), bad);
+  });
+
+  EXPECT_NO_THROW({
+    mdp::AsyncClient client(mdp::ClientOptions{.endpoints = {unknown_transport}});
+    expect_invalid(client.status(), unknown_transport);
+    std::optional<Status> got;
+    client.Send("lib.echo", {"x"}, [&](Result<Frames> r) { got = r.status(); });
+    EXPECT_FALSE(got.has_value()) << "a callback ran inside Send";
+    EXPECT_EQ(client.Drain(1s), 0u);
+    ASSERT_TRUE(got.has_value());
+    expect_invalid(*got, unknown_transport);
+  });
+
+  EXPECT_NO_THROW({
+    mdp::Worker worker(mdp::WorkerOptions{.endpoints = {bad}, .service = "lib.echo"});
+    expect_invalid(worker.status(), bad);
+    const auto start = std::chrono::steady_clock::now();
+    EXPECT_FALSE(worker.Receive(5s).has_value());
+    worker.Serve([](const mdp::WorkerRequest& r) { return r.body; });  // returns, no spinning
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 1s) << "waited on no broker at all";
+    mdp::Worker nowhere(mdp::WorkerOptions{.endpoints = {}, .service = "lib.echo"});
+    EXPECT_EQ(nowhere.status().code(), Status::Code::kInvalidArgument);
+  });
+
+  EXPECT_NO_THROW({
+    bus::Publisher publisher(bad);
+    expect_invalid(publisher.status(), bad);
+    expect_invalid(publisher.Publish("t", {"x"}), bad);
+    bus::Subscriber subscriber(unknown_transport, {"t"});
+    expect_invalid(subscriber.status(), unknown_transport);
+    expect_invalid(subscriber.Subscribe("u"), unknown_transport);
+    EXPECT_FALSE(subscriber.Receive(10ms).has_value());
+  });
+}
+
+// A worker given a good and a bad endpoint serves through the good one and
+// says what was wrong with the other.
+TEST_F(LibTest, AWorkerServesTheBrokersItCanReachAndNamesTheBadEndpoint) {
+  StartBroker();
+  const std::string bad = "tcp://127.0.0.1:not-a-port";
+  std::atomic<bool> status_named_bad{false};
+  threads_.emplace_back([&] {
+    mdp::WorkerOptions o = WorkerFor("lib.half");
+    o.endpoints.push_back(bad);
+    mdp::Worker w(o);
+    status_named_bad = w.status().code() == Status::Code::kInvalidArgument &&
+                       w.status().message().find(bad) != std::string::npos;
+    while (!stop_) {
+      if (auto r = w.Receive(50ms)) (void)w.Reply(*r, r->body);
+    }
+  });
+  WaitForService("lib.half");
+  mdp::Client client(ClientFor());
+  auto reply = client.Request("lib.half", {"ok"});
+  StopWorkers();
+  ASSERT_TRUE(reply.ok()) << reply.status().message();
+  EXPECT_EQ(reply.value(), Frames{"ok"});
+  EXPECT_TRUE(status_named_bad);
+}
+
+// A broker that answers and closes the connection at once, as a draining
+// one does, must not lose the answer. With ZMQ_IMMEDIATE on the client's
+// socket, libzmq terminated the connection's pipe on the close and with it a
+// reply that had arrived but was not yet read.
+TEST_F(LibTest, AReplyFollowedAtOnceByACloseIsNotLost) {
+  const int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(listener, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  ASSERT_EQ(listen(listener, 8), 0);
+  socklen_t length = sizeof(address);
+  getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length);
+  const int port = ntohs(address.sin_port);
+
+  constexpr int kRounds = 30;
+  // A one-shot ROUTER in raw ZMTP: handshake, read the request, send the
+  // FINAL reply and close in the same breath.
+  std::thread broker([listener] {
+    for (int round = 0; round < kRounds; ++round) {
+      pollfd p{listener, POLLIN, 0};
+      if (poll(&p, 1, 5000) <= 0) return;
+      const int fd = accept(listener, nullptr, nullptr);
+      if (fd < 0) return;
+      std::string hello;
+      transport::zmtp::AppendGreeting(hello);
+      transport::zmtp::AppendReady(hello, "ROUTER");
+      std::string in;
+      char buffer[4096];
+      const std::string service = "lib.drain";
+      const auto deadline = std::chrono::steady_clock::now() + 5s;
+      bool asked = SendAll(fd, hello);
+      while (asked && in.find(service) == std::string::npos &&
+             std::chrono::steady_clock::now() < deadline) {
+        pollfd q{fd, POLLIN, 0};
+        if (poll(&q, 1, 100) <= 0) continue;
+        const ssize_t n = recv(fd, buffer, sizeof(buffer), 0);
+        if (n <= 0) asked = false;
+        if (n > 0) in.append(buffer, static_cast<size_t>(n));
+      }
+      if (asked) {
+        std::string reply;
+        transport::zmtp::AppendFrame(reply, mdp::kClientHeader02, true);
+        transport::zmtp::AppendFrame(reply, std::string(1, static_cast<char>(mdp::v02::kClientFinal)),
+                                     true);
+        transport::zmtp::AppendFrame(reply, service, true);
+        transport::zmtp::AppendFrame(reply, "answer " + std::to_string(round), false);
+        (void)SendAll(fd, reply);
+      }
+      close(fd);
+    }
+  });
+
+  int answered = 0;
+  std::string first_error;
+  for (int round = 0; round < kRounds; ++round) {
+    mdp::Client client(
+        mdp::ClientOptions{.endpoints = {TcpEndpoint(port)}, .timeout = 2000ms, .attempts = 1});
+    auto reply = client.Request("lib.drain", {"x"});
+    if (reply.ok() && reply.value() == Frames{"answer " + std::to_string(round)}) {
+      ++answered;
+    } else if (first_error.empty()) {
+      first_error = reply.ok() ? "a wrong reply" : reply.status().message();
+    }
+  }
+  broker.join();
+  close(listener);
+  EXPECT_EQ(answered, kRounds) << "first loss: " << first_error;
 }
 
 TEST_F(LibTest, PartialRepliesStreamToTheCallback) {

@@ -1,5 +1,6 @@
 // The plantd-broker process as an operator meets it: flags, exit codes,
 // signals, start-up errors.
+#include <httplib.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -9,6 +10,8 @@
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
+#include <atomic>
+#include <functional>
 #include <sstream>
 #include <thread>
 
@@ -226,6 +229,207 @@ TEST(Lifecycle, SigtermSendsDisconnectToWorkers) {
   }
   EXPECT_TRUE(disconnected);
   EXPECT_EQ(broker.WaitExit(5s), std::optional<int>(0));
+}
+
+}  // namespace
+}  // namespace plantd::test
+
+namespace plantd::test {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+long Millis(Clock::duration d) {
+  return static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(d).count());
+}
+
+// An echo worker on its own thread that answers after `delay` (or never,
+// when `answer` is false), heartbeating all along, and records whether the
+// broker sent it DISCONNECT.
+class SlowWorker {
+ public:
+  SlowWorker(zmq::context_t& ctx, const std::string& endpoint, std::chrono::milliseconds delay,
+             bool answer = true)
+      : peer_(ctx, endpoint) {
+    peer_.Send({"MDPW02", Byte(0x01), "slow"});
+    thread_ = std::thread([this, delay, answer] {
+      while (!stop_.load()) {
+        auto f = peer_.Recv(20ms);
+        if (!f) continue;
+        if (*f == Frames{"MDPW02", Byte(0x06)}) {
+          disconnected_.store(true);
+          continue;
+        }
+        if (IsHeartbeat(*f)) {
+          peer_.Send({"MDPW02", Byte(0x05)});
+          continue;
+        }
+        if (f->size() >= 4 && (*f)[1] == Byte(0x02)) {
+          received_.store(true);
+          if (!answer) continue;
+          std::this_thread::sleep_for(delay);
+          peer_.Send({"MDPW02", Byte(0x04), (*f)[2], "", "answered"});
+        }
+      }
+    });
+  }
+  ~SlowWorker() {
+    stop_.store(true);
+    thread_.join();
+  }
+  bool received() const { return received_.load(); }
+  bool disconnected() const { return disconnected_.load(); }
+
+ private:
+  RawPeer peer_;
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> received_{false};
+  std::atomic<bool> disconnected_{false};
+  std::thread thread_;
+};
+
+bool WaitFor(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  while (!condition()) {
+    if (Clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(5ms);
+  }
+  return true;
+}
+
+// With idle peers of every kind connected (a worker, a client, a bus
+// publisher and subscriber, an HTTP keep-alive connection), SIGTERM exits
+// within a second.
+TEST(Lifecycle, SigtermWithIdlePeersConnectedExitsWithinOneSecond) {
+  const int client_port = FreeTcpPort();
+  const int worker_port = FreeTcpPort();
+  const int http_port = FreeTcpPort();
+  const int backend = FreeTcpPort();
+  const int frontend = FreeTcpPort();
+  BrokerProcess broker;
+  ASSERT_TRUE(broker.Start(
+      {.config_yaml = "endpoint: " + TcpEndpoint(client_port) + "\nclient_endpoint: " +
+                      TcpEndpoint(worker_port) + "\nhealth:\n  bind: 127.0.0.1\n  port: " +
+                      std::to_string(http_port) + "\nbuses:\n  - name: data\n    backend: " +
+                      TcpEndpoint(backend) + "\n    frontend: " + TcpEndpoint(frontend) + "\n"}))
+      << broker.Output();
+  zmq::context_t ctx;
+  RawPeer worker(ctx, TcpEndpoint(worker_port));
+  worker.Send({"MDPW02", Byte(0x01), "idle"});
+  RawPeer client(ctx, TcpEndpoint(client_port));
+  client.Send({"MDPC02", Byte(0x01), "mmi.service", "idle"});
+  auto answer = client.Recv(5s);
+  ASSERT_TRUE(answer.has_value());
+  ASSERT_EQ(answer->back(), "200");  // the worker is registered
+  zmq::socket_t pub(ctx, zmq::socket_type::pub);
+  pub.set(zmq::sockopt::linger, 0);
+  pub.connect(TcpEndpoint(backend));
+  zmq::socket_t sub(ctx, zmq::socket_type::sub);
+  sub.set(zmq::sockopt::linger, 0);
+  sub.set(zmq::sockopt::subscribe, "");
+  sub.connect(TcpEndpoint(frontend));
+  httplib::Client http("127.0.0.1", http_port);
+  http.set_keep_alive(true);
+  auto live = http.Get("/livez");
+  ASSERT_TRUE(live);
+  ASSERT_EQ(live->status, 200);
+  std::this_thread::sleep_for(100ms);  // every connection settled
+
+  const auto start = Clock::now();
+  broker.Signal(SIGTERM);
+  auto status = broker.WaitExit(10s);
+  const auto took = Clock::now() - start;
+  ASSERT_TRUE(status.has_value()) << broker.Output();
+  EXPECT_EQ(*status, 0) << broker.Output();
+  EXPECT_LT(took, 1s) << "SIGTERM to exit: " << Millis(took) << " ms\n" << broker.Output();
+  std::printf("SIGTERM to exit with idle peers: %ld ms\n", Millis(took));
+}
+
+// SIGTERM while a worker holds a request: the reply still reaches the
+// client; a new request and a queued one are refused with 503
+// shutting_down; the worker gets DISCONNECT; the broker exits as soon as
+// nothing is in flight.
+TEST(Lifecycle, SigtermFinishesRequestsInFlightWithinTheGrace) {
+  const int client_port = FreeTcpPort();
+  const int worker_port = FreeTcpPort();
+  BrokerProcess broker;
+  ASSERT_TRUE(broker.Start({.config_yaml = LocalConfig(client_port, worker_port)}));
+  zmq::context_t ctx;
+  SlowWorker worker(ctx, TcpEndpoint(worker_port), 600ms);
+  RawPeer client(ctx, TcpEndpoint(client_port));
+  // Until the worker is registered, mmi.service says 404.
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        client.Send({"MDPC02", Byte(0x01), "mmi.service", "slow"});
+        auto f = client.Recv(2s);
+        return f && f->back() == "200";
+      },
+      5s));
+  client.Send({"MDPC02", Byte(0x01), "slow", "job"});
+  ASSERT_TRUE(WaitFor([&] { return worker.received(); }, 5s));
+  RawPeer queued(ctx, TcpEndpoint(client_port));
+  queued.Send({"MDPC02", Byte(0x01), "nobody.serves.this", "job"});
+  std::this_thread::sleep_for(100ms);  // queued before the signal
+
+  const auto start = Clock::now();
+  broker.Signal(SIGTERM);
+  auto dropped = queued.Recv(2s);
+  ASSERT_TRUE(dropped.has_value()) << broker.Output();
+  EXPECT_EQ(*dropped, (Frames{"MDPC02", Byte(0x03), "nobody.serves.this", "503",
+                              "shutting_down"}));
+  RawPeer late(ctx, TcpEndpoint(client_port));
+  late.Send({"MDPC02", Byte(0x01), "slow", "too late"});
+  auto refused = late.Recv(2s);
+  ASSERT_TRUE(refused.has_value());
+  EXPECT_EQ(*refused, (Frames{"MDPC02", Byte(0x03), "slow", "503", "shutting_down"}));
+
+  auto reply = client.Recv(5s);
+  ASSERT_TRUE(reply.has_value()) << broker.Output();
+  EXPECT_EQ(*reply, (Frames{"MDPC02", Byte(0x03), "slow", "answered"}));
+  auto status = broker.WaitExit(5s);
+  const auto took = Clock::now() - start;
+  ASSERT_TRUE(status.has_value()) << broker.Output();
+  EXPECT_EQ(*status, 0);
+  EXPECT_TRUE(WaitFor([&] { return worker.disconnected(); }, 1s));
+  // The worker answered 600 ms after it got the job, before the signal:
+  // the broker left soon after the reply, not at the end of the grace.
+  EXPECT_LT(took, 1500ms) << Millis(took) << " ms\n" << broker.Output();
+  std::printf("SIGTERM to exit with a reply in flight: %ld ms\n", Millis(took));
+}
+
+// A worker that never answers: the broker waits out shutdown_grace (5 s by
+// default), then tells the client and exits.
+TEST(Lifecycle, SigtermGivesUpOnUnansweredRequestsAfterTheGrace) {
+  const int client_port = FreeTcpPort();
+  const int worker_port = FreeTcpPort();
+  BrokerProcess broker;
+  ASSERT_TRUE(broker.Start({.config_yaml = LocalConfig(client_port, worker_port)}));
+  zmq::context_t ctx;
+  SlowWorker worker(ctx, TcpEndpoint(worker_port), 0ms, /*answer=*/false);
+  RawPeer client(ctx, TcpEndpoint(client_port));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        client.Send({"MDPC02", Byte(0x01), "mmi.service", "slow"});
+        auto f = client.Recv(2s);
+        return f && f->back() == "200";
+      },
+      5s));
+  client.Send({"MDPC02", Byte(0x01), "slow", "job"});
+  ASSERT_TRUE(WaitFor([&] { return worker.received(); }, 5s));
+
+  const auto start = Clock::now();
+  broker.Signal(SIGTERM);
+  auto reply = client.Recv(8s);
+  ASSERT_TRUE(reply.has_value()) << broker.Output();
+  EXPECT_EQ(*reply, (Frames{"MDPC02", Byte(0x03), "slow", "503", "shutting_down"}));
+  auto status = broker.WaitExit(3s);
+  const auto took = Clock::now() - start;
+  ASSERT_TRUE(status.has_value()) << broker.Output();
+  EXPECT_EQ(*status, 0);
+  EXPECT_GE(took, 4500ms);
+  EXPECT_LT(took, 6500ms) << Millis(took) << " ms";
+  EXPECT_TRUE(WaitFor([&] { return worker.disconnected(); }, 1s));
+  EXPECT_NE(broker.Output().find("shutdown grace over"), std::string::npos) << broker.Output();
 }
 
 }  // namespace

@@ -10,10 +10,19 @@
 
 namespace plantd::test {
 
-enum class Dialect { kMdp01, kMdp02, kPlantd };
+// kMajortomo: the frames of the Python majortomo library (client.py and
+// worker.py): 0.2 headers and bytes, a leading empty frame on everything, a
+// client REQUEST of 0x02 and client replies 0x03/0x04 without a service frame.
+enum class Dialect { kMdp01, kMdp02, kPlantd, kMajortomo };
 
 inline const char* Name(Dialect d) {
-  return d == Dialect::kMdp01 ? "Mdp01" : d == Dialect::kMdp02 ? "Mdp02" : "Plantd";
+  switch (d) {
+    case Dialect::kMdp01: return "Mdp01";
+    case Dialect::kMdp02: return "Mdp02";
+    case Dialect::kPlantd: return "Plantd";
+    case Dialect::kMajortomo: return "Majortomo";
+  }
+  return "?";
 }
 
 inline void PrintTo(Dialect d, std::ostream* os) { *os << Name(d); }
@@ -30,6 +39,7 @@ class TestClient {
       case Dialect::kMdp01: f = {"", "MDPC01", service}; break;
       case Dialect::kMdp02: f = {"MDPC02", Byte(0x01), service}; break;
       case Dialect::kPlantd: f = {"", "MDPC02", "REQUEST", service}; break;
+      case Dialect::kMajortomo: f = {"", "MDPC02", Byte(0x02), service}; break;
     }
     f.insert(f.end(), body.begin(), body.end());
     peer_.Send(f);
@@ -37,7 +47,7 @@ class TestClient {
 
   struct Reply {
     bool final = false;
-    std::string service;
+    std::string service;  // empty for majortomo, whose replies do not name it
     Frames body;
   };
 
@@ -69,6 +79,15 @@ class TestClient {
         r.final = (*f)[1] == "FINAL";
         i = 2;
         break;
+      case Dialect::kMajortomo:
+        // client.py: at least 3 frames, "" first, then MDPC02, then 0x03/0x04.
+        EXPECT_GE(f->size(), 3u);
+        EXPECT_EQ((*f)[0], "");
+        EXPECT_EQ((*f)[1], "MDPC02");
+        EXPECT_TRUE((*f)[2] == Byte(0x03) || (*f)[2] == Byte(0x04));
+        r.final = (*f)[2] == Byte(0x04);
+        r.body.assign(f->begin() + 3, f->end());
+        return r;
     }
     if (f->size() <= i) return std::nullopt;
     r.service = (*f)[i];
@@ -115,6 +134,12 @@ class TestWorker {
       EXPECT_EQ((*f)[1], "MDPW01");
       EXPECT_EQ((*f)[2], Byte(0x02));
       i = 3;
+    } else if (dialect_ == Dialect::kMajortomo) {
+      // worker.py: "" first, then MDPW02, then REQUEST 0x02.
+      EXPECT_EQ((*f)[0], "");
+      EXPECT_EQ((*f)[1], "MDPW02");
+      EXPECT_EQ((*f)[2], Byte(0x02));
+      i = 3;
     } else {
       EXPECT_EQ((*f)[0], "MDPW02");
       EXPECT_EQ((*f)[1], dialect_ == Dialect::kPlantd ? std::string("REQUEST") : Byte(0x02));
@@ -151,6 +176,7 @@ class TestWorker {
     if (!f) return false;
     if (dialect_ == Dialect::kMdp01) return *f == Frames{"", "MDPW01", Byte(0x05)};
     if (dialect_ == Dialect::kPlantd) return *f == Frames{"MDPW02", "DISCONNECT"};
+    if (dialect_ == Dialect::kMajortomo) return *f == Frames{"", "MDPW02", Byte(0x06)};
     return *f == Frames{"MDPW02", Byte(0x06)};
   }
 
@@ -176,6 +202,7 @@ class TestWorker {
       case Dialect::kMdp01: f = {"", "MDPW01", Byte(byte)}; break;
       case Dialect::kMdp02: f = {"MDPW02", Byte(byte)}; break;
       case Dialect::kPlantd: f = {"", "MDPW02", word}; break;
+      case Dialect::kMajortomo: f = {"", "MDPW02", Byte(byte)}; break;
     }
     f.insert(f.end(), args.begin(), args.end());
     return f;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -55,6 +56,10 @@ class BrokerProcess {
     std::string config_yaml;                  // written to a file and passed as --config
     bool wait_ready = true;                   // wait for "broker started" in the log
     std::string binary;                       // another program (plantd-mdp, an example)
+    // Non-zero: the child's soft RLIMIT_FSIZE, in bytes (the hard limit is
+    // left unlimited, so a test can raise it again with prlimit(2)). Every
+    // file the process writes, its output file included, is bounded by it.
+    uint64_t max_file_bytes = 0;
   };
 
   BrokerProcess() = default;

@@ -1,13 +1,13 @@
 // The native ZMTP ROUTER against real libzmq peers: the handshake, routing
-// ids and handover, heartbeats, limits, bad input, ipc, and bind errors.
+// ids (no handover), heartbeats, limits and budgets, bad input, ipc, and
+// bind errors.
 #include "transport/zmtp_router.h"
 
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <atomic>
 #include <chrono>
@@ -15,10 +15,12 @@
 #include <functional>
 #include <optional>
 #include <random>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "common/refusal.h"
 #include "support.h"
 #include "transport/zmtp_framing.h"
 
@@ -96,9 +98,19 @@ class ZmtpRouterTest : public ::testing::Test {
     return frames;
   }
 
-  // A plain TCP connection to the router, for bytes libzmq would not send.
-  int RawConnect() const {
+  // A plain TCP connection to the router, for bytes libzmq would not send;
+  // from `source` when given (all of 127.0.0.0/8 is loopback on Linux).
+  int RawConnect(const char* source = nullptr) const {
     const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (source != nullptr) {
+      sockaddr_in local{};
+      local.sin_family = AF_INET;
+      inet_pton(AF_INET, source, &local.sin_addr);
+      if (::bind(fd, reinterpret_cast<sockaddr*>(&local), sizeof(local)) != 0) {
+        ::close(fd);
+        return -1;
+      }
+    }
     sockaddr_in address{};
     address.sin_family = AF_INET;
     address.sin_port = htons(static_cast<uint16_t>(port_));
@@ -121,10 +133,52 @@ class ZmtpRouterTest : public ::testing::Test {
     });
   }
 
+  // Greeting and READY as a DEALER would send them.
+  static bool RawHandshake(int fd, const std::string& identity = "") {
+    std::string hello;
+    zmtp::AppendGreeting(hello);
+    zmtp::AppendReady(hello, "DEALER", identity);
+    return ::send(fd, hello.data(), hello.size(), MSG_NOSIGNAL) ==
+           static_cast<ssize_t>(hello.size());
+  }
+
+  // Sends all of `data`, turning the router while the socket is full; false
+  // if the router closed the connection or 10 s passed.
+  bool RawSendAll(int fd, const std::string& data) {
+    size_t sent = 0;
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (sent < data.size() && std::chrono::steady_clock::now() < deadline) {
+      const ssize_t n =
+          ::send(fd, data.data() + sent, data.size() - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n > 0) {
+        sent += static_cast<size_t>(n);
+      } else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+        return false;
+      }
+      router_->Wait(0ms);
+    }
+    return sent == data.size();
+  }
+
+  // True when the router has closed `fd` (EOF or reset), turning it meanwhile.
+  bool WaitClosedByRouter(int fd, std::chrono::milliseconds timeout = 3s) {
+    return PumpUntil(
+        [&] {
+          char buf[65536];
+          while (true) {
+            const ssize_t n = ::recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+            if (n > 0) continue;
+            if (n == 0) return true;
+            return errno != EAGAIN && errno != EWOULDBLOCK;
+          }
+        },
+        timeout);
+  }
+
   static void PeerSend(zmq::socket_t& s, const Frames& frames) {
     for (size_t i = 0; i < frames.size(); ++i) {
-      s.send(zmq::buffer(frames[i]), i + 1 < frames.size() ? zmq::send_flags::sndmore
-                                                            : zmq::send_flags::none);
+      s.send(zmq::buffer(frames[i]),
+             i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
     }
   }
 
@@ -158,24 +212,92 @@ TEST_F(ZmtpRouterTest, UnknownPeerFailsWithEhostunreachAndQueuesNothing) {
   EXPECT_EQ(id.to_string(), "nobody") << "a refused frame stays with the caller";
 }
 
-TEST_F(ZmtpRouterTest, PeerChosenIdIsUsedAndANewConnectionTakesItOver) {
+// Issue 12: a routing id belongs to the live connection that holds it. A
+// second connection announcing it in READY is refused (no handover): the
+// first keeps receiving what is sent to the id, the second gets nothing.
+TEST_F(ZmtpRouterTest, ASecondConnectionWithALiveIdentityIsRefused) {
   Open();
+  const uint64_t refused_before = refusal::Total(refusal::Reason::kDuplicateIdentity);
   auto first = Dealer("worker-1");
   PeerSend(first, {"hello"});
   auto got = RouterReceive();
   ASSERT_TRUE(got.has_value());
   EXPECT_EQ((*got)[0], "worker-1");
 
-  auto second = Dealer("worker-1");  // the same worker, reconnected
-  PeerSend(second, {"again"});
+  auto attacker = Dealer("worker-1");
+  PeerSend(attacker, {"I am worker-1"});
+  ASSERT_TRUE(PumpUntil([&] {
+    return refusal::Total(refusal::Reason::kDuplicateIdentity) > refused_before;
+  })) << "the duplicate was not refused";
+  EXPECT_FALSE(RouterReceive(300ms).has_value()) << "the attacker's message was delivered";
+  EXPECT_EQ(router_->peer_count(), 1u);
+  ASSERT_TRUE(RouterSend({"worker-1", "to-the-real-one"}));
+  auto reply = PeerReceive(first);
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_EQ(*reply, Frames{"to-the-real-one"});
+  EXPECT_FALSE(PeerReceive(attacker, 200ms).has_value());
+  std::vector<std::string> gone;
+  router_->TakeDisconnected(&gone);
+  EXPECT_TRUE(gone.empty()) << "a refused newcomer is not a closed peer";
+
+  // Once the holder's connection has closed, the id is free again: a worker
+  // that reconnects gets it back.
+  attacker.close();
+  first.close();
+  ASSERT_TRUE(PumpUntil([&] {
+    router_->TakeDisconnected(&gone);
+    return !gone.empty();
+  }));
+  EXPECT_EQ(gone, std::vector<std::string>{"worker-1"});
+  auto again = Dealer("worker-1");
+  PeerSend(again, {"back"});
   got = RouterReceive();
   ASSERT_TRUE(got.has_value());
-  EXPECT_EQ(*got, (Frames{"worker-1", "again"}));
-  ASSERT_TRUE(RouterSend({"worker-1", "to-the-new-one"}));
-  auto reply = PeerReceive(second);
-  ASSERT_TRUE(reply.has_value());
-  EXPECT_EQ(*reply, Frames{"to-the-new-one"});
-  EXPECT_FALSE(PeerReceive(first, 200ms).has_value());
+  EXPECT_EQ(*got, (Frames{"worker-1", "back"}));
+}
+
+// Generated ids keep libzmq's form (5 bytes, a zero first byte) but are
+// random: no counter to guess the next or an earlier one from.
+TEST_F(ZmtpRouterTest, GeneratedIdsAreRandomAndStartWithAZeroByte) {
+  Open();
+  std::vector<zmq::socket_t> dealers;
+  std::set<std::string> ids;
+  std::vector<uint32_t> values;
+  for (int i = 0; i < 16; ++i) {
+    dealers.push_back(Dealer());
+    PeerSend(dealers.back(), {"hi"});
+    auto got = RouterReceive();
+    ASSERT_TRUE(got.has_value());
+    const std::string& id = (*got)[0];
+    ASSERT_EQ(id.size(), 5u);
+    EXPECT_EQ(id[0], '\0');
+    ids.insert(id);
+    uint32_t v = 0;
+    for (int b = 1; b < 5; ++b) v = (v << 8) | static_cast<uint8_t>(id[b]);
+    values.push_back(v);
+  }
+  EXPECT_EQ(ids.size(), 16u);
+  int sequential = 0;
+  for (size_t i = 1; i < values.size(); ++i) sequential += values[i] - values[i - 1] < 16;
+  EXPECT_LT(sequential, 3) << "ids look like a counter";
+}
+
+// libzmq reserves ids starting with a zero byte for generated ones; a peer
+// announcing one could be aiming at another peer's id.
+TEST_F(ZmtpRouterTest, APeerChosenIdStartingWithZeroIsRefused) {
+  Open();
+  const uint64_t before = refusal::Total(refusal::Reason::kHandshakeFailed);
+  const int fd = RawConnect();
+  ASSERT_GE(fd, 0);
+  std::string hello;
+  zmtp::AppendGreeting(hello);
+  zmtp::AppendReady(hello, "DEALER", std::string("\0\1\2\3\4", 5));
+  ASSERT_EQ(::send(fd, hello.data(), hello.size(), 0), static_cast<ssize_t>(hello.size()));
+  std::string received;
+  EXPECT_TRUE(ReadUntilClosed(fd, &received));
+  ::close(fd);
+  EXPECT_EQ(router_->peer_count(), 0u);
+  EXPECT_GT(refusal::Total(refusal::Reason::kHandshakeFailed), before);
 }
 
 // RFC 37: a PING is answered with a PONG carrying its context. A libzmq peer
@@ -392,6 +514,319 @@ TEST_F(ZmtpRouterTest, AFloodingPeerIsReadNoFasterThanItsMessagesAreTaken) {
   EXPECT_EQ(received, kMessages);
 }
 
+// --- Issue 12: byte budgets and connection hygiene ---------------------------
+
+// A stream of empty MORE frames costs 2 bytes each on the wire; without a
+// frame limit the router would buffer it byte for byte. Past
+// max_message_frames the message is skipped as it streams in: memory stays
+// flat, the refusal is counted, and the peer's next message arrives.
+TEST_F(ZmtpRouterTest, EmptyMoreFramesCannotGrowMemory) {
+  std::vector<std::string> dropped;
+  Open({.max_message_frames = 256,
+        .on_too_many_frames = [&](std::string_view id) { dropped.emplace_back(id); }});
+  const uint64_t before = refusal::Total(refusal::Reason::kTooManyFrames);
+  const int fd = RawConnect();
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(RawHandshake(fd, "flood"));
+  std::string chunk;
+  for (int i = 0; i < 512 * 1024; ++i) zmtp::AppendFrame(chunk, "", true);  // 1 MiB
+  int64_t peak = 0;
+  for (int i = 0; i < 32; ++i) {  // 32 MiB of empty frames
+    ASSERT_TRUE(RawSendAll(fd, chunk)) << "after " << i << " MiB";
+    peak = std::max(peak, router_->buffered_bytes());
+  }
+  std::string tail;
+  zmtp::AppendFrame(tail, "", false);  // the end of that endless message
+  zmtp::AppendFrame(tail, "after", false);
+  ASSERT_TRUE(RawSendAll(fd, tail));
+  auto got = RouterReceive();
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(*got, (Frames{"flood", "after"}));
+  EXPECT_EQ(dropped, std::vector<std::string>{"flood"});
+  EXPECT_EQ(refusal::Total(refusal::Reason::kTooManyFrames), before + 1);
+  // What one read takes in (256 KiB) and a little: not the 32 MiB sent.
+  EXPECT_LT(peak, 2 << 20) << "bytes buffered at the peak";
+  ::close(fd);
+}
+
+// With no frame limit, each frame still costs kFrameCost (a header and a
+// zmq_msg_t) of max_message_size.
+TEST_F(ZmtpRouterTest, WithoutAFrameLimitEmptyFramesStillCountAgainstTheSize) {
+  std::vector<std::string> oversized;
+  Open({.max_message_size = 64 * 1024,
+        .max_message_frames = 0,
+        .on_oversized = [&](std::string_view id) { oversized.emplace_back(id); }});
+  const int fd = RawConnect();
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(RawHandshake(fd, "flood"));
+  std::string wire;
+  for (int i = 0; i < 100000; ++i) zmtp::AppendFrame(wire, "", true);
+  zmtp::AppendFrame(wire, "", false);
+  zmtp::AppendFrame(wire, "after", false);
+  ASSERT_TRUE(RawSendAll(fd, wire));
+  auto got = RouterReceive();
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(*got, (Frames{"flood", "after"}));
+  EXPECT_EQ(oversized, std::vector<std::string>{"flood"});
+  ::close(fd);
+}
+
+// A peer that sends PINGs and never reads gets at most one unsent PONG.
+TEST_F(ZmtpRouterTest, APingFloodFromAPeerThatDoesNotReadQueuesOnePong) {
+  Open();
+  const int fd = RawConnect();
+  ASSERT_GE(fd, 0);
+  const int small = 4096;
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+  ASSERT_TRUE(RawHandshake(fd));
+  std::string pings;
+  for (int i = 0; i < 100000; ++i) zmtp::AppendPing(pings, 0, "0123456789abcdef");
+  int64_t peak = 0;
+  for (int i = 0; i < 16; ++i) {  // 1.6 M PINGs, about 40 MB
+    ASSERT_TRUE(RawSendAll(fd, pings));
+    peak = std::max(peak, router_->buffered_bytes());
+  }
+  EXPECT_LT(peak, 1 << 20) << "PONGs piled up";
+  EXPECT_EQ(router_->peer_count(), 1u) << "PINGs alone are no reason to close";
+  ::close(fd);
+}
+
+// A peer that does not read its replies: past max_out_bytes the connection
+// is closed (slow consumer), reported as closed, and nothing more is queued.
+TEST_F(ZmtpRouterTest, APeerThatDoesNotReadIsClosedPastMaxOutBytes) {
+  Open({.send_hwm = 0, .max_out_bytes = 1 << 20});
+  const uint64_t before = refusal::Total(refusal::Reason::kSlowConsumer);
+  const int fd = RawConnect();
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(RawHandshake(fd, "sleepy"));
+  ASSERT_TRUE(PumpUntil([&] { return router_->peer_count() == 1; }));
+  const std::string chunk(64 * 1024, 'x');
+  bool closed = false;
+  for (int i = 0; i < 4000 && !closed; ++i) {  // up to 256 MB
+    if (!RouterSend({"sleepy", chunk})) {
+      EXPECT_EQ(errno, EHOSTUNREACH);
+      closed = true;
+    }
+    router_->Wait(0ms);
+    EXPECT_LE(router_->buffered_bytes(), (1 << 20) + 2 * 65536);
+  }
+  ASSERT_TRUE(closed);
+  EXPECT_EQ(router_->peer_count(), 0u);
+  EXPECT_GT(refusal::Total(refusal::Reason::kSlowConsumer), before);
+  std::vector<std::string> gone;
+  router_->TakeDisconnected(&gone);
+  EXPECT_EQ(gone, std::vector<std::string>{"sleepy"});
+  EXPECT_EQ(router_->buffered_bytes(), 0);
+  ::close(fd);
+}
+
+// Output that makes no progress for write_timeout closes the connection,
+// however little it is.
+TEST_F(ZmtpRouterTest, OutputStuckForWriteTimeoutClosesTheConnection) {
+  Open({.send_hwm = 0, .write_timeout = 300ms});
+  const int fd = RawConnect();
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(RawHandshake(fd, "stuck"));
+  ASSERT_TRUE(PumpUntil([&] { return router_->peer_count() == 1; }));
+  const std::string chunk(64 * 1024, 'x');
+  for (int i = 0; i < 200 && router_->peer_count() == 1; ++i) {  // fills the socket buffers
+    RouterSend({"stuck", chunk});
+    router_->Wait(0ms);
+  }
+  const auto start = std::chrono::steady_clock::now();
+  ASSERT_TRUE(PumpUntil([&] { return router_->peer_count() == 0; }, 3s));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
+  ::close(fd);
+}
+
+TEST_F(ZmtpRouterTest, SendFailsWithEagainPastSendHwmBytes) {
+  Open({.send_hwm = 0, .send_hwm_bytes = 256 * 1024});
+  const int fd = RawConnect();
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(RawHandshake(fd, "slow"));
+  ASSERT_TRUE(PumpUntil([&] { return router_->peer_count() == 1; }));
+  const std::string chunk(64 * 1024, 'x');
+  bool refused = false;
+  for (int i = 0; i < 4000 && !refused; ++i) {
+    if (!RouterSend({"slow", chunk})) {
+      EXPECT_EQ(errno, EAGAIN);
+      refused = true;
+    }
+    router_->Wait(0ms);
+  }
+  EXPECT_TRUE(refused);
+  EXPECT_FALSE(router_->CanSend("slow"));
+  EXPECT_EQ(router_->peer_count(), 1u) << "a high-water mark drops, it does not close";
+  ::close(fd);
+}
+
+// Half-open connections are closed after handshake_timeout, counted.
+TEST_F(ZmtpRouterTest, AConnectionThatNeverFinishesItsHandshakeIsClosed) {
+  Open({.handshake_timeout = 200ms});
+  const uint64_t before = refusal::Total(refusal::Reason::kHandshakeTimeout);
+  const int silent = RawConnect();
+  const int greeting_only = RawConnect();
+  ASSERT_GE(silent, 0);
+  ASSERT_GE(greeting_only, 0);
+  std::string greeting;
+  zmtp::AppendGreeting(greeting);
+  ASSERT_EQ(::send(greeting_only, greeting.data(), greeting.size(), 0),
+            static_cast<ssize_t>(greeting.size()));
+  auto dealer = Dealer();  // a real peer finishes in time and stays
+  PeerSend(dealer, {"hi"});
+  ASSERT_TRUE(RouterReceive().has_value());
+  EXPECT_TRUE(WaitClosedByRouter(silent, 2s));
+  EXPECT_TRUE(WaitClosedByRouter(greeting_only, 2s));
+  EXPECT_EQ(refusal::Total(refusal::Reason::kHandshakeTimeout), before + 2);
+  EXPECT_EQ(router_->peer_count(), 1u);
+  ::close(silent);
+  ::close(greeting_only);
+}
+
+// One address at its limit: its oldest half-open connection makes room for
+// its next one; with none half-open, its new connection is refused. A real
+// peer from another address is served throughout.
+TEST_F(ZmtpRouterTest, PerAddressLimitLeavesOtherAddressesServed) {
+  auto budget = BufferBudget::Make({.max_connections = 100, .max_connections_per_address = 4});
+  Open({.budget = budget});
+  // Half-open: the fifth evicts the first.
+  std::vector<int> fds;
+  for (int i = 0; i < 5; ++i) {
+    fds.push_back(RawConnect("127.0.0.2"));
+    ASSERT_GE(fds.back(), 0);
+    ASSERT_TRUE(PumpUntil(
+        [&] { return budget->connections_from("127.0.0.2") >= std::min<size_t>(i + 1, 4); }));
+  }
+  EXPECT_TRUE(WaitClosedByRouter(fds[0]));
+  EXPECT_EQ(budget->connections_from("127.0.0.2"), 4u);
+  for (int fd : fds) ::close(fd);
+  fds.clear();
+  ASSERT_TRUE(PumpUntil([&] { return budget->connections_from("127.0.0.2") == 0; }));
+  // Finished handshakes: the fifth is refused.
+  const uint64_t before = refusal::Total(refusal::Reason::kConnectionsPerAddress);
+  for (int i = 0; i < 4; ++i) {
+    fds.push_back(RawConnect("127.0.0.2"));
+    ASSERT_TRUE(RawHandshake(fds.back(), "attacker-" + std::to_string(i)));
+  }
+  ASSERT_TRUE(PumpUntil([&] { return router_->peer_count() == 4; }));
+  const int fifth = RawConnect("127.0.0.2");
+  ASSERT_GE(fifth, 0);
+  EXPECT_TRUE(WaitClosedByRouter(fifth));
+  EXPECT_EQ(refusal::Total(refusal::Reason::kConnectionsPerAddress), before + 1);
+  auto real = Dealer("real");  // from 127.0.0.1
+  PeerSend(real, {"served"});
+  auto got = RouterReceive();
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(*got, (Frames{"real", "served"}));
+  ::close(fifth);
+  for (int fd : fds) ::close(fd);
+}
+
+TEST_F(ZmtpRouterTest, TotalLimitClosesTheOldestHalfOpenConnectionFirst) {
+  auto budget = BufferBudget::Make({.max_connections = 3, .max_connections_per_address = 0});
+  Open({.budget = budget});
+  const int half_open = RawConnect("127.0.0.3");
+  ASSERT_GE(half_open, 0);
+  auto a = Dealer("a");
+  auto b = Dealer("b");
+  PeerSend(a, {"1"});
+  PeerSend(b, {"2"});
+  ASSERT_TRUE(RouterReceive().has_value());
+  ASSERT_TRUE(RouterReceive().has_value());
+  auto c = Dealer("c");  // the fourth: the half-open one goes
+  PeerSend(c, {"3"});
+  auto got = RouterReceive();
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(*got, (Frames{"c", "3"}));
+  EXPECT_TRUE(WaitClosedByRouter(half_open));
+  EXPECT_EQ(budget->connections(), 3u);
+  // Every slot is past its handshake now: a newcomer is refused and counted.
+  const uint64_t before = refusal::Total(refusal::Reason::kConnectionsTotal);
+  const int fifth = RawConnect("127.0.0.3");
+  ASSERT_GE(fifth, 0);
+  EXPECT_TRUE(WaitClosedByRouter(fifth));
+  EXPECT_EQ(refusal::Total(refusal::Reason::kConnectionsTotal), before + 1);
+  EXPECT_EQ(budget->connections(), 3u);
+  ::close(fifth);
+  ::close(half_open);
+}
+
+// Two sockets share one budget (as the core and the bus threads do): while
+// one holds it all, the other reads nothing new; once it drains, both go on.
+// Nothing that was sent is lost.
+TEST_F(ZmtpRouterTest, AGlobalBudgetPausesInputOnEverySocketUntilItDrains) {
+  auto budget = BufferBudget::Make({.max_buffered_bytes = 256 * 1024});
+  Open({.budget = budget});
+  ZmtpRouter other({.budget = budget});
+  const int other_port = FreeTcpPort();
+  ASSERT_TRUE(other.Bind(TcpEndpoint(other_port)).ok());
+  const uint64_t before = refusal::Total(refusal::Reason::kBufferBudget);
+  auto hog = Dealer("hog");
+  for (int i = 0; i < 20; ++i) PeerSend(hog, {std::string(64 * 1024, 'h')});  // 1.3 MB
+  // Turn this router without taking messages: its buffers fill the budget.
+  ASSERT_TRUE(PumpUntil([&] { return budget->InputPaused(); }));
+  EXPECT_GT(refusal::Total(refusal::Reason::kBufferBudget), before);
+  zmq::socket_t late(ctx_, zmq::socket_type::dealer);
+  late.set(zmq::sockopt::linger, 0);
+  late.connect(TcpEndpoint(other_port));
+  late.send(zmq::str_buffer("waiting"));
+  auto take_other = [&]() -> std::optional<std::string> {
+    other.Wait(5ms);
+    zmq::message_t m;
+    bool more = false;
+    if (!other.Receive(m.handle(), &more)) return std::nullopt;
+    EXPECT_TRUE(other.Receive(m.handle(), &more));
+    return m.to_string();
+  };
+  for (int i = 0; i < 40; ++i) {
+    router_->Wait(5ms);
+    ASSERT_FALSE(take_other().has_value()) << "read while the budget was spent";
+  }
+  // Drain: every hog message arrives, then the other socket reads again.
+  for (int i = 0; i < 20; ++i) {
+    auto got = RouterReceive();
+    ASSERT_TRUE(got.has_value()) << i;
+    EXPECT_EQ((*got)[1].size(), 64u * 1024);
+  }
+  std::optional<std::string> got;
+  for (int i = 0; i < 300 && !got; ++i) {
+    router_->Wait(0ms);
+    got = take_other();
+  }
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(*got, "waiting");
+  other.Close(0ms);
+}
+
+// Unfinished messages complete only by reading more, so peers that start
+// large messages and stall could hold a spent budget (and every socket's
+// input) for ever. After write_timeout of pause, the connection holding the
+// most unfinished input is closed, and other peers' messages flow again.
+TEST_F(ZmtpRouterTest, StalledUnfinishedMessagesCannotHoldTheBudgetForEver) {
+  auto budget = BufferBudget::Make({.max_buffered_bytes = 256 * 1024});
+  Open({.write_timeout = 300ms, .budget = budget});
+  const uint64_t before = refusal::Total(refusal::Reason::kBufferBudget);
+  const int staller = RawConnect();
+  ASSERT_GE(staller, 0);
+  ASSERT_TRUE(RawHandshake(staller, "staller"));
+  std::string partial;
+  uint8_t header[zmtp::kMaxFrameHeaderSize];
+  const size_t n = zmtp::EncodeFrameHeader(header, 1 << 20, false);  // 1 MiB promised
+  partial.append(reinterpret_cast<const char*>(header), n);
+  partial.append(400 * 1024, 's');  // 400 KiB sent, then nothing
+  ASSERT_TRUE(RawSendAll(staller, partial));
+  ASSERT_TRUE(PumpUntil([&] { return budget->InputPaused(); }));
+  auto real = Dealer("real");
+  PeerSend(real, {"let me in"});
+  auto got = RouterReceive(5s);
+  ASSERT_TRUE(got.has_value()) << "input stayed paused";
+  EXPECT_EQ(*got, (Frames{"real", "let me in"}));
+  EXPECT_TRUE(WaitClosedByRouter(staller));
+  EXPECT_GE(refusal::Total(refusal::Reason::kBufferBudget), before + 2)
+      << "the pause and the eviction are both recorded";
+  ::close(staller);
+}
+
 TEST(ZmtpRouterBind, IpcEndpointsWorkAndTheirFileIsRemovedOnClose) {
   test::TempDir dir;
   const std::string path = dir.path() + "/broker.ipc";
@@ -423,8 +858,7 @@ TEST(ZmtpRouterBind, ErrorsSayWhatWasWrong) {
   test::PortSquatter squatter;
   Status in_use = router.Bind(TcpEndpoint(squatter.port()));
   EXPECT_FALSE(in_use.ok());
-  EXPECT_NE(in_use.message().find("Address already in use"), std::string::npos)
-      << in_use.message();
+  EXPECT_NE(in_use.message().find("Address already in use"), std::string::npos) << in_use.message();
   Status scheme = router.Bind("udp://127.0.0.1:5555");
   EXPECT_NE(scheme.message().find("tcp:// and ipc://"), std::string::npos) << scheme.message();
   Status no_port = router.Bind("tcp://127.0.0.1");

@@ -96,6 +96,53 @@ TEST(Codec, MalformedMessagesSayWhy) {
   EXPECT_EQ(DecodeParts({"MDPW02", B(0x04)}, &d), DecodeError::kTooFewFrames);
 }
 
+// majortomo's client.py sends ["", MDPC02, 0x02, service, body...]; 0x02 is
+// no 18/MDP client command, so the dialect is certain.
+TEST(Codec, MajortomoClientRequestIsCommand0x02) {
+  Decoded d;
+  ASSERT_EQ(DecodeParts({"", "MDPC02", B(0x02), "svc", "x"}, &d), DecodeError::kNone);
+  EXPECT_EQ(d.role, Role::kClient);
+  EXPECT_EQ(d.dialect, Dialect::kMajortomo);
+  EXPECT_EQ(d.service, 4u);
+  EXPECT_EQ(d.body_begin, 5u);
+  // An 18/MDP client request is still 18/MDP with or without the empty frame.
+  ASSERT_EQ(DecodeParts({"", "MDPC02", B(0x01), "svc"}, &d), DecodeError::kNone);
+  EXPECT_EQ(d.dialect, Dialect::kMdp02);
+  EXPECT_EQ(DecodeParts({"MDPC02", B(0x03), "svc"}, &d), DecodeError::kUnknownCommand);
+}
+
+// worker.py leads every command with an empty frame; an 18/MDP worker does not.
+TEST(Codec, MajortomoWorkerIsA02WorkerWithLeadingEmptyFrame) {
+  Decoded d;
+  ASSERT_EQ(DecodeParts({"", "MDPW02", B(0x01), "svc"}, &d), DecodeError::kNone);
+  EXPECT_EQ(d.role, Role::kWorker);
+  EXPECT_EQ(d.command, Command::kReady);
+  EXPECT_EQ(d.dialect, Dialect::kMajortomo);
+  ASSERT_EQ(DecodeParts({"", "MDPW02", B(0x04), "addr", "", "body"}, &d), DecodeError::kNone);
+  EXPECT_EQ(d.command, Command::kFinal);
+  EXPECT_EQ(d.dialect, Dialect::kMajortomo);
+  EXPECT_EQ(d.address, 4u);
+  EXPECT_EQ(d.body_begin, 6u);
+  ASSERT_EQ(DecodeParts({"MDPW02", B(0x01), "svc"}, &d), DecodeError::kNone);
+  EXPECT_EQ(d.dialect, Dialect::kMdp02);
+}
+
+TEST(Codec, MajortomoPrefixesLeadWithEmptyFrame) {
+  Prefix p = ClientReplyPrefix(Dialect::kMajortomo, /*final=*/true);
+  ASSERT_EQ(p.count, 3u);
+  EXPECT_EQ(p.frames[0], "");
+  EXPECT_EQ(p.frames[1], "MDPC02");
+  EXPECT_EQ(p.frames[2], B(0x04));
+  EXPECT_EQ(ClientReplyPrefix(Dialect::kMajortomo, false).frames[2], B(0x03));
+  EXPECT_FALSE(ClientReplyNamesService(Dialect::kMajortomo));
+  EXPECT_TRUE(ClientReplyNamesService(Dialect::kMdp02));
+  p = WorkerCommandPrefix(Dialect::kMajortomo, Command::kRequest);
+  ASSERT_EQ(p.count, 3u);
+  EXPECT_EQ(p.frames[0], "");
+  EXPECT_EQ(p.frames[1], "MDPW02");
+  EXPECT_EQ(p.frames[2], B(0x02));
+}
+
 TEST(Codec, PrefixesForEachDialect) {
   Prefix p = ClientReplyPrefix(Dialect::kMdp01, true);
   ASSERT_EQ(p.count, 2u);

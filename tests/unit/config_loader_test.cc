@@ -2,9 +2,15 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <set>
+#include <sstream>
+
+#include "common/units.h"
+#include "config/config_keys.h"
 
 namespace plantd {
 namespace {
@@ -34,7 +40,30 @@ class ConfigLoaderTest : public ::testing::Test {
   // The one error, as a user would read it.
   static std::string OnlyError(const LoadedConfig& c) {
     EXPECT_EQ(c.errors.size(), 1u);
+    if (c.errors.size() > 1) {
+      for (const ConfigIssue& e : c.errors) ADD_FAILURE() << "  error: " << e.ToString();
+    }
     return c.errors.empty() ? "" : c.errors[0].ToString();
+  }
+
+  static std::string AllErrors(const LoadedConfig& c) {
+    std::string all;
+    for (const ConfigIssue& e : c.errors) all += "\n  " + e.ToString();
+    return all;
+  }
+
+  // Expects exactly one error that names `key`, where its value came from
+  // (FILE:LINE, or the default when `line` is 0) and contains `text`.
+  void ExpectErrorAt(const std::string& yaml, const std::string& key, int line,
+                     const std::string& text) {
+    LoadedConfig c = LoadYaml(yaml);
+    ASSERT_EQ(c.errors.size(), 1u) << yaml << AllErrors(c);
+    const std::string e = c.errors[0].ToString();
+    EXPECT_EQ(c.errors[0].key, key) << e;
+    const std::string origin =
+        line == 0 ? "(from default)" : "(from " + c.file_path + ":" + std::to_string(line) + ")";
+    EXPECT_NE(e.find(origin), std::string::npos) << e;
+    EXPECT_NE(e.find(text), std::string::npos) << e;
   }
 
   std::string dir_;
@@ -305,6 +334,577 @@ TEST_F(ConfigLoaderTest, ChangedKeysNamesWhatDiffers) {
   b.endpoint = "tcp://*:7300";
   b.buses.pop_back();
   EXPECT_EQ(ChangedKeys(a, b), (std::vector<std::string>{"endpoint", "log.level", "buses"}));
+}
+
+// --- Strict typing: the YAML kind of a value is checked before its text.
+
+TEST_F(ConfigLoaderTest, MapWhereNumberExpectedIsAnErrorAtFileLine) {
+  // Before: `{}` was read as an empty section and the default stayed.
+  ExpectErrorAt("buses: []\nmax_message_size: {}\n", "max_message_size", 2,
+                "expected a size from 64B to 4GiB, such as 1048576, 512KiB or 16MiB, got a "
+                "mapping");
+  ExpectErrorAt("buses: []\nlimits:\n  max_connections: {a: 1}\n", "limits.max_connections", 3,
+                "got a mapping");
+  ExpectErrorAt("buses: []\nheartbeat_interval: {}\n", "heartbeat_interval", 2,
+                "expected a duration");
+}
+
+TEST_F(ConfigLoaderTest, ListWhereNumberExpectedIsAnError) {
+  ExpectErrorAt("buses: []\nheartbeat_liveness: [1, 2]\n", "heartbeat_liveness", 2,
+                "expected an integer from 1 to 1000, got a list");
+  ExpectErrorAt("buses: []\nhealth:\n  port:\n    - 80\n", "health.port", 3, "got a list");
+}
+
+TEST_F(ConfigLoaderTest, StringWhereNumberExpectedIsAnError) {
+  ExpectErrorAt("buses: []\nmax_services: many\n", "max_services", 2,
+                "expected an integer from 1 to 10000000");
+  ExpectErrorAt("buses: []\nmax_services: \"12 services\"\n", "max_services", 2,
+                "expected an integer");
+  ExpectErrorAt("buses: []\nmax_redispatch: 1.5\n", "max_redispatch", 2, "expected an integer");
+  ExpectErrorAt("buses: []\nmax_redispatch: -1\n", "max_redispatch", 2, "expected an integer");
+  ExpectErrorAt("buses: []\nstore:\n  enabled: maybe\n", "store.enabled", 3,
+                "expected true or false");
+  // A quoted number is still the number: units make most values strings anyway.
+  LoadedConfig c = LoadYaml("buses: []\nmax_services: \"5000\"\nmax_message_size: \"1MiB\"\n");
+  ASSERT_TRUE(c.ok()) << c.errors[0].ToString();
+  EXPECT_EQ(c.options.max_services, 5000u);
+}
+
+TEST_F(ConfigLoaderTest, MapOrListWhereStringExpectedIsAnError) {
+  ExpectErrorAt("buses: []\nendpoint: {a: 1}\n", "endpoint", 2, "got a mapping");
+  ExpectErrorAt("buses: []\nlog:\n  level: [debug]\n", "log.level", 3,
+                "expected one of trace, debug, info, warn, error, got a list");
+  ExpectErrorAt("buses: []\nclient-endpoint: {}\n", "client-endpoint", 2, "got a mapping");
+}
+
+TEST_F(ConfigLoaderTest, NoValueIsAnError) {
+  ExpectErrorAt("buses: []\nmax_services:\nmax_workers: 5\n", "max_services", 2, "got no value");
+}
+
+TEST_F(ConfigLoaderTest, WrongKindWhereSectionExpectedIsAnError) {
+  // Before: `health: 8081` was an unknown key, a warning, and the defaults stayed.
+  ExpectErrorAt("buses: []\nhealth: 8081\n", "health", 2,
+                "expected a mapping with bind, port, max_connections, read_timeout, idle_timeout, "
+                "write_timeout, max_request_bytes, got a single value");
+  ExpectErrorAt("buses: []\nlimits: [1, 2]\n", "limits", 2, "got a list");
+  // An empty section sets nothing and is no error.
+  EXPECT_TRUE(LoadYaml("buses: []\nlimits:\n").ok());
+}
+
+TEST_F(ConfigLoaderTest, WrongKindsInListsAreErrors) {
+  ExpectErrorAt("buses: {name: x}\n", "buses", 1, "expected a list of buses, got a mapping");
+  ExpectErrorAt("buses:\n  - [tcp://*:1]\n", "buses[0]", 2,
+                "expected a mapping with name, backend and frontend, got a list");
+  ExpectErrorAt("buses:\n  - name: x\n    backend: tcp://*:15000\n    frontend: tcp://*:15001\n"
+                "    send_hwm: {}\n",
+                "buses[0].send_hwm", 5, "expected an integer from 1 to 100000000, got a mapping");
+  ExpectErrorAt("buses: []\nextra_endpoints: tcp://*:7300\n", "extra_endpoints", 2,
+                "expected a list of endpoints, got a single value");
+  ExpectErrorAt("buses: []\nextra_endpoints:\n  - {a: 1}\n", "extra_endpoints[0]", 3,
+                "expected an endpoint, got a mapping");
+}
+
+TEST_F(ConfigLoaderTest, KeyThatIsNotANameIsAnError) {
+  ExpectErrorAt("buses: []\n? [a, b]\n: 1\n", "config", 2, "expected a key name, got a list");
+}
+
+TEST_F(ConfigLoaderTest, SecondYamlDocumentIsAnError) {
+  ExpectErrorAt("buses: []\n---\nmax_services: 5\n", "config", 3, "more than one YAML document");
+}
+
+// --- Duplicate keys: yaml-cpp keeps both entries and node[key] finds the first.
+
+TEST_F(ConfigLoaderTest, DuplicateKeyRejected) {
+  ExpectErrorAt("buses: []\nsocket_hwm: 10\nmax_services: 5\nsocket_hwm: 20\n", "socket_hwm", 4,
+                "duplicate key; first given at line 2");
+}
+
+TEST_F(ConfigLoaderTest, DuplicateKeyInASectionRejected) {
+  ExpectErrorAt("buses: []\nhealth:\n  port: 0\n  bind: 127.0.0.1\n  port: 9000\n",
+                "health.port", 5, "duplicate key; first given at line 3");
+  ExpectErrorAt("buses: []\nlimits: {max_connections: 5, max_connections: 6}\n",
+                "limits.max_connections", 2, "duplicate key");
+}
+
+TEST_F(ConfigLoaderTest, DuplicateSectionRejected) {
+  ExpectErrorAt("buses: []\nlog:\n  level: debug\nlog:\n  format: json\n", "log", 4,
+                "duplicate key; first given at line 2");
+}
+
+TEST_F(ConfigLoaderTest, DuplicateKeyInABusRejected) {
+  ExpectErrorAt("buses:\n  - name: x\n    backend: tcp://*:15000\n    frontend: tcp://*:15001\n"
+                "    backend: tcp://*:16000\n",
+                "buses[0].backend", 5, "duplicate key; first given at line 3");
+}
+
+// --- Ranges: every numeric key has one, and out-of-range values are refused.
+
+TEST_F(ConfigLoaderTest, SocketHwmZeroRefused) {
+  // Before: 0 was accepted, which is libzmq's "no limit".
+  ExpectErrorAt("buses: []\nsocket_hwm: 0\n", "socket_hwm", 2,
+                "expected an integer from 1 to 100000000");
+  ExpectErrorAt("buses:\n  - name: x\n    backend: tcp://*:15000\n    frontend: tcp://*:15001\n"
+                "    send_hwm: 0\n",
+                "buses[0].send_hwm", 5, "expected an integer from 1 to 100000000");
+  ExpectErrorAt("buses:\n  - name: x\n    backend: tcp://*:15000\n    frontend: tcp://*:15001\n"
+                "    recv_hwm: 0\n",
+                "buses[0].recv_hwm", 5, "expected an integer from 1 to 100000000");
+}
+
+TEST_F(ConfigLoaderTest, OutOfRangeBigIntegerRefused) {
+  // Before: accepted, and libzmq took it as a negative int64 (no limit).
+  ExpectErrorAt("buses: []\nmax_message_size: 9223372036854775808\n", "max_message_size", 2,
+                "expected a size from 64B to 4GiB");
+  ExpectErrorAt("buses: []\nmax_message_size: 18446744073709551616\n", "max_message_size", 2,
+                "expected a size");
+  ExpectErrorAt("buses: []\nmax_message_size: 5GiB\n", "max_message_size", 2, "to 4GiB");
+  // Would wrap to a negative int.
+  ExpectErrorAt("buses: []\nsocket_hwm: 4294967297\n", "socket_hwm", 2, "expected an integer");
+  ExpectErrorAt("buses: []\nhealth:\n  port: 65536\n", "health.port", 3,
+                "expected an integer from 0 to 65535");
+}
+
+TEST_F(ConfigLoaderTest, EveryNumericKeyRefusesValuesOutsideItsRange) {
+  auto outside = [](KeyType type, uint64_t v) {
+    return type == KeyType::kDuration ? std::to_string(v) + "ms" : std::to_string(v);
+  };
+  int checked = 0;
+  for (const auto& spec : BrokerKeys()) {
+    if (!spec.alias_of.empty()) continue;
+    if (spec.type != KeyType::kInteger && spec.type != KeyType::kBytes &&
+        spec.type != KeyType::kDuration) {
+      continue;
+    }
+    ASSERT_LT(spec.min, spec.max) << spec.key;
+    std::vector<uint64_t> bad = {spec.max + 1};
+    if (spec.min > 0) bad.push_back(spec.min - 1);
+    for (uint64_t v : bad) {
+      ConfigSources s;
+      s.flags[spec.canonical()] = outside(spec.type, v);
+      LoadedConfig c = LoadConfig(s);
+      ASSERT_EQ(c.errors.size(), 1u) << spec.key << " = " << v;
+      EXPECT_EQ(c.errors[0].key, spec.key);
+      EXPECT_NE(c.errors[0].message.find(Expectation(spec)), std::string::npos)
+          << c.errors[0].ToString();
+      ++checked;
+    }
+  }
+  for (const auto& spec : BusKeys()) {
+    if (spec.type != KeyType::kInteger && spec.type != KeyType::kBytes) continue;
+    std::vector<uint64_t> bad = {spec.max + 1};
+    if (spec.min > 0) bad.push_back(spec.min - 1);
+    for (uint64_t v : bad) {
+      LoadedConfig c = LoadYaml("buses:\n  - name: x\n    backend: tcp://*:15000\n"
+                                "    frontend: tcp://*:15001\n    " +
+                                spec.key + ": " + std::to_string(v) + "\n");
+      ASSERT_EQ(c.errors.size(), 1u) << spec.key << " = " << v;
+      EXPECT_EQ(c.errors[0].key, "buses[0]." + spec.key);
+      ++checked;
+    }
+  }
+  EXPECT_GE(checked, 40);
+}
+
+TEST_F(ConfigLoaderTest, OutOfRangeEnvironmentValueNamesTheVariable) {
+  ConfigSources s;
+  s.environment = {{"PLANTD_BROKER_SOCKET_HWM", "0"}};
+  const std::string e = OnlyError(LoadConfig(s));
+  EXPECT_NE(e.find("socket_hwm: \"0\" (from env PLANTD_BROKER_SOCKET_HWM)"), std::string::npos)
+      << e;
+}
+
+TEST_F(ConfigLoaderTest, ValidateChecksRangesOfOptionsBuiltInCode) {
+  BrokerOptions o;
+  o.socket_hwm = 0;
+  o.buses[1].send_hwm = -5;
+  o.limits.max_buffered_bytes = 0;
+  std::vector<ConfigIssue> issues = Validate(o, {});
+  ASSERT_EQ(issues.size(), 3u);
+  EXPECT_EQ(issues[0].key, "socket_hwm");
+  EXPECT_EQ(issues[1].key, "limits.max_buffered_bytes");
+  EXPECT_EQ(issues[2].key, "buses[1].send_hwm");
+  EXPECT_TRUE(Validate(BrokerOptions{}, {}).empty());
+}
+
+// --- The new keys.
+
+TEST_F(ConfigLoaderTest, ReadsTheLimitsMetricsStoreAndShutdownKeys) {
+  LoadedConfig c = LoadYaml(R"(
+buses: []
+shutdown_grace: 2s
+limits:
+  max_buffered_bytes: 256MiB
+  max_connection_out_bytes: 32MiB
+  write_timeout: 3s
+  handshake_timeout: 1500ms
+  max_connections: 5000
+  max_connections_per_address: 50
+  max_client_services: 10
+  max_unserved_services: 200
+metrics:
+  max_service_labels: 20
+store:
+  enabled: false
+  path: /var/lib/plantd/broker.db
+  max_requests: 5000
+  max_bytes: 2GiB
+  reply_retention: 24h
+)");
+  ASSERT_TRUE(c.ok()) << c.errors[0].ToString();
+  EXPECT_TRUE(c.warnings.empty());
+  const BrokerOptions& o = c.options;
+  EXPECT_EQ(o.shutdown_grace, milliseconds(2000));
+  EXPECT_EQ(o.limits.max_buffered_bytes, size_t{256} << 20);
+  EXPECT_EQ(o.limits.max_connection_out_bytes, size_t{32} << 20);
+  EXPECT_EQ(o.limits.write_timeout, milliseconds(3000));
+  EXPECT_EQ(o.limits.handshake_timeout, milliseconds(1500));
+  EXPECT_EQ(o.limits.max_connections, 5000u);
+  EXPECT_EQ(o.limits.max_connections_per_address, 50u);
+  EXPECT_EQ(o.limits.max_client_services, 10u);
+  EXPECT_EQ(o.limits.max_unserved_services, 200u);
+  EXPECT_EQ(o.metrics.max_service_labels, 20u);
+  EXPECT_FALSE(o.store.enabled);
+  EXPECT_EQ(o.store.path, "/var/lib/plantd/broker.db");
+  EXPECT_EQ(o.store.max_requests, 5000u);
+  EXPECT_EQ(o.store.max_bytes, size_t{2} << 30);
+  EXPECT_EQ(o.store.reply_retention, std::chrono::hours(24));
+  EXPECT_EQ(c.origins.at("limits.max_connections"), c.file_path + ":9");
+}
+
+TEST_F(ConfigLoaderTest, NewKeysHaveEnvironmentVariablesAndFlags) {
+  ConfigSources s;
+  s.environment = {{"PLANTD_BROKER_LIMITS_MAX_CONNECTIONS", "300"},
+                   {"PLANTD_BROKER_LIMITS_HANDSHAKE_TIMEOUT", "2s"},
+                   {"PLANTD_BROKER_METRICS_MAX_SERVICE_LABELS", "7"},
+                   {"PLANTD_BROKER_STORE_ENABLED", "no"},
+                   {"PLANTD_BROKER_SHUTDOWN_GRACE", "1s"}};
+  s.flags = {{"limits.max_connections_per_address", "30"}};
+  LoadedConfig c = LoadConfig(s);
+  ASSERT_TRUE(c.ok()) << c.errors[0].ToString();
+  EXPECT_EQ(c.options.limits.max_connections, 300u);
+  EXPECT_EQ(c.origins.at("limits.max_connections"), "env PLANTD_BROKER_LIMITS_MAX_CONNECTIONS");
+  EXPECT_EQ(c.options.limits.handshake_timeout, milliseconds(2000));
+  EXPECT_EQ(c.options.metrics.max_service_labels, 7u);
+  EXPECT_FALSE(c.options.store.enabled);
+  EXPECT_EQ(c.options.shutdown_grace, milliseconds(1000));
+  EXPECT_EQ(c.options.limits.max_connections_per_address, 30u);
+  EXPECT_EQ(c.origins.at("limits.max_connections_per_address"),
+            "flag --limits-max-connections-per-address");
+}
+
+TEST_F(ConfigLoaderTest, ReadsTheBusByteBudgetsAndSubscriptionLimits) {
+  LoadedConfig c = LoadYaml(R"(
+buses:
+  - name: data
+    backend: tcp://*:12000
+    frontend: tcp://*:12001
+    send_hwm_bytes: 8MiB
+    max_message_size: 256KiB
+    max_subscriptions_per_subscriber: 100
+    max_subscriptions: 5000
+    max_subscription_size: 256
+    delivery: block
+    last_value_cache: yes
+)");
+  ASSERT_TRUE(c.ok()) << c.errors[0].ToString();
+  EXPECT_TRUE(c.warnings.empty());
+  const BusOptions& bus = c.options.buses.at(0);
+  EXPECT_EQ(bus.send_hwm_bytes, size_t{8} << 20);
+  EXPECT_EQ(bus.max_message_size, size_t{256} << 10);
+  EXPECT_EQ(bus.max_subscriptions_per_subscriber, 100u);
+  EXPECT_EQ(bus.max_subscriptions, 5000u);
+  EXPECT_EQ(bus.max_subscription_size, 256u);
+  EXPECT_EQ(bus.delivery, BusOptions::Delivery::kBlock);
+  EXPECT_TRUE(bus.last_value_cache);
+  EXPECT_EQ(c.origins.at("buses[0].max_subscriptions"), c.file_path + ":9");
+}
+
+// --- Cross-field rules.
+
+TEST_F(ConfigLoaderTest, ConnectionOutBytesBelowMessageSizeRefused) {
+  ExpectErrorAt("buses: []\nmax_message_size: 16MiB\nlimits:\n  max_connection_out_bytes: 1MiB\n",
+                "limits.max_connection_out_bytes", 4,
+                "must be at least max_message_size (16MiB, from " + dir_ +
+                    "/broker.yaml:2): one largest reply must fit");
+}
+
+TEST_F(ConfigLoaderTest, BufferedBytesBelowMessageSizeRefused) {
+  ExpectErrorAt("buses: []\nmax_message_size: 2GiB\nlimits:\n  max_connection_out_bytes: 2GiB\n"
+                "store:\n  max_bytes: 2GiB\n",
+                "limits.max_buffered_bytes", 0, "must be at least max_message_size (2GiB");
+}
+
+TEST_F(ConfigLoaderTest, PerAddressConnectionsAboveTotalRefused) {
+  ExpectErrorAt("buses: []\nlimits:\n  max_connections: 100\n  max_connections_per_address: 200\n",
+                "limits.max_connections_per_address", 4,
+                "must not exceed limits.max_connections (100");
+}
+
+TEST_F(ConfigLoaderTest, ServiceCapsMustNest) {
+  ExpectErrorAt("buses: []\nlimits:\n  max_client_services: 2000\n", "limits.max_client_services",
+                3, "must not exceed limits.max_unserved_services (1000, from default)");
+  ExpectErrorAt("buses: []\nmax_services: 500\n", "limits.max_unserved_services", 0,
+                "must not exceed max_services (500");
+}
+
+TEST_F(ConfigLoaderTest, StoreRules) {
+  ExpectErrorAt("buses: []\nstore:\n  path: \"\"\n", "store.path", 3, "needs a file");
+  EXPECT_TRUE(LoadYaml("buses: []\nstore:\n  enabled: false\n  path: \"\"\n").ok());
+  ExpectErrorAt("buses: []\nmax_message_size: 2GiB\nlimits:\n  max_buffered_bytes: 4GiB\n"
+                "  max_connection_out_bytes: 2GiB\nstore:\n  max_bytes: 1GiB\n",
+                "store.max_bytes", 7, "must be at least max_message_size (2GiB");
+}
+
+// libzmq's XSUB counts messages: recv_hwm full-size messages from one
+// publisher must fit the process's byte budget.
+TEST_F(ConfigLoaderTest, PublisherQueueMustFitTheBufferBudget) {
+  ExpectErrorAt("limits:\n  max_buffered_bytes: 64MiB\nbuses:\n  - name: x\n"
+                "    backend: tcp://*:15000\n    frontend: tcp://*:15001\n"
+                "    recv_hwm: 100\n",
+                "buses[0].recv_hwm", 7, "must not exceed limits.max_buffered_bytes (64MiB");
+  EXPECT_TRUE(LoadYaml("limits:\n  max_buffered_bytes: 64MiB\nbuses:\n  - name: x\n"
+                       "    backend: tcp://*:15000\n    frontend: tcp://*:15001\n"
+                       "    recv_hwm: 64\n")
+                  .ok());
+}
+
+TEST_F(ConfigLoaderTest, BusBudgetsMustHoldOneMessage) {
+  ExpectErrorAt("buses:\n  - name: x\n    backend: tcp://*:15000\n    frontend: tcp://*:15001\n"
+                "    max_message_size: 8MiB\n    recv_hwm: 10\n    send_hwm_bytes: 4MiB\n",
+                "buses[0].send_hwm_bytes", 7,
+                "must be at least buses[0].max_message_size (8MiB");
+  ExpectErrorAt("buses:\n  - name: x\n    backend: tcp://*:15000\n    frontend: tcp://*:15001\n"
+                "    max_subscriptions: 10\n",
+                "buses[0].max_subscriptions_per_subscriber", 0,
+                "must not exceed buses[0].max_subscriptions (10");
+}
+
+// --- Echoed values are bounded.
+
+TEST_F(ConfigLoaderTest, ValueEchoedAtMost80Bytes) {
+  const std::string huge(100u << 20, '7');  // 100 MB of digits: a number out of range
+  ConfigSources s;
+  s.environment = {{"PLANTD_BROKER_MAX_SERVICES", huge}};
+  const std::string e = OnlyError(LoadConfig(s));
+  EXPECT_LT(e.size(), 300u) << e.substr(0, 300);
+  EXPECT_NE(e.find("max_services: \"" + std::string(77, '7') +
+                   "\u2026\" (104857600 bytes) (from env PLANTD_BROKER_MAX_SERVICES)"),
+            std::string::npos)
+      << e;
+
+  // In a file, a value is cut the same way.
+  const std::string big(512u << 10, 'x');
+  const std::string f = OnlyError(LoadYaml("buses: []\nlog:\n  level: " + big + "\n"));
+  EXPECT_LT(f.size(), 300u) << f.substr(0, 300);
+  EXPECT_NE(f.find("log.level: \"" + std::string(77, 'x') + "\u2026\" (524288 bytes) (from " +
+                   dir_ + "/broker.yaml:3)"),
+            std::string::npos)
+      << f;
+}
+
+TEST_F(ConfigLoaderTest, ConfigFileOverOneMebibyteRefusedUnread) {
+  // yaml-cpp would take about a minute over a 100 MB value.
+  ConfigSources s;
+  s.file_path = WriteYaml("max_services: " + std::string(100u << 20, '7') + "\n");
+  const auto start = std::chrono::steady_clock::now();
+  const std::string e = OnlyError(LoadConfig(s));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(1));
+  EXPECT_LT(e.size(), 300u) << e.substr(0, 300);
+  EXPECT_NE(e.find("larger than 1MiB; is this the configuration file?"), std::string::npos) << e;
+  // Just under the limit is read.
+  const std::string padding = "# " + std::string(kMaxConfigFileBytes - 20, '#') + "\n";
+  LoadedConfig c = LoadYaml(padding + "buses: []\n");
+  EXPECT_TRUE(c.ok()) << AllErrors(c);
+}
+
+TEST_F(ConfigLoaderTest, UnknownLongKeyIsCutInTheWarning) {
+  const std::string key(1000, 'k');  // YAML allows at most 1024 characters in a plain key
+  LoadedConfig c = LoadYaml("buses: []\n" + key + ": 1\n");
+  ASSERT_TRUE(c.ok()) << AllErrors(c);
+  ASSERT_EQ(c.warnings.size(), 1u);
+  const std::string w = c.warnings[0].ToString();
+  EXPECT_LT(w.size(), 250u);
+  EXPECT_NE(w.find("\u2026 (1000 bytes)"), std::string::npos) << w;
+}
+
+TEST(EchoValue, EscapesAndCutsAtACharacterBoundary) {
+  EXPECT_EQ(EchoValue("ok"), "\"ok\"");
+  EXPECT_EQ(EchoValue("a\"b\\c\nd\x01"), "\"a\\\"b\\\\c\\nd\\x01\"");
+  EXPECT_EQ(EchoValue(std::string(80, 'x')), "\"" + std::string(80, 'x') + "\"");
+  const std::string cut = EchoValue(std::string(81, 'x'));
+  EXPECT_EQ(cut, "\"" + std::string(77, 'x') + "\u2026\" (81 bytes)");
+  // "é" is two bytes: a cut never splits it.
+  std::string accents;
+  for (int i = 0; i < 60; ++i) accents += "\u00e9";
+  const std::string shown = EchoValue(accents);
+  const std::string inner = shown.substr(1, shown.find("\u2026") - 1);
+  EXPECT_EQ(inner.size() % 2, 0u) << shown;
+  EXPECT_LE(inner.size() + 3, kMaxEcho);
+  // Escapes count against the 80 bytes too.
+  const std::string newlines = EchoValue(std::string(100, '\n'));
+  EXPECT_LE(newlines.find("\u2026") - 1 + 3, kMaxEcho) << newlines;
+  EXPECT_NE(newlines.find("(100 bytes)"), std::string::npos);
+}
+
+TEST_F(ConfigLoaderTest, UnknownEnvironmentVariableIsAWarning) {
+  ConfigSources s;
+  s.environment = {{"PLANTD_BROKER_LOG_LEVL", "debug"}, {"PLANTD_BROKER_TEST_STALL_MS", "5"}};
+  LoadedConfig c = LoadConfig(s);
+  EXPECT_TRUE(c.ok());
+  ASSERT_EQ(c.warnings.size(), 1u);
+  EXPECT_EQ(c.warnings[0].key, "PLANTD_BROKER_LOG_LEVL");
+}
+
+// --- The key table is the single source.
+
+TEST(ConfigKeys, EveryKeyIsDocumentedWithTypeDefaultAndRange) {
+  const std::vector<KeyDoc> docs = DocumentedKeys();
+  std::set<std::string> seen;
+  for (const KeyDoc& d : docs) {
+    EXPECT_TRUE(seen.insert(d.key).second) << "twice: " << d.key;
+    EXPECT_FALSE(d.doc.empty()) << d.key;
+    EXPECT_FALSE(d.type.empty()) << d.key;
+    EXPECT_FALSE(d.default_value.empty()) << d.key;
+    if (d.type == "integer" || d.type == "size" || d.type == "duration" || d.type == "choice") {
+      EXPECT_FALSE(d.range.empty()) << d.key;
+    }
+  }
+  for (const char* key :
+       {"limits.max_buffered_bytes", "limits.max_connection_out_bytes", "limits.write_timeout",
+        "limits.handshake_timeout", "limits.max_connections",
+        "limits.max_connections_per_address", "limits.max_client_services",
+        "limits.max_unserved_services", "metrics.max_service_labels", "shutdown_grace",
+        "store.enabled", "store.path", "store.max_requests", "store.max_bytes",
+        "store.reply_retention", "buses[].send_hwm_bytes",
+        "buses[].max_message_size", "buses[].max_subscriptions_per_subscriber",
+        "buses[].max_subscriptions", "buses[].max_subscription_size", "socket_hwm"}) {
+    EXPECT_EQ(seen.count(key), 1u) << key;
+  }
+  const std::string markdown = RenderKeys("markdown");
+  for (const KeyDoc& d : docs) {
+    EXPECT_NE(markdown.find("| `" + d.key + "` |"), std::string::npos) << d.key;
+  }
+  EXPECT_NE(markdown.find("| `socket_hwm` | integer | 1 to 100000000 | `100000` | "
+                          "`PLANTD_BROKER_SOCKET_HWM`, `--socket-hwm` |"),
+            std::string::npos)
+      << markdown;
+}
+
+// The roff the man pages are made from: one tagged paragraph per documented
+// key, keys and flags with \- so they render as the minus a shell takes,
+// and \% so groff never hyphenates them.
+TEST(ConfigKeys, ManPageFormatsListEveryKeyInRoff) {
+  const std::string keys = RenderKeys("man");
+  const std::string options = RenderKeys("man-options");
+  const std::string environment = RenderKeys("man-environment");
+  for (const KeyDoc& d : DocumentedKeys()) {
+    std::string key;
+    for (char c : d.key) key += c == '-' ? std::string("\\-") : std::string(1, c);
+    EXPECT_NE(keys.find(".TP\n\\fB\\%" + key + "\\fR ("), std::string::npos) << d.key;
+    if (d.flag.empty()) continue;
+    std::string flag = "\\-\\-";
+    for (char c : d.flag) flag += c == '-' ? std::string("\\-") : std::string(1, c);
+    EXPECT_NE(options.find(".TP\n\\fB\\%" + flag + "\\fR \\fI"), std::string::npos) << d.flag;
+    EXPECT_NE(environment.find(".TP\n\\fB\\%" + d.env + "\\fR\n"), std::string::npos) << d.env;
+  }
+  EXPECT_NE(keys.find(".SS Each entry of buses\n"), std::string::npos);
+  EXPECT_NE(keys.find("(integer, 1 to 100000000; default \\fB\\%100000\\fR)"), std::string::npos);
+  // No line of generated text may be taken for a request.
+  for (const std::string* text : {&keys, &options, &environment}) {
+    std::istringstream lines(*text);
+    std::string line;
+    while (std::getline(lines, line)) {
+      if (line.rfind(".TP", 0) == 0 || line.rfind(".SS ", 0) == 0) continue;
+      EXPECT_TRUE(line.empty() || (line[0] != '.' && line[0] != '\'')) << line;
+    }
+  }
+  EXPECT_EQ(RenderKeys("roff"), "");
+}
+
+TEST(ConfigKeys, EveryScalarKeyHasAVariableAndAFlagNamedAfterIt) {
+  for (const auto& spec : BrokerKeys()) {
+    if (!spec.alias_of.empty() || spec.type == KeyType::kList) continue;
+    std::string env = "PLANTD_BROKER_", flag;
+    for (char c : spec.key) {
+      env += c == '.' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      flag += c == '.' || c == '_' ? '-' : c;
+    }
+    EXPECT_EQ(spec.env, env);
+    EXPECT_EQ(spec.flag, flag);
+  }
+  std::set<std::string> flags;
+  for (const ConfigFlag& f : ConfigFlags()) flags.insert(f.flag);
+  EXPECT_EQ(flags.count("limits-max-buffered-bytes"), 1u);
+  EXPECT_EQ(flags.count("heartbeat-interval"), 1u);
+}
+
+TEST(ConfigKeys, DefaultsReadBackThroughTheirOwnParser) {
+  BrokerOptions defaults;
+  for (const auto& spec : BrokerKeys()) {
+    if (!spec.get) continue;
+    BrokerOptions o;
+    EXPECT_TRUE(spec.set(o, spec.get(defaults)).ok()) << spec.key << " " << spec.get(defaults);
+    EXPECT_EQ(spec.get(o), spec.get(defaults)) << spec.key;
+    EXPECT_TRUE(spec.check(defaults).ok()) << spec.key;
+  }
+  for (const auto& spec : BusKeys()) {
+    for (const BusOptions& bus : defaults.buses) {
+      BusOptions b;
+      EXPECT_TRUE(spec.set(b, spec.get(bus)).ok()) << spec.key;
+      EXPECT_EQ(spec.get(b), spec.get(bus)) << spec.key;
+    }
+  }
+}
+
+TEST_F(ConfigLoaderTest, PrintedConfigWithEveryKeyChangedLoadsBack) {
+  LoadedConfig first = LoadYaml(R"(
+endpoint: tcp://127.0.0.1:7300
+heartbeat_interval: 300ms
+max_message_size: 1MiB
+socket_hwm: 77
+shutdown_grace: 1500ms
+limits:
+  max_buffered_bytes: 100MiB
+  max_connection_out_bytes: 3MiB
+  handshake_timeout: 1s
+  max_connections: 99
+  max_connections_per_address: 9
+metrics:
+  max_service_labels: 5
+store:
+  enabled: false
+  reply_retention: 2h
+buses:
+  - name: x
+    backend: tcp://*:15000
+    frontend: tcp://*:15001
+    send_hwm_bytes: 2MiB
+    recv_hwm: 50
+    max_subscription_size: 100
+    delivery: block
+)");
+  ASSERT_TRUE(first.ok()) << first.errors[0].ToString();
+  const std::string printed = RenderConfigYaml(first);
+  LoadedConfig second = LoadYaml(printed);
+  ASSERT_TRUE(second.ok()) << second.errors[0].ToString() << "\n" << printed;
+  EXPECT_TRUE(second.warnings.empty()) << second.warnings[0].ToString();
+  EXPECT_TRUE(ChangedKeys(first.options, second.options).empty());
+  EXPECT_NE(printed.find("max_buffered_bytes: \"100MiB\"  # " + first.file_path + ":8"),
+            std::string::npos)
+      << printed;
+  EXPECT_NE(printed.find("    send_hwm_bytes: \"2MiB\"  # " + first.file_path + ":22"),
+            std::string::npos)
+      << printed;
+  EXPECT_NE(printed.find("max_services: 10000  # default"), std::string::npos) << printed;
+}
+
+TEST_F(ConfigLoaderTest, ChangedKeysSeesABusField) {
+  BrokerOptions a, b;
+  b.buses[0].max_subscriptions = 5;
+  EXPECT_EQ(ChangedKeys(a, b), (std::vector<std::string>{"buses"}));
+  b = a;
+  b.limits.max_connections = 5;
+  EXPECT_EQ(ChangedKeys(a, b), (std::vector<std::string>{"limits.max_connections"}));
 }
 
 }  // namespace

@@ -2,7 +2,9 @@
 // service's most-spare-credit list.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "broker/fair_queue.h"
@@ -61,8 +63,64 @@ TEST(FairQueue, ExpiresByQueueTimeAndForgetsIdleClients) {
   EXPECT_EQ(q.size(), 1u);
   EXPECT_EQ(q.Pop()->id, 2u);
   EXPECT_EQ(q.Pop(), nullptr);
-  q.ForgetIdleClients(t1 + std::chrono::seconds(1));
+  std::vector<std::string> forgotten;
+  q.ForgetIdleClients(t1 + std::chrono::seconds(1),
+                      [&](std::string_view c) { forgotten.emplace_back(c); });
   EXPECT_EQ(q.client_lanes(), 0u);
+  std::sort(forgotten.begin(), forgotten.end());
+  EXPECT_EQ(forgotten, (std::vector<std::string>{"a", "b"}));
+}
+
+TEST(FairQueue, PushSaysWhenTheClientHasANewLane) {
+  Requests rs;
+  FairQueue q;
+  const SteadyTime t0{};
+  EXPECT_TRUE(q.Push(rs.Make("a", 1), t0));
+  EXPECT_FALSE(q.Push(rs.Make("a", 2), t0));
+  EXPECT_TRUE(q.Push(rs.Make("b", 3), t0));
+}
+
+// A client whose connection closed: its queued requests go, other clients'
+// stay in order, and re-dispatched requests (their own lane) are kept.
+TEST(FairQueue, DropClientRemovesOnlyThatClientsQueuedRequests) {
+  Requests rs;
+  FairQueue q;
+  const SteadyTime t0{};
+  q.Push(rs.Make("gone", 1), t0);
+  q.Push(rs.Make("stays", 2), t0);
+  q.Push(rs.Make("gone", 3), t0);
+  q.PushFront(rs.Make("gone", 4), t0);
+  std::vector<uint64_t> dropped;
+  EXPECT_EQ(q.DropClient("gone", [&](Request* r) { dropped.push_back(r->id); }), 2u);
+  EXPECT_EQ(dropped, (std::vector<uint64_t>{1, 3}));
+  EXPECT_EQ(q.size(), 2u);
+  EXPECT_EQ(q.Pop()->id, 4u);
+  EXPECT_EQ(q.Pop()->id, 2u);
+  EXPECT_EQ(q.Pop(), nullptr);
+  EXPECT_EQ(q.DropClient("nobody", [](Request*) {}), 0u);
+  // The orphaned lane is forgotten at once and not reported (the client's
+  // registry entry went with its connection); a new connection with the
+  // same routing id is a new lane.
+  std::vector<std::string> forgotten;
+  q.ForgetIdleClients(t0 - std::chrono::hours(1),
+                      [&](std::string_view c) { forgotten.emplace_back(c); });
+  EXPECT_TRUE(forgotten.empty());
+  EXPECT_EQ(q.client_lanes(), 1u);  // "stays": not idle long enough
+  EXPECT_TRUE(q.Push(rs.Make("gone", 5), t0));
+}
+
+TEST(FairQueue, DropClientWhileItsLaneIsScheduledThenReturns) {
+  Requests rs;
+  FairQueue q;
+  const SteadyTime t0{};
+  q.Push(rs.Make("gone", 1), t0);
+  q.Push(rs.Make("stays", 2), t0);
+  q.DropClient("gone", [](Request*) {});
+  // Same routing id on a new connection before Pop came round to the lane.
+  EXPECT_TRUE(q.Push(rs.Make("gone", 3), t0));
+  std::vector<uint64_t> order;
+  while (Request* r = q.Pop()) order.push_back(r->id);
+  EXPECT_EQ(order, (std::vector<uint64_t>{3, 2}));
 }
 
 TEST(Service, MostSpareCreditFirstThenLeastRecentlyUsed) {

@@ -38,6 +38,28 @@ TEST(ParseByteSize, AcceptsUnits) {
   EXPECT_FALSE(ParseByteSize("-1").ok());
 }
 
+TEST(ParseByteSize, RefusesWhatDoesNotFitIn64Bits) {
+  EXPECT_EQ(ParseByteSize("1TiB").value(), uint64_t{1} << 40);
+  EXPECT_EQ(ParseByteSize("18446744073709551615").value(), UINT64_MAX);
+  EXPECT_FALSE(ParseByteSize("18446744073709551616").ok());
+  EXPECT_FALSE(ParseByteSize("17179869184GiB").ok());
+  EXPECT_FALSE(ParseByteSize("").ok());
+  EXPECT_FALSE(ParseByteSize("MiB").ok());
+  EXPECT_FALSE(ParseByteSize("1.5MiB").ok());
+}
+
+TEST(FormatByteSize, UsesTheLargestExactBinaryUnitAndReadsBack) {
+  EXPECT_EQ(FormatByteSize(16u << 20), "16MiB");
+  EXPECT_EQ(FormatByteSize(uint64_t{1} << 30), "1GiB");
+  EXPECT_EQ(FormatByteSize(uint64_t{3} << 40), "3TiB");
+  EXPECT_EQ(FormatByteSize(1536), "1536");
+  EXPECT_EQ(FormatByteSize(65535), "65535");
+  EXPECT_EQ(FormatByteSize(0), "0");
+  for (uint64_t n : {uint64_t{0}, uint64_t{64}, uint64_t{1} << 20, uint64_t{1000}, UINT64_MAX}) {
+    EXPECT_EQ(ParseByteSize(FormatByteSize(n)).value(), n) << n;
+  }
+}
+
 TEST(FormatDuration, UsesTheLargestExactUnit) {
   EXPECT_EQ(FormatDuration(milliseconds(2500)), "2500ms");
   EXPECT_EQ(FormatDuration(milliseconds(30000)), "30s");

@@ -35,9 +35,12 @@ struct PublisherOptions {
 // Not thread-safe.
 class Publisher {
  public:
+  // Never throws: a malformed endpoint makes status() and every Publish
+  // return kInvalidArgument naming it.
   explicit Publisher(const std::string& endpoint, PublisherOptions options = {});
   ~Publisher();
   Status Publish(const std::string& topic, const std::vector<std::string>& frames);
+  Status status() const;
 
  private:
   struct Impl;
@@ -47,10 +50,13 @@ class Publisher {
 // Not thread-safe.
 class Subscriber {
  public:
+  // Never throws: with a malformed endpoint, status() says so and Receive
+  // returns nothing.
   Subscriber(const std::string& endpoint, const std::vector<std::string>& topics);
   ~Subscriber();
-  void Subscribe(const std::string& topic_prefix);
+  Status Subscribe(const std::string& topic_prefix);
   std::optional<Message> Receive(std::chrono::milliseconds timeout);
+  Status status() const;
 
  private:
   struct Impl;

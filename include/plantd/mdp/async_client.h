@@ -30,9 +30,10 @@ class AsyncClient {
   AsyncClient(const AsyncClient&) = delete;
   AsyncClient& operator=(const AsyncClient&) = delete;
 
-  // Queues a request. `done` runs exactly once: with the FINAL body, or with
-  // kTimeout when no FINAL came within options.timeout. AsyncClient does not
-  // retry: the caller decides what a lost request means.
+  // Queues a request. `done` runs exactly once, inside Poll/Drain: with the
+  // FINAL body, with kTimeout when no FINAL came within options.timeout, or
+  // with status() when the client cannot send. AsyncClient does not retry:
+  // the caller decides what a lost request means.
   void Send(const std::string& service, const Frames& body, Callback done,
             Client::PartialHandler on_partial = {});
 
@@ -47,6 +48,10 @@ class AsyncClient {
   size_t Drain(std::chrono::milliseconds limit);
 
   size_t pending() const;
+
+  // Ok, or why this client cannot send at all (no endpoint, a malformed
+  // one: kInvalidArgument). Its requests then complete with this status.
+  Status status() const;
 
  private:
   struct Impl;

@@ -66,7 +66,8 @@ class Worker {
 
   // Runs `handler` on options.credit threads until Stop(): requests are
   // handled concurrently and their replies sent as each finishes, in any
-  // order. The handler's return value is the FINAL body.
+  // order. The handler's return value is the FINAL body. Returns at once
+  // when no broker can be used (status() says why).
   using Handler = std::function<Frames(const WorkerRequest& request)>;
   void Serve(const Handler& handler);
 
@@ -76,6 +77,11 @@ class Worker {
 
   // How many times a broker connection was (re)established; for tests and logs.
   uint64_t registrations() const;
+
+  // Ok, or the first endpoint that cannot be used (malformed, unknown
+  // transport: kInvalidArgument). The worker serves the brokers it could
+  // reach; with none, Receive returns nullopt at once.
+  Status status() const;
 
  private:
   struct Impl;
