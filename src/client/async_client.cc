@@ -150,7 +150,7 @@ size_t AsyncClient::Poll(milliseconds wait) {
 size_t AsyncClient::Drain(milliseconds limit) {
   const auto until = steady_clock::now() + limit;
   while (!impl_->pending.empty()) {
-    const auto left = std::chrono::duration_cast<milliseconds>(until - steady_clock::now());
+    const auto left = std::chrono::ceil<milliseconds>(until - steady_clock::now());
     if (left <= milliseconds(0)) break;
     Poll(left);
   }

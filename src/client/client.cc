@@ -82,7 +82,8 @@ struct Client::Impl {
     const auto deadline = steady_clock::now() + timeout;
     ReadEvents();
     while (!connected) {
-      const auto left = std::chrono::duration_cast<milliseconds>(deadline - steady_clock::now());
+      // Rounded up: a timeout never ends before its deadline.
+      const auto left = std::chrono::ceil<milliseconds>(deadline - steady_clock::now());
       if (left <= milliseconds(0)) return false;
       zmq::pollitem_t item{monitor->handle(), 0, ZMQ_POLLIN, 0};
       if (client::Poll(&item, 1, left) > 0) ReadEvents();
@@ -116,7 +117,8 @@ Result<Frames> Client::Request(const std::string& service, const Frames& body,
       if (!sent) return Status::Unavailable("the request could not be sent to the broker");
       auto deadline = steady_clock::now() + options_.timeout;
       while (true) {
-        const auto left = std::chrono::duration_cast<milliseconds>(deadline - steady_clock::now());
+        // Rounded up: a request never times out before its deadline.
+        const auto left = std::chrono::ceil<milliseconds>(deadline - steady_clock::now());
         zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLIN, 0};
         if (left <= milliseconds(0)) break;               // timed out
         if (client::Poll(&item, 1, left) == 0) continue;  // a signal, or time is up
