@@ -2,6 +2,7 @@
 
 #include <sys/random.h>
 
+#include <array>
 #include <chrono>
 #include <cstring>
 #include <random>
@@ -27,7 +28,7 @@ uint32_t GetU32(const char* p) {
   return uint32_t{u[0]} | uint32_t{u[1]} << 8 | uint32_t{u[2]} << 16 | uint32_t{u[3]} << 24;
 }
 
-void FillRandom(uint8_t* bytes, size_t count) {
+void FillFromKernel(uint8_t* bytes, size_t count) {
   size_t got = 0;
   while (got < count) {
     const ssize_t n = getrandom(bytes + got, count - got, 0);
@@ -35,10 +36,35 @@ void FillRandom(uint8_t* bytes, size_t count) {
     got += static_cast<size_t>(n);
   }
   if (got < count) {
-    // getrandom cannot fail on Linux >= 3.17 for 16 bytes; keep a fallback anyway.
+    // getrandom cannot fail on Linux >= 3.17 once the pool is seeded; keep a
+    // fallback anyway.
     std::random_device rd;
     for (size_t i = got; i < count; ++i) bytes[i] = static_cast<uint8_t>(rd());
   }
+}
+
+// An id is made for every durable request on the core thread, and getrandom
+// is a system call: take the kernel's bytes 512 at a time (one call per 32
+// ids) and hand them out in order. They are as unpredictable as getrandom's
+// own; each byte is used once and only this process holds the pool.
+void FillRandom(uint8_t* bytes, size_t count) {
+  struct Pool {
+    std::array<uint8_t, 512> bytes;
+    size_t used = 512;
+  };
+  thread_local Pool pool;
+  if (count > pool.bytes.size()) {
+    FillFromKernel(bytes, count);
+    return;
+  }
+  if (pool.bytes.size() - pool.used < count) {
+    FillFromKernel(pool.bytes.data(), pool.bytes.size());
+    pool.used = 0;
+  }
+  std::memcpy(bytes, pool.bytes.data() + pool.used, count);
+  // Bytes handed out are not kept.
+  std::memset(pool.bytes.data() + pool.used, 0, count);
+  pool.used += count;
 }
 
 }  // namespace

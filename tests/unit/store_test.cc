@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -56,6 +57,35 @@ int ExecSql(const std::string& path, const std::string& sql) {
   if (rc == SQLITE_OK) rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr);
   sqlite3_close(db);
   return rc;
+}
+
+// Ids come from a pool of the kernel's random bytes refilled every 32 ids:
+// across many refills they stay distinct, carry the version and variant bits
+// of RFC 9562, and version-7 ids start with the current time.
+TEST(RequestIdTest, IdsAreDistinctAcrossRandomPoolRefillsAndCarryTheirVersion) {
+  std::set<RequestId> seen;
+  const auto now_ms = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                std::chrono::system_clock::now().time_since_epoch())
+                                                .count());
+  for (int i = 0; i < 5000; ++i) {
+    const RequestId v4 = RequestId::Random();
+    const RequestId v7 = RequestId::TimeOrdered();
+    EXPECT_TRUE(seen.insert(v4).second) << v4.ToHex();
+    EXPECT_TRUE(seen.insert(v7).second) << v7.ToHex();
+    EXPECT_EQ(v4.bytes[6] >> 4, 4);
+    EXPECT_EQ(v7.bytes[6] >> 4, 7);
+    EXPECT_EQ(v4.bytes[8] >> 6, 2);
+    EXPECT_EQ(v7.bytes[8] >> 6, 2);
+    uint64_t ms = 0;
+    for (int b = 0; b < 6; ++b) ms = ms << 8 | v7.bytes[b];
+    EXPECT_GE(ms + 1000, now_ms);
+    EXPECT_LE(ms, now_ms + 60000);
+  }
+  // The random part is not a constant: the 10 bytes after the timestamp
+  // differ between consecutive ids (a zeroed or stuck pool would repeat).
+  const RequestId a = RequestId::TimeOrdered();
+  const RequestId b = RequestId::TimeOrdered();
+  EXPECT_FALSE(std::equal(a.bytes.begin() + 6, a.bytes.end(), b.bytes.begin() + 6));
 }
 
 TEST(SqliteStoreTest, SubmitReplyFetchCloseRoundTrip) {
