@@ -11,7 +11,6 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <random>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -22,33 +21,27 @@ namespace plantd::test {
 
 using namespace std::chrono_literals;
 
-// Ports come from below the kernel's ephemeral range (32768 and up on
-// Debian), so an outgoing connection of this or another test cannot take one
-// between this check and the broker's bind; and a port is handed out once per
-// process, so two calls in a row never name the same port (bind-to-0 can).
+// The kernel picks the port (bind to port 0, read it back). It may pick the
+// same port again for the next call once this socket is closed, and two keys
+// of one config on one port make the broker refuse to start: a port is handed
+// out once per process, and a repeat is asked for again.
 int FreeTcpPort() {
-  constexpr int kFirst = 20000;
-  constexpr int kCount = 12000;
   static std::set<int> handed_out;
-  static std::mt19937 random(static_cast<unsigned>(getpid()) ^
-                             static_cast<unsigned>(
-                                 std::chrono::steady_clock::now().time_since_epoch().count()));
-  for (int attempt = 0; attempt < 1000; ++attempt) {
-    const int port = kFirst + static_cast<int>(random() % kCount);
-    if (handed_out.count(port) != 0) continue;
+  for (int attempt = 0; attempt < 100; ++attempt) {
     const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = htons(static_cast<uint16_t>(port));
-    const bool free = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+    addr.sin_port = 0;
+    socklen_t len = sizeof(addr);
+    const bool bound = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+                       getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0;
     close(fd);
-    if (free) {
-      handed_out.insert(port);
-      return port;
-    }
+    if (!bound) continue;
+    const int port = ntohs(addr.sin_port);
+    if (handed_out.insert(port).second) return port;
   }
-  return 0;  // the broker then fails to start and the test says why
+  return 0;  // the broker then fails to start, and the test shows why
 }
 
 std::string TcpEndpoint(int port) { return "tcp://127.0.0.1:" + std::to_string(port); }
