@@ -909,13 +909,7 @@ void Broker::MarkServed(Service* s) {
 void Broker::EraseService(StringMap<std::unique_ptr<Service>>::iterator it) {
   Service* s = it->second.get();
   const ServiceCounters& c = s->counters();
-  retired_.requests += c.requests;
-  retired_.replies += c.replies;
-  retired_.partials += c.partials;
-  retired_.redispatched += c.redispatched;
-  retired_.expired += c.expired;
-  retired_.refused += c.refused;
-  retired_.failed += c.failed;
+  retired_.AddCounts(c);
   s->queue().ForgetIdleClients(SteadyTime::max(),
                                [&](std::string_view client) { clients_.RemoveLane(client, s); });
   if (!s->ever_served) {
@@ -1182,13 +1176,7 @@ std::shared_ptr<BrokerSnapshot> Broker::BuildSnapshot(SteadyTime now, bool with_
     ss.idle_workers = s->worker_count() - s->busy_count();
     ss.queued = s->queue().size();
     ss.counters = s->counters();
-    snap->totals.requests += ss.counters.requests;
-    snap->totals.replies += ss.counters.replies;
-    snap->totals.partials += ss.counters.partials;
-    snap->totals.redispatched += ss.counters.redispatched;
-    snap->totals.expired += ss.counters.expired;
-    snap->totals.refused += ss.counters.refused;
-    snap->totals.failed += ss.counters.failed;
+    snap->totals.AddCounts(ss.counters);
     snap->services.push_back(std::move(ss));
   }
   std::sort(snap->services.begin(), snap->services.end(),

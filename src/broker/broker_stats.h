@@ -13,45 +13,10 @@
 #include <string>
 #include <vector>
 
+#include "broker/service_counters.h"
 #include "broker/titanic.h"
 
 namespace plantd::broker {
-
-// Round-trip latency with fixed buckets (Prometheus-style cumulative on export).
-class LatencyHistogram {
- public:
-  static constexpr std::array<double, 14> kBoundsSeconds = {
-      0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0};
-
-  void Record(std::chrono::nanoseconds d) {
-    const double s = std::chrono::duration<double>(d).count();
-    size_t i = 0;
-    while (i < kBoundsSeconds.size() && s > kBoundsSeconds[i]) ++i;
-    ++buckets_[i];
-    sum_seconds_ += s;
-    ++count_;
-  }
-  // Per bucket, not cumulative; the last one is +Inf.
-  const std::array<uint64_t, kBoundsSeconds.size() + 1>& buckets() const { return buckets_; }
-  double sum_seconds() const { return sum_seconds_; }
-  uint64_t count() const { return count_; }
-
- private:
-  std::array<uint64_t, kBoundsSeconds.size() + 1> buckets_{};
-  double sum_seconds_ = 0;
-  uint64_t count_ = 0;
-};
-
-struct ServiceCounters {
-  uint64_t requests = 0;      // accepted from clients
-  uint64_t replies = 0;       // FINALs delivered
-  uint64_t partials = 0;      // PARTIALs delivered
-  uint64_t redispatched = 0;  // sent again after their worker was lost
-  uint64_t expired = 0;       // waited longer than request_expiry
-  uint64_t refused = 0;       // queue full
-  uint64_t failed = 0;        // lost their worker more than max_redispatch times
-  LatencyHistogram latency;
-};
 
 // Why a message was dropped as invalid. Each is counted and logged at debug.
 enum class InvalidReason : uint8_t {

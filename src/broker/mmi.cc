@@ -11,17 +11,17 @@ namespace {
 using nlohmann::json;
 
 json ServiceJson(const ServiceSnapshot& s) {
-  return json{{"name", s.name},
-              {"workers", s.workers},
-              {"idle_workers", s.idle_workers},
-              {"busy_workers", s.workers - s.idle_workers},
-              {"queued", s.queued},
-              {"requests", s.counters.requests},
-              {"served", s.counters.replies},
-              {"failed", s.counters.failed + s.counters.expired + s.counters.refused},
-              {"expired", s.counters.expired},
-              {"refused", s.counters.refused},
-              {"redispatched", s.counters.redispatched}};
+  json j = {{"name", s.name},
+            {"workers", s.workers},
+            {"idle_workers", s.idle_workers},
+            {"busy_workers", s.workers - s.idle_workers},
+            {"queued", s.queued},
+            // "served" is what the plantd Go services read: FINAL replies.
+            {"served", s.counters.replies}};
+  for (const ServiceCounterSpec& spec : kServiceCounterSpecs) {
+    j[std::string(spec.key)] = s.counters.*spec.field;
+  }
+  return j;
 }
 
 const ServiceSnapshot* FindService(const BrokerSnapshot& snap, std::string_view name) {
@@ -49,6 +49,11 @@ json BrokerJson(const BrokerSnapshot& snap) {
   for (size_t i = 0; i < snap.counters.dropped.size(); ++i) {
     dropped[RequestDropName(static_cast<RequestDrop>(i))] = snap.counters.dropped[i];
   }
+  // Every per-service counter, summed over services (removed ones too).
+  json totals = json::object();
+  for (const ServiceCounterSpec& spec : kServiceCounterSpecs) {
+    totals[std::string(spec.key)] = snap.totals.*spec.field;
+  }
   return json{{"version", kVersion},
               {"revision", kGitRevision},
               {"uptime_seconds", snap.uptime_seconds},
@@ -66,7 +71,8 @@ json BrokerJson(const BrokerSnapshot& snap) {
               {"invalid", invalid},
               {"refused", refused},
               {"dropped", dropped},
-              {"unserved_services", snap.unserved_services}};
+              {"unserved_services", snap.unserved_services},
+              {"totals", totals}};
 }
 
 // Service names come off the wire and may not be UTF-8: never throw on them.

@@ -29,6 +29,7 @@
 #include <vector>
 #include <zmq.hpp>
 
+#include "bus/bus_counters.h"
 #include "bus/last_value_cache.h"
 #include "bus/prefix_trie.h"
 #include "common/status.h"
@@ -37,32 +38,6 @@
 #include "transport/zmtp_router.h"
 
 namespace plantd::bus {
-
-// Written by the bus thread only (relaxed stores), read by anyone.
-struct BusCounters {
-  std::atomic<uint64_t> messages_in{0};
-  std::atomic<uint64_t> bytes_in{0};
-  std::atomic<uint64_t> messages_out{0};
-  std::atomic<uint64_t> bytes_out{0};
-  // drop mode: messages not delivered because a subscriber's queue was
-  // full, one for each subscriber that missed each message (native
-  // frontend); with libzmq's XPUB, messages that found a full queue, a lower
-  // bound (docs/buses.md). block mode: always 0.
-  std::atomic<uint64_t> dropped{0};
-  std::atomic<uint64_t> capture_dropped{0};  // the tap was full
-  std::atomic<uint64_t> blocked_ns{0};       // block mode: time spent waiting for subscribers
-  std::atomic<int64_t> subscribers{0};       // connected subscriber sockets
-  std::atomic<int64_t> subscriptions{0};     // active topic subscriptions
-  std::atomic<uint64_t> lvc_replayed{0};     // cached messages sent to new subscriptions
-  // Publishers' messages over max_message_size in all, dropped whole (a
-  // single larger frame makes libzmq disconnect its publisher instead).
-  std::atomic<uint64_t> too_large{0};
-  // Subscriptions ignored: too long, or past a cap (the subscriber stays).
-  std::atomic<uint64_t> subscriptions_refused{0};
-  // block mode: subscribers the bus stopped waiting for after write_timeout.
-  std::atomic<uint64_t> slow_consumers{0};
-  std::atomic<int64_t> last_tick_ns{0};  // steady clock; the thread is alive
-};
 
 class Bus {
  public:

@@ -78,13 +78,7 @@ struct ServiceRow {
     workers += s.workers;
     idle_workers += s.idle_workers;
     queued += s.queued;
-    counters.requests += s.counters.requests;
-    counters.replies += s.counters.replies;
-    counters.partials += s.counters.partials;
-    counters.redispatched += s.counters.redispatched;
-    counters.expired += s.counters.expired;
-    counters.refused += s.counters.refused;
-    counters.failed += s.counters.failed;
+    counters.AddCounts(s.counters);
     const auto& h = s.counters.latency;
     for (size_t i = 0; i < buckets.size(); ++i) buckets[i] += h.buckets()[i];
     latency_sum += h.sum_seconds();
@@ -99,31 +93,9 @@ ServiceRow RowOf(const broker::ServiceSnapshot& s) {
   return row;
 }
 
-struct Counter {
-  const char* name;
-  const char* help;
-  uint64_t broker::ServiceCounters::*field;
-};
-constexpr Counter kCounters[] = {
-    {"plantd_broker_requests_total", "Requests accepted from clients.",
-     &broker::ServiceCounters::requests},
-    {"plantd_broker_replies_total", "FINAL replies delivered to clients.",
-     &broker::ServiceCounters::replies},
-    {"plantd_broker_partials_total", "PARTIAL replies delivered to clients.",
-     &broker::ServiceCounters::partials},
-    {"plantd_broker_redispatched_total", "Requests sent again after their worker was lost.",
-     &broker::ServiceCounters::redispatched},
-    {"plantd_broker_expired_total", "Requests that waited longer than request_expiry.",
-     &broker::ServiceCounters::expired},
-    {"plantd_broker_refused_total", "Requests refused because the service queue was full.",
-     &broker::ServiceCounters::refused},
-    {"plantd_broker_failed_total", "Requests dropped after max_redispatch lost workers.",
-     &broker::ServiceCounters::failed},
-};
-
 // The per-service families, in the order they are written; kFamilies - 1
 // (the histogram) is last.
-constexpr size_t kFamilies = 2 + std::size(kCounters) + 1;
+constexpr size_t kFamilies = 2 + broker::kServiceCounterSpecs.size() + 1;
 
 const std::array<std::string, broker::LatencyHistogram::kBoundsSeconds.size() + 1>& LeLabels() {
   static const auto labels = [] {
@@ -143,8 +115,8 @@ void FamilyHeader(Writer& w, size_t family) {
   } else if (family == 1) {
     w.Header("plantd_broker_queued_requests", "gauge", "Requests waiting for a worker.");
   } else if (family < kFamilies - 1) {
-    const Counter& c = kCounters[family - 2];
-    w.Header(c.name, "counter", c.help);
+    const broker::ServiceCounterSpec& c = broker::kServiceCounterSpecs[family - 2];
+    w.Header(c.metric, "counter", c.meaning);
   } else {
     w.Header("plantd_broker_request_duration_seconds", "histogram",
              "Round trip from a request's arrival to its FINAL reply.");
@@ -159,8 +131,8 @@ void FamilySamples(Writer& w, size_t family, const ServiceRow& row) {
   } else if (family == 1) {
     w.Sample("plantd_broker_queued_requests", row.label, row.queued);
   } else if (family < kFamilies - 1) {
-    const Counter& c = kCounters[family - 2];
-    w.Sample(c.name, row.label, row.counters.*(c.field));
+    const broker::ServiceCounterSpec& c = broker::kServiceCounterSpecs[family - 2];
+    w.Sample(c.metric, row.label, row.counters.*(c.field));
   } else {
     const auto& le = LeLabels();
     uint64_t cumulative = 0;
@@ -396,73 +368,21 @@ void RenderTail(Writer& w, const broker::BrokerSnapshot& snap,
   w.Sample("plantd_broker_messages_total", "direction=\"out\"", snap.counters.messages_out);
 
   auto bus_label = [](const bus::Bus* b) { return "bus=\"" + Label(b->options().name) + "\""; };
-  w.Header("plantd_broker_bus_messages_total", "counter", "Messages through each bus.");
-  for (const bus::Bus* b : buses) {
-    w.Sample("plantd_broker_bus_messages_total", bus_label(b) + ",direction=\"in\"",
-             b->counters().messages_in.load(std::memory_order_relaxed));
-    w.Sample("plantd_broker_bus_messages_total", bus_label(b) + ",direction=\"out\"",
-             b->counters().messages_out.load(std::memory_order_relaxed));
-  }
-  w.Header("plantd_broker_bus_bytes_total", "counter", "Bytes through each bus.");
-  for (const bus::Bus* b : buses) {
-    w.Sample("plantd_broker_bus_bytes_total", bus_label(b) + ",direction=\"in\"",
-             b->counters().bytes_in.load(std::memory_order_relaxed));
-    w.Sample("plantd_broker_bus_bytes_total", bus_label(b) + ",direction=\"out\"",
-             b->counters().bytes_out.load(std::memory_order_relaxed));
-  }
-  w.Header("plantd_broker_bus_subscribers", "gauge", "Connected subscriber sockets.");
-  for (const bus::Bus* b : buses) {
-    w.Sample("plantd_broker_bus_subscribers", bus_label(b),
-             b->counters().subscribers.load(std::memory_order_relaxed));
-  }
-  w.Header("plantd_broker_bus_subscriptions", "gauge", "Active topic subscriptions.");
-  for (const bus::Bus* b : buses) {
-    w.Sample("plantd_broker_bus_subscriptions", bus_label(b),
-             b->counters().subscriptions.load(std::memory_order_relaxed));
-  }
-  w.Header("plantd_broker_bus_dropped_total", "counter",
-           "Messages that found a subscriber's queue full (drop mode), or the capture tap "
-           "full.");
-  for (const bus::Bus* b : buses) {
-    w.Sample("plantd_broker_bus_dropped_total", bus_label(b) + ",at=\"subscriber\"",
-             b->counters().dropped.load(std::memory_order_relaxed));
-    w.Sample("plantd_broker_bus_dropped_total", bus_label(b) + ",at=\"capture\"",
-             b->counters().capture_dropped.load(std::memory_order_relaxed));
-  }
-  w.Header("plantd_broker_bus_lvc_replayed_total", "counter",
-           "Cached last values sent to new subscriptions.");
-  for (const bus::Bus* b : buses) {
-    w.Sample("plantd_broker_bus_lvc_replayed_total", bus_label(b),
-             b->counters().lvc_replayed.load(std::memory_order_relaxed));
-  }
-  w.Header("plantd_broker_bus_blocked_seconds_total", "counter",
-           "Time a block-mode bus waited for a slow subscriber.");
-  for (const bus::Bus* b : buses) {
-    w.Sample("plantd_broker_bus_blocked_seconds_total", bus_label(b),
-             static_cast<double>(b->counters().blocked_ns.load(std::memory_order_relaxed)) / 1e9);
-  }
-
-  struct BusCounter {
-    const char* name;
-    const char* help;
-    const std::atomic<uint64_t> bus::BusCounters::*field;
-  };
-  static constexpr BusCounter kBusRefusals[] = {
-      {"plantd_broker_bus_too_large_total",
-       "Published messages over the bus's max_message_size, dropped whole.",
-       &bus::BusCounters::too_large},
-      {"plantd_broker_bus_subscriptions_refused_total",
-       "Subscriptions ignored: too long, or past a subscription cap.",
-       &bus::BusCounters::subscriptions_refused},
-      {"plantd_broker_bus_slow_consumers_total",
-       "Subscribers a block-mode bus stopped waiting for after write_timeout.",
-       &bus::BusCounters::slow_consumers},
-  };
-  for (const BusCounter& counter : kBusRefusals) {
-    w.Header(counter.name, "counter", counter.help);
+  for (size_t i = 0; i < bus::kBusCounterSpecs.size(); ++i) {
+    const bus::BusCounterSpec& spec = bus::kBusCounterSpecs[i];
+    if (i == 0 || bus::kBusCounterSpecs[i - 1].metric != spec.metric) {
+      w.Header(spec.metric, spec.type == bus::MetricType::kGauge ? "gauge" : "counter",
+               spec.meaning);
+    }
     for (const bus::Bus* b : buses) {
-      w.Sample(counter.name, bus_label(b),
-               (b->counters().*counter.field).load(std::memory_order_relaxed));
+      std::string labels = bus_label(b);
+      if (!spec.labels.empty()) labels.append(",").append(spec.labels);
+      const uint64_t value = spec.read(b->counters());
+      if (spec.seconds) {
+        w.Sample(spec.metric, labels, static_cast<double>(value) / 1e9);
+      } else {
+        w.Sample(spec.metric, labels, value);
+      }
     }
   }
 

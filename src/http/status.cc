@@ -34,18 +34,15 @@ std::string RenderStatusJson(const broker::BrokerSnapshot* snap,
       doc["broker"]["connections_refused"] = snap->connections_refused;
     }
     for (const auto& s : snap->services) {
-      services.push_back({{"name", s.name},
-                          {"workers", s.workers},
-                          {"idle_workers", s.idle_workers},
-                          {"busy_workers", s.workers - s.idle_workers},
-                          {"queued", s.queued},
-                          {"requests", s.counters.requests},
-                          {"replies", s.counters.replies},
-                          {"partials", s.counters.partials},
-                          {"redispatched", s.counters.redispatched},
-                          {"expired", s.counters.expired},
-                          {"refused", s.counters.refused},
-                          {"failed", s.counters.failed}});
+      json service = {{"name", s.name},
+                      {"workers", s.workers},
+                      {"idle_workers", s.idle_workers},
+                      {"busy_workers", s.workers - s.idle_workers},
+                      {"queued", s.queued}};
+      for (const broker::ServiceCounterSpec& spec : broker::kServiceCounterSpecs) {
+        service[std::string(spec.key)] = s.counters.*spec.field;
+      }
+      services.push_back(std::move(service));
     }
     for (const auto& w : snap->workers) {
       workers.push_back({{"identity", w.identity},
@@ -64,22 +61,21 @@ std::string RenderStatusJson(const broker::BrokerSnapshot* snap,
   json bus_list = json::array();
   for (const bus::Bus* b : buses) {
     const auto& c = b->counters();
-    bus_list.push_back({{"name", b->options().name},
-                        {"backend", b->options().backend},
-                        {"frontend", b->options().frontend},
-                        {"capture", b->options().capture},
-                        {"delivery", DeliveryName(b->options().delivery)},
-                        {"last_value_cache", b->options().last_value_cache},
-                        {"messages_in", c.messages_in.load()},
-                        {"messages_out", c.messages_out.load()},
-                        {"bytes_in", c.bytes_in.load()},
-                        {"bytes_out", c.bytes_out.load()},
-                        {"dropped", c.dropped.load()},
-                        {"capture_dropped", c.capture_dropped.load()},
-                        {"subscribers", c.subscribers.load()},
-                        {"subscriptions", c.subscriptions.load()},
-                        {"blocked_seconds", static_cast<double>(c.blocked_ns.load()) / 1e9},
-                        {"lvc_replayed", c.lvc_replayed.load()}});
+    json entry = {{"name", b->options().name},
+                  {"backend", b->options().backend},
+                  {"frontend", b->options().frontend},
+                  {"capture", b->options().capture},
+                  {"delivery", DeliveryName(b->options().delivery)},
+                  {"last_value_cache", b->options().last_value_cache}};
+    for (const bus::BusCounterSpec& spec : bus::kBusCounterSpecs) {
+      const uint64_t value = spec.read(c);
+      if (spec.seconds) {
+        entry[std::string(spec.key)] = static_cast<double>(value) / 1e9;
+      } else {
+        entry[std::string(spec.key)] = value;
+      }
+    }
+    bus_list.push_back(std::move(entry));
   }
   doc["buses"] = bus_list;
   if (store != nullptr) {
