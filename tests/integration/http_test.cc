@@ -78,6 +78,18 @@ class HttpTest : public ::testing::Test {
     return -1;
   }
 
+  // Waits until a sample reads `value` (the core publishes /metrics' snapshot
+  // every 500 ms), up to 5 s; returns the last value read.
+  double WaitForMetric(const std::string& sample, double value) {
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    double now = Metric(sample);
+    while (now != value && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(20ms);
+      now = Metric(sample);
+    }
+    return now;
+  }
+
   BrokerProcess broker_;
   int client_port_ = 0, worker_port_ = 0, http_port_ = 0, bus_backend_ = 0, bus_frontend_ = 0;
 };
@@ -203,20 +215,18 @@ TEST_F(HttpTest, MetricsMoveAsTrafficFlows) {
   StartBroker();
   const std::string svc = "service=\"org.plantd.Counter\"";
   RoundTrip("org.plantd.Counter", 5);
-  std::this_thread::sleep_for(700ms);  // the core publishes every 500 ms
-  EXPECT_EQ(Metric("plantd_broker_requests_total{" + svc + "}"), 5);
+  EXPECT_EQ(WaitForMetric("plantd_broker_requests_total{" + svc + "}", 5), 5);
   EXPECT_EQ(Metric("plantd_broker_replies_total{" + svc + "}"), 5);
   EXPECT_EQ(Metric("plantd_broker_request_duration_seconds_count{" + svc + "}"), 5);
   RoundTrip("org.plantd.Counter", 2);
-  std::this_thread::sleep_for(700ms);
-  EXPECT_EQ(Metric("plantd_broker_requests_total{" + svc + "}"), 7);
+  EXPECT_EQ(WaitForMetric("plantd_broker_requests_total{" + svc + "}", 7), 7);
 
   // An invalid message is counted by reason.
   zmq::context_t ctx;
   RawPeer junk(ctx, TcpEndpoint(client_port_));
   junk.Send({"NOT-MDP", "x"});
-  std::this_thread::sleep_for(700ms);
-  EXPECT_EQ(Metric("plantd_broker_invalid_messages_total{reason=\"unknown_header\"}"), 1);
+  EXPECT_EQ(WaitForMetric("plantd_broker_invalid_messages_total{reason=\"unknown_header\"}", 1),
+            1);
   EXPECT_EQ(Metric("plantd_broker_connections"), 1) << "the junk peer is still connected";
 
   // A connection that is not ZMTP is refused, and counted.
@@ -226,21 +236,51 @@ TEST_F(HttpTest, MetricsMoveAsTrafficFlows) {
     wrong_port.set_read_timeout(2);
     (void)wrong_port.Get("/");
   }
-  std::this_thread::sleep_for(700ms);
-  EXPECT_EQ(Metric("plantd_broker_connections_refused_total"), 1);
+  EXPECT_EQ(WaitForMetric("plantd_broker_connections_refused_total", 1), 1);
 
-  // A bus message is counted.
+  // A bus message is counted: once the subscriber's subscription has reached
+  // the bus, messages published after it are delivered.
   zmq::socket_t pub(ctx, zmq::socket_type::pub);
   pub.set(zmq::sockopt::linger, 0);
   pub.connect(TcpEndpoint(bus_backend_));
   zmq::socket_t sub(ctx, zmq::socket_type::sub);
   sub.set(zmq::sockopt::subscribe, "");
   sub.connect(TcpEndpoint(bus_frontend_));
-  std::this_thread::sleep_for(300ms);
-  for (int i = 0; i < 10; ++i) pub.send(zmq::str_buffer("reading"), zmq::send_flags::none);
-  std::this_thread::sleep_for(300ms);
-  EXPECT_EQ(Metric("plantd_broker_bus_messages_total{bus=\"data\",direction=\"in\"}"), 10);
+  ASSERT_EQ(WaitForMetric("plantd_broker_bus_subscriptions{bus=\"data\"}", 1), 1);
   EXPECT_EQ(Metric("plantd_broker_bus_subscribers{bus=\"data\"}"), 1);
+  // The publisher learns of the subscription from the bus, and filters
+  // everything out at the source until then: publish until messages get
+  // through, then ten more. Every message that reached the bus reached the
+  // one subscriber, so the count in is what the subscriber received.
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  int received = 0;
+  int readings = 0;
+  bool through = false;
+  while (readings < 10) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "messages did not get through";
+    if (!through) pub.send(zmq::str_buffer("warm-up"), zmq::send_flags::none);
+    zmq::message_t m;
+    if (!sub.recv(m, zmq::recv_flags::dontwait)) {
+      std::this_thread::sleep_for(10ms);
+      continue;
+    }
+    ++received;
+    if (m.to_string() == "reading") ++readings;
+    if (!through) {
+      through = true;
+      for (int i = 0; i < 10; ++i) pub.send(zmq::str_buffer("reading"), zmq::send_flags::none);
+    }
+  }
+  // Warm-ups sent just before the first got through may still come.
+  while (true) {
+    zmq::pollitem_t item{sub.handle(), 0, ZMQ_POLLIN, 0};
+    if (zmq::poll(&item, 1, std::chrono::milliseconds(200)) == 0) break;
+    zmq::message_t m;
+    if (sub.recv(m, zmq::recv_flags::dontwait)) ++received;
+  }
+  EXPECT_EQ(WaitForMetric("plantd_broker_bus_messages_total{bus=\"data\",direction=\"in\"}",
+                          received),
+            received);
 }
 
 // Every series the Grafana dashboard in deploy/ queries is one the broker
@@ -252,7 +292,8 @@ TEST_F(HttpTest, GrafanaDashboardQueriesOnlyExportedMetrics) {
   zmq::context_t ctx;
   RawPeer peer(ctx, TcpEndpoint(client_port_));
   peer.Send({"NOT-MDP"});
-  std::this_thread::sleep_for(700ms);
+  ASSERT_EQ(WaitForMetric("plantd_broker_invalid_messages_total{reason=\"unknown_header\"}", 1),
+            1);
   auto res = Get("/metrics");
   ASSERT_TRUE(res);
   std::ifstream file(std::string(PLANTD_SOURCE_DIR) + "/deploy/grafana-dashboard.json");
