@@ -555,33 +555,39 @@ void SqliteStore::Complete(std::vector<Completion> done) {
       }
     }
   }
-  {
-    std::lock_guard<std::mutex> lock(done_mutex_);
-    if (done_.empty()) {
-      done_ = std::move(done);
-    } else {
-      for (Completion& c : done) done_.push_back(std::move(c));
-    }
+  // The flag, the fd and the list change together under the mutex: the fd
+  // is readable exactly while the flag is set, so the core, which drains the
+  // fd whenever it sees the flag, never finds the fd readable with nothing
+  // to take. (Writing the fd first and setting the flag after it made the
+  // core spin on a readable fd until the flag came; with the core and this
+  // thread on one CPU, that was a whole scheduler tick, 4 ms, per commit:
+  // bench/RESULTS.md, issue 14.)
+  std::lock_guard<std::mutex> lock(done_mutex_);
+  if (done_.empty()) {
+    done_ = std::move(done);
+  } else {
+    for (Completion& c : done) done_.push_back(std::move(c));
   }
-  const uint64_t one = 1;
-  // The counter saturating (EAGAIN) still leaves the fd readable.
-  [[maybe_unused]] ssize_t n = write(event_fd_, &one, sizeof(one));
-  // After the write: a taker that sees the flag also drains the fd.
-  has_done_.store(true, std::memory_order_release);
+  if (!has_done_.load(std::memory_order_relaxed)) {
+    // The flag first: the write may wake the core at once (and, on one CPU,
+    // run it before this thread goes on), and it must then see the flag.
+    has_done_.store(true, std::memory_order_release);
+    const uint64_t one = 1;
+    [[maybe_unused]] ssize_t n = write(event_fd_, &one, sizeof(one));
+  }
 }
 
 size_t SqliteStore::TakeCompletions(std::vector<Completion>* out) {
   // The core calls this every loop turn: with nothing done it costs one
-  // atomic exchange, no system call. (A completion whose flag is not yet
-  // set leaves the fd readable, so the core's next wait returns at once.)
-  if (!has_done_.exchange(false, std::memory_order_acq_rel)) return 0;
-  // Reset the fd first: a completion pushed after this read writes it again.
-  uint64_t value = 0;
-  [[maybe_unused]] ssize_t n = read(event_fd_, &value, sizeof(value));
+  // atomic load, no system call.
+  if (!has_done_.load(std::memory_order_acquire)) return 0;
   std::vector<Completion> taken;
   {
     std::lock_guard<std::mutex> lock(done_mutex_);
     taken.swap(done_);
+    uint64_t value = 0;
+    [[maybe_unused]] ssize_t n = read(event_fd_, &value, sizeof(value));
+    has_done_.store(false, std::memory_order_relaxed);
   }
   for (Completion& c : taken) out->push_back(std::move(c));
   return taken.size();

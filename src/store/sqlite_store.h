@@ -119,8 +119,10 @@ class SqliteStore final : public RequestStore {
   bool stopped_ = false;     // GUARDED_BY(queue_mutex_)
 
   std::mutex done_mutex_;
-  std::vector<Completion> done_;       // GUARDED_BY(done_mutex_)
-  std::atomic<bool> has_done_{false};  // set after done_ grows and the fd is written
+  std::vector<Completion> done_;  // GUARDED_BY(done_mutex_)
+  // Set, and the fd written, when done_ gets its first completion; both
+  // cleared when the core takes them. Changed under done_mutex_ only.
+  std::atomic<bool> has_done_{false};
 
   // Lock order: queue_mutex_ before stats_mutex_; done_mutex_ alone.
   mutable std::mutex stats_mutex_;
