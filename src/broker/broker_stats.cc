@@ -66,7 +66,9 @@ std::shared_ptr<const BrokerSnapshot> SnapshotBoard::Fresh(std::chrono::millisec
                                                            bool* fresh) const {
   std::unique_lock<std::mutex> lock(mutex_);
   const uint64_t ticket = ++requested_;
-  if (request_fd_ >= 0) {
+  if (request_fd_ >= 0 && !wake_pending_.load(std::memory_order_relaxed)) {
+    // The flag before the write: a core woken by it must see the flag.
+    wake_pending_.store(true, std::memory_order_release);
     const uint64_t one = 1;
     // Fails only when the counter is saturated, which still wakes the core.
     (void)!::write(request_fd_, &one, sizeof(one));
@@ -76,10 +78,13 @@ std::shared_ptr<const BrokerSnapshot> SnapshotBoard::Fresh(std::chrono::millisec
 }
 
 bool SnapshotBoard::TakeRequest(uint64_t* ticket) {
-  if (request_fd_ < 0) return false;
-  uint64_t count = 0;
-  if (::read(request_fd_, &count, sizeof(count)) != sizeof(count)) return false;
+  // Called every loop turn: with no reader waiting, one atomic load and no
+  // system call.
+  if (request_fd_ < 0 || !wake_pending_.load(std::memory_order_acquire)) return false;
   std::lock_guard<std::mutex> lock(mutex_);
+  uint64_t count = 0;
+  (void)!::read(request_fd_, &count, sizeof(count));
+  wake_pending_.store(false, std::memory_order_relaxed);
   *ticket = requested_;
   return requested_ > answered_;
 }

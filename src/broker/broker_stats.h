@@ -149,6 +149,9 @@ class SnapshotBoard {
 
  private:
   int request_fd_ = -1;  // eventfd, written by readers, read by the core
+  // Set, and the fd written, by the first reader to ask; both cleared by the
+  // core under mutex_: the fd is readable only while this is set.
+  mutable std::atomic<bool> wake_pending_{false};
   mutable std::mutex mutex_;
   mutable std::condition_variable answered_cv_;
   std::shared_ptr<const BrokerSnapshot> latest_;  // GUARDED_BY(mutex_)
