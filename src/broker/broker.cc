@@ -64,8 +64,22 @@ constexpr std::string_view kStoreDisabled = "store disabled";
 
 }  // namespace
 
+namespace {
+
+std::unique_ptr<transport::RouterSocket> MakeRouter(const transport::RouterFactory& make_router,
+                                                    Transport kind, zmq::context_t& context,
+                                                    const transport::RouterOptions& options) {
+  if (make_router) return make_router(options);
+  return transport::MakeRouterSocket(
+      kind == Transport::kZmq ? transport::RouterKind::kZmq : transport::RouterKind::kNative,
+      context, options);
+}
+
+}  // namespace
+
 Broker::Broker(zmq::context_t& context, const BrokerOptions& options, const Clock& clock,
-               SnapshotBoard* board, std::shared_ptr<transport::BufferBudget> budget)
+               SnapshotBoard* board, std::shared_ptr<transport::BufferBudget> budget,
+               const transport::RouterFactory& make_router)
     : options_(options),
       clock_(clock),
       board_(board),
@@ -74,28 +88,25 @@ Broker::Broker(zmq::context_t& context, const BrokerOptions& options, const Cloc
       // once; a routing id held by a live connection cannot be taken (no handover);
       // a message over the size limit is dropped and counted (libzmq instead
       // disconnects a peer whose single frame is over it).
-      router_(transport::MakeRouterSocket(options.transport == Transport::kZmq
-                                              ? transport::RouterKind::kZmq
-                                              : transport::RouterKind::kNative,
-                                          context,
-                                          {.send_hwm = options.socket_hwm,
-                                           .recv_hwm = options.socket_hwm,
-                                           .max_message_size = options.max_message_size,
-                                           .max_message_frames = options.max_message_frames,
-                                           .on_oversized =
-                                               [this](std::string_view id) {
-                                                 ++counters_.messages_in;
-                                                 CountInvalid(InvalidReason::kTooLarge, id);
-                                               },
-                                           .on_too_many_frames =
-                                               [this](std::string_view id) {
-                                                 ++counters_.messages_in;
-                                                 CountInvalid(InvalidReason::kTooManyFrames, id);
-                                               },
-                                           .max_out_bytes = options.limits.max_connection_out_bytes,
-                                           .write_timeout = options.limits.write_timeout,
-                                           .handshake_timeout = options.limits.handshake_timeout,
-                                           .budget = std::move(budget)})) {
+      router_(MakeRouter(make_router, options.transport, context,
+                         {.send_hwm = options.socket_hwm,
+                          .recv_hwm = options.socket_hwm,
+                          .max_message_size = options.max_message_size,
+                          .max_message_frames = options.max_message_frames,
+                          .on_oversized =
+                              [this](std::string_view id) {
+                                ++counters_.messages_in;
+                                CountInvalid(InvalidReason::kTooLarge, id);
+                              },
+                          .on_too_many_frames =
+                              [this](std::string_view id) {
+                                ++counters_.messages_in;
+                                CountInvalid(InvalidReason::kTooManyFrames, id);
+                              },
+                          .max_out_bytes = options.limits.max_connection_out_bytes,
+                          .write_timeout = options.limits.write_timeout,
+                          .handshake_timeout = options.limits.handshake_timeout,
+                          .budget = std::move(budget)})) {
   frames_.resize(8);
   started_ = clock_.Now();
 }
@@ -135,7 +146,13 @@ void Broker::EnableTitanic(store::RequestStore* store) {
 // The loop.
 
 void Broker::Run() {
-  SteadyTime now = clock_.Now();
+  BeginRun();
+  while (Turn()) {
+  }
+}
+
+void Broker::BeginRun() {
+  const SteadyTime now = clock_.Now();
   next_heartbeat_ = now + options_.heartbeat_interval;
   next_snapshot_ = now;
   next_housekeeping_ = now;  // the first turn also publishes a snapshot (Bind did already)
@@ -158,32 +175,37 @@ void Broker::Run() {
     titanic_->Start(now);
     PollTitanic();
   }
+}
 
-  while (true) {
-    now = clock_.Now();
-    if (!draining_ && stop_.load(std::memory_order_relaxed)) BeginDrain(now);
-    if (draining_ && Drained(now)) break;
-    SteadyTime next = std::min({next_heartbeat_, next_snapshot_, next_housekeeping_});
-    if (draining_) next = std::min(next, drain_deadline_);
-    auto wait = std::chrono::duration_cast<milliseconds>(next - now);
-    wait = std::clamp(wait, milliseconds(0), kMaxPollWait);
-    router_->Wait(wait);
-    if (titanic_) PollTitanic();
-    // Closed connections first: a routing id freed by one may already be
-    // taken by a new connection whose messages are about to be read.
-    HandleDisconnected();
-    ReceiveAndRoute();
-    HandleDisconnected();  // peers that closed after their last message
-    OnTick(clock_.Now());
-    // Last, so that the answer shows everything routed this turn.
-    if (uint64_t ticket = 0; board_->TakeRequest(&ticket)) {
-      board_->Answer(BuildSnapshot(clock_.Now()), ticket);
-    }
-    if (int ms = stall_ms_.exchange(0, std::memory_order_relaxed); ms > 0) {
-      std::this_thread::sleep_for(milliseconds(ms));
-    }
+bool Broker::Turn() {
+  const SteadyTime now = clock_.Now();
+  if (!draining_ && stop_.load(std::memory_order_relaxed)) BeginDrain(now);
+  if (draining_ && Drained(now)) {
+    FinishShutdown();
+    return false;
   }
-  FinishShutdown();
+  SteadyTime next = std::min({next_heartbeat_, next_snapshot_, next_housekeeping_});
+  if (draining_) next = std::min(next, drain_deadline_);
+  // Rounded up: a turn that wakes before its timer is due would find
+  // nothing to do and wait again for 0 ms, spinning until it is.
+  auto wait = std::chrono::ceil<milliseconds>(next - now);
+  wait = std::clamp(wait, milliseconds(0), kMaxPollWait);
+  router_->Wait(wait);
+  if (titanic_) PollTitanic();
+  // Closed connections first: a routing id freed by one may already be
+  // taken by a new connection whose messages are about to be read.
+  HandleDisconnected();
+  ReceiveAndRoute();
+  HandleDisconnected();  // peers that closed after their last message
+  OnTick(clock_.Now());
+  // Last, so that the answer shows everything routed this turn.
+  if (uint64_t ticket = 0; board_->TakeRequest(&ticket)) {
+    board_->Answer(BuildSnapshot(clock_.Now()), ticket);
+  }
+  if (int ms = stall_ms_.exchange(0, std::memory_order_relaxed); ms > 0) {
+    std::this_thread::sleep_for(milliseconds(ms));
+  }
+  return true;
 }
 
 // ---------------------------------------------------------------------------

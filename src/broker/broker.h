@@ -38,8 +38,11 @@ class Broker final : public TitanicHost {
  public:
   // `clock` and `board` must outlive the broker.
   // `budget` is shared by every native socket of the process (null: its own).
+  // `make_router` makes the socket (null: the one options.transport names);
+  // unit tests pass an in-memory transport and drive `clock` by hand.
   Broker(zmq::context_t& context, const BrokerOptions& options, const Clock& clock,
-         SnapshotBoard* board, std::shared_ptr<transport::BufferBudget> budget = nullptr);
+         SnapshotBoard* board, std::shared_ptr<transport::BufferBudget> budget = nullptr,
+         const transport::RouterFactory& make_router = nullptr);
   ~Broker() override;
   Broker(const Broker&) = delete;
   Broker& operator=(const Broker&) = delete;
@@ -64,6 +67,13 @@ class Broker final : public TitanicHost {
   // Routes until Stop(), then drains (below), sends DISCONNECT to every
   // worker and returns. Core thread.
   void Run();
+
+  // Run() in steps, for tests that drive the core with an in-memory
+  // transport and a manual clock: BeginRun() once, then Turn() until it
+  // returns false (stopped and drained: the shutdown is finished). A turn
+  // waits for input at most until the next timer is due.
+  void BeginRun();
+  bool Turn();
 
   // Asks Run() to return. Thread-safe. Run() first drains for at most
   // shutdown_grace: new requests are refused with an error reply, queued

@@ -19,4 +19,16 @@ class SystemClock final : public Clock {
   SteadyTime Now() const override { return std::chrono::steady_clock::now(); }
 };
 
+// Time that moves only when told: unit tests drive heartbeats, expiry and
+// redispatch with it in microseconds, with no sleeps. Not thread-safe: the
+// test and the core it drives share one thread.
+class ManualClock final : public Clock {
+ public:
+  SteadyTime Now() const override { return now_; }
+  void Advance(std::chrono::nanoseconds by) { now_ += by; }
+
+ private:
+  SteadyTime now_ = SteadyTime(std::chrono::hours(1));
+};
+
 }  // namespace plantd

@@ -129,4 +129,9 @@ enum class RouterKind { kNative, kZmq };
 std::unique_ptr<RouterSocket> MakeRouterSocket(RouterKind kind, zmq::context_t& context,
                                                const RouterOptions& options);
 
+// Makes a socket from the options its owner chose. The broker core takes
+// one so that unit tests can hand it an in-memory transport; null means
+// MakeRouterSocket.
+using RouterFactory = std::function<std::unique_ptr<RouterSocket>(const RouterOptions&)>;
+
 }  // namespace plantd::transport
