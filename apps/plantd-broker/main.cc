@@ -84,7 +84,7 @@ void RaiseDescriptorLimit() {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int Main(int argc, char** argv) {
   // A write past a file size limit (RLIMIT_FSIZE: ulimit -f, systemd's
   // LimitFSIZE=) must fail with EFBIG, which the store reports as a full
   // disk and survives, rather than kill the whole broker with SIGXFSZ.
@@ -264,4 +264,17 @@ int main(int argc, char** argv) {
   }
   spdlog::shutdown();
   return 0;
+}
+
+int main(int argc, char** argv) {
+  // Errors are values everywhere below; what could still throw is running
+  // out of memory. Say so and exit with a failure instead of aborting.
+  try {
+    return Main(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: fatal: %s\n", "plantd-broker", e.what());
+  } catch (...) {
+    std::fprintf(stderr, "%s: fatal: unknown exception\n", "plantd-broker");
+  }
+  return kExitRuntime;
 }

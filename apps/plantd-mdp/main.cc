@@ -279,7 +279,7 @@ int Subscribe(const std::string& endpoint, const std::string& topic, long count,
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int Main(int argc, char** argv) {
   signal(SIGINT, [](int) { g_stop = true; });
   signal(SIGTERM, [](int) { g_stop = true; });
 
@@ -433,4 +433,17 @@ int main(int argc, char** argv) {
   if (pub->parsed()) return Publish(bus_endpoint, topic, frames);
   if (sub->parsed()) return Subscribe(bus_endpoint, topic, count, common.json);
   return kExitUsage;
+}
+
+int main(int argc, char** argv) {
+  // Errors are values everywhere below; what could still throw is running
+  // out of memory. Say so and exit with a failure instead of aborting.
+  try {
+    return Main(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: fatal: %s\n", "plantd-mdp", e.what());
+  } catch (...) {
+    std::fprintf(stderr, "%s: fatal: unknown exception\n", "plantd-mdp");
+  }
+  return kExitNoReply;
 }

@@ -94,9 +94,9 @@ Result<uint64_t> ParseByteSize(std::string_view text) {
   } else if (unit == "KB") {
     multiplier = 1000;
   } else if (unit == "MB") {
-    multiplier = 1000 * 1000;
+    multiplier = uint64_t{1000} * 1000;
   } else if (unit == "GB") {
-    multiplier = 1000 * 1000 * 1000;
+    multiplier = uint64_t{1000} * 1000 * 1000;
   } else {
     return bad;
   }

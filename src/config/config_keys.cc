@@ -205,9 +205,10 @@ KeySpec<Target> List() {
 // ("limits.max_buffered_bytes" -> PLANTD_BROKER_LIMITS_MAX_BUFFERED_BYTES,
 // --limits-max-buffered-bytes).
 template <typename Target>
-KeySpec<Target> Named(KeySpec<Target> s, std::string key, std::string doc, bool overridable) {
-  s.key = std::move(key);
-  s.doc = std::move(doc);
+KeySpec<Target> Named(KeySpec<Target> s, const std::string& key, const std::string& doc,
+                      bool overridable) {
+  s.key = key;
+  s.doc = doc;
   if (overridable && s.type != KeyType::kList) {
     s.env = "PLANTD_BROKER_";
     for (char c : s.key) {
@@ -222,24 +223,24 @@ KeySpec<Target> Named(KeySpec<Target> s, std::string key, std::string doc, bool 
 
 using B = BrokerOptions;
 
-KeySpec<B> Key(std::string key, KeySpec<B> kind, std::string doc) {
-  return Named(std::move(kind), std::move(key), std::move(doc), true);
+KeySpec<B> Key(const std::string& key, KeySpec<B> kind, const std::string& doc) {
+  return Named(std::move(kind), key, doc, true);
 }
 
-KeySpec<B> Alias(std::string key, std::string of, KeySpec<B> kind) {
-  KeySpec<B> s = Named(std::move(kind), std::move(key), "", false);
+KeySpec<B> Alias(const std::string& key, std::string of, KeySpec<B> kind) {
+  KeySpec<B> s = Named(std::move(kind), key, "", false);
   s.alias_of = std::move(of);
   s.get = nullptr;
   return s;
 }
 
-KeySpec<BusOptions> BusKey(std::string key, KeySpec<BusOptions> kind, std::string doc) {
-  return Named(std::move(kind), std::move(key), std::move(doc), false);
+KeySpec<BusOptions> BusKey(const std::string& key, KeySpec<BusOptions> kind,
+                           const std::string& doc) {
+  return Named(std::move(kind), key, doc, false);
 }
 
 // Field accessors: a generic lambda serves the const and non-const target.
-#define PLANTD_FIELD(expr) \
-  [](auto& o) -> auto& { return o.expr; }
+#define PLANTD_FIELD(expr) ([](auto& o) -> auto& { return o.expr; })
 
 std::vector<KeySpec<B>> MakeBrokerKeys() {
   std::vector<KeySpec<B>> t;
@@ -362,7 +363,7 @@ std::vector<KeySpec<B>> MakeBrokerKeys() {
   add(Key("store.max_bytes", Bytes<B>(PLANTD_FIELD(store.max_bytes), kMiB, kTiB),
           "bytes of stored requests and replies; more are refused"));
   add(Key("store.reply_retention",
-          Duration<B>(PLANTD_FIELD(store.reply_retention), 1, 365 * 24 * kHour),
+          Duration<B>(PLANTD_FIELD(store.reply_retention), 1, uint64_t{365} * 24 * kHour),
           "how long a stored reply is kept for its client to fetch"));
 
   add(Key("admin.allow_remote", Bool<B>(PLANTD_FIELD(admin.allow_remote)),

@@ -50,7 +50,7 @@ constexpr int kAcceptBatch = 32;
 // sends is read and dropped for this long (at most kLingerBytes), so that the
 // kernel does not reset the connection before the client has read the answer.
 constexpr auto kLinger = 1s;
-constexpr size_t kLingerBytes = 64 * 1024;
+constexpr size_t kLingerBytes = size_t{64} * 1024;
 
 // How long /status waits for the core's answer before it falls back to the
 // last published snapshot: a loop turn takes well under a millisecond, so
@@ -432,7 +432,8 @@ void HttpServer::Loop::Run() {
       auto it = connections_.find(id);
       if (it == connections_.end() || it->second->closed) continue;
       Connection& c = *it->second;
-      if (ev & EPOLLERR) {
+      // An error closes at once; a hang-up only after its state had its say.
+      if (ev & EPOLLERR) {  // NOLINT(bugprone-branch-clone)
         Close(c);
       } else if (c.state == State::kReading && (ev & (EPOLLIN | EPOLLHUP))) {
         OnReadable(c);
@@ -440,7 +441,7 @@ void HttpServer::Loop::Run() {
         Drive(c);
       } else if (c.state == State::kLingering && (ev & (EPOLLIN | EPOLLHUP))) {
         Linger(c);
-      } else if (ev & EPOLLHUP) {
+      } else if (ev & EPOLLHUP) {  // a hang-up in a state that does not read it
         Close(c);
       }
     }
