@@ -345,7 +345,14 @@ TEST_F(StoreFailureTest, AReplyWaitsForTheDiskInsteadOfTheWorkBeingRepeated) {
   }
   {
     EchoWorker worker(ctx_, workers(), "job");
-    std::this_thread::sleep_for(3500ms);  // past three retry delays
+    // Until the replies have been written again, and refused, three times
+    // over (a retry delay is 1 s): the dispatch loop had every chance to go on.
+    const std::string retried = "plantd_titanic_events_total{event=\"reply_retried\"}";
+    const auto deadline = std::chrono::steady_clock::now() + 15s;
+    while (MetricValue(http_port_, retried) < 3.0 * window &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(50ms);
+    }
     // The window, and at most the few leased before the first refusal came
     // back from the store; never the rest (all 140 went out before).
     EXPECT_GE(worker.served(), window);
