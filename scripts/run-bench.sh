@@ -110,6 +110,15 @@ if command -v nats-server >/dev/null && [ -f "$natsbench_src" ]; then
   echo "   medians broker/nats: req_per_s $b/$n=$(ratio "$b" "$n"); median of per-pair ratios: $per_pair"
 fi
 
+# End to end through libplantd's public API (AsyncClient with callbacks,
+# Worker with Receive/Reply), against NATS request-reply with natsbench in
+# the same run, alternating (issue 13).
+if command -v nats-server >/dev/null && [ -x "$build/plantd-lib-bench" ]; then
+  echo "== libplantd end to end vs NATS request-reply: 4 workers (credit 16), 4 clients x 16, 64 B, server CPU 0, load CPU 1"
+  "$build/plantd-lib-bench" --duration "$duration" --rounds "$repeat" --natsbench "$build/natsbench" |
+    sed 's/^/   /' || echo "   (plantd-lib-bench reported a failure above)"
+fi
+
 # Durable requests against JetStream (issue 14): plantd-durable-bench runs
 # both itself, alternating round by round, and checks what each stored; the
 # sync audit (a short run of each under strace -c) shows which one synced

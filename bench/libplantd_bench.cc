@@ -1,0 +1,367 @@
+// plantd-lib-bench: request-reply end to end as a user of libplantd writes
+// it (issue #13), against NATS request-reply in the same run.
+//
+//   broker  the real plantd-broker; W workers, each a thread with a
+//           plantd::mdp::Worker (credit C) answering Receive() with Reply();
+//           N clients, each a thread with a plantd::mdp::AsyncClient whose
+//           callback sends the next request, K in flight per client. Only
+//           libplantd's public headers are used for the load.
+//   nats    nats-server with natsbench reqrep (../shared/tools/natsbench):
+//           W responders in a queue group, N requesters with K in flight.
+//
+// Rounds alternate the two; the servers run on --server-cpu, the load on
+// --load-cpu. Every reply is checked against its request.
+//
+//   plantd-lib-bench [--clients 4] [--inflight 16] [--workers 4] [--credit 16]
+//       [--size 64] [--duration 5] [--warmup 1] [--rounds 2] [--server-cpu 0]
+//       [--load-cpu 1] [--broker PATH] [--nats-server PATH] [--natsbench PATH]
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "child_process.h"
+#include "plantd/mdp/async_client.h"
+#include "plantd/mdp/worker.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using plantd::bench::ChildProcess;
+
+struct Options {
+  int clients = 4;
+  int inflight = 16;
+  int workers = 4;
+  int credit = 16;
+  size_t size = 64;
+  double duration_s = 5;
+  double warmup_s = 1;
+  int rounds = 2;
+  int server_cpu = 0;
+  int load_cpu = 1;
+  std::string broker = PLANTD_BROKER_BINARY;
+  std::string nats_server = "nats-server";
+  std::string natsbench = PLANTD_BUILD_DIR "/natsbench";
+};
+
+struct Run {
+  std::string target;
+  double req_per_s = 0;
+  double p50_us = 0;
+  double p99_us = 0;
+  double server_cpu_us_per_req = 0;
+  uint64_t lost = 0;
+  uint64_t mismatched = 0;
+  std::string error;
+};
+
+// A program named without a path, looked up as a shell would (and in
+// /usr/sbin, where Debian puts nats-server); ChildProcess wants a path.
+std::string Which(const std::string& name) {
+  if (name.find('/') != std::string::npos) return name;
+  const char* path = std::getenv("PATH");
+  std::string dirs = std::string(path != nullptr ? path : "") + ":/usr/sbin:/usr/bin";
+  size_t begin = 0;
+  while (begin <= dirs.size()) {
+    const size_t end = std::min(dirs.find(':', begin), dirs.size());
+    const std::string candidate = dirs.substr(begin, end - begin) + "/" + name;
+    if (end > begin && access(candidate.c_str(), X_OK) == 0) return candidate;
+    begin = end + 1;
+  }
+  return name;
+}
+
+double Percentile(std::vector<uint64_t>& ns, double p) {
+  if (ns.empty()) return 0;
+  const size_t i = std::min(ns.size() - 1, static_cast<size_t>(p * static_cast<double>(ns.size())));
+  std::nth_element(ns.begin(), ns.begin() + static_cast<std::ptrdiff_t>(i), ns.end());
+  return static_cast<double>(ns[i]) / 1000.0;
+}
+
+// One client thread: an AsyncClient keeping `inflight` requests going, each
+// callback checking its reply and sending the next.
+struct ClientLoad {
+  uint64_t in_window = 0;
+  uint64_t lost = 0;
+  uint64_t mismatched = 0;
+  std::vector<uint64_t> latencies_ns;
+  std::string error;
+};
+
+void RunClient(const Options& o, const std::string& endpoint, int index, Clock::time_point start,
+               Clock::time_point end, ClientLoad* out) {
+  plantd::bench::PinToCpu(o.load_cpu);
+  plantd::mdp::AsyncClient client(
+      {.endpoints = {endpoint}, .timeout = std::chrono::seconds(10), .attempts = 1});
+  if (!client.status().ok()) {
+    out->error = client.status().message();
+    return;
+  }
+  uint64_t sequence = 0;
+  std::function<void()> send_next;
+  send_next = [&] {
+    // The body names its client and number, padded to the size asked for.
+    std::string body = std::to_string(index) + ":" + std::to_string(sequence++);
+    if (body.size() < o.size) body.resize(o.size, '.');
+    const Clock::time_point sent = Clock::now();
+    client.Send("echo", {body}, [&, body, sent](plantd::Result<plantd::mdp::Frames> reply) {
+      const Clock::time_point now = Clock::now();
+      if (!reply.ok()) {
+        ++out->lost;
+        if (out->error.empty()) out->error = reply.status().message();
+      } else if (reply->size() != 1 || (*reply)[0] != body) {
+        ++out->mismatched;
+      } else if (sent >= start && now <= end) {
+        ++out->in_window;
+        out->latencies_ns.push_back(static_cast<uint64_t>(
+            std::chrono::duration_cast<std::chrono::nanoseconds>(now - sent).count()));
+      }
+      if (now < end) send_next();
+    });
+  };
+  for (int i = 0; i < o.inflight; ++i) send_next();
+  while (Clock::now() < end) client.Poll(std::chrono::milliseconds(10));
+  out->lost += client.Drain(std::chrono::seconds(5));
+}
+
+void RunWorker(const Options& o, const std::string& endpoint, const std::atomic<bool>& stop,
+               std::atomic<uint64_t>& reply_failures) {
+  plantd::bench::PinToCpu(o.load_cpu);
+  plantd::mdp::Worker worker({.endpoints = {endpoint}, .service = "echo", .credit = o.credit});
+  while (!stop.load(std::memory_order_relaxed)) {
+    auto request = worker.Receive(std::chrono::milliseconds(50));
+    if (request && !worker.Reply(*request, request->body).ok()) ++reply_failures;
+  }
+}
+
+Run RunBroker(const Options& o) {
+  Run r;
+  r.target = "broker";
+  const int port = plantd::bench::FreeTcpPort();
+  const int worker_port = plantd::bench::FreeTcpPort();
+  char dir_template[] = "/tmp/plantd-lib-bench-XXXXXX";
+  const char* dir = mkdtemp(dir_template);
+  if (dir == nullptr) {
+    r.error = "mkdtemp failed";
+    return r;
+  }
+  const std::string config = std::string(dir) + "/broker.yaml";
+  std::ofstream(config) << "endpoint: tcp://127.0.0.1:" << port
+                        << "\nclient_endpoint: tcp://127.0.0.1:" << worker_port
+                        << "\ntransport: native\nbuses: []\nhealth:\n  port: 0\n"
+                        << "log:\n  level: warn\nstore:\n  enabled: false\n";
+  {
+    ChildProcess broker({o.broker, "--config", config}, o.server_cpu,
+                        std::string(dir) + "/broker.log");
+    if (!plantd::bench::WaitForTcpPort(port, 10000)) {
+      r.error = "the broker did not listen on port " + std::to_string(port);
+    } else {
+      std::atomic<bool> stop{false};
+      std::atomic<uint64_t> reply_failures{0};
+      std::vector<std::thread> workers;
+      for (int i = 0; i < o.workers; ++i) {
+        workers.emplace_back(RunWorker, std::cref(o),
+                             "tcp://127.0.0.1:" + std::to_string(worker_port), std::cref(stop),
+                             std::ref(reply_failures));
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));  // READY reaches the broker
+      const Clock::time_point start = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                                         std::chrono::duration<double>(o.warmup_s));
+      const Clock::time_point end = start + std::chrono::duration_cast<Clock::duration>(
+                                                std::chrono::duration<double>(o.duration_s));
+      std::vector<ClientLoad> loads(static_cast<size_t>(o.clients));
+      std::vector<std::thread> clients;
+      double cpu_at_start = 0;
+      for (int i = 0; i < o.clients; ++i) {
+        clients.emplace_back(RunClient, std::cref(o), "tcp://127.0.0.1:" + std::to_string(port), i,
+                             start, end, &loads[static_cast<size_t>(i)]);
+      }
+      std::this_thread::sleep_until(start);
+      cpu_at_start = plantd::bench::ProcessCpuSeconds(broker.pid());
+      std::this_thread::sleep_until(end);
+      const double cpu = plantd::bench::ProcessCpuSeconds(broker.pid()) - cpu_at_start;
+      for (std::thread& t : clients) t.join();
+      stop = true;
+      for (std::thread& t : workers) t.join();
+      uint64_t done = 0;
+      std::vector<uint64_t> latencies;
+      for (ClientLoad& l : loads) {
+        done += l.in_window;
+        r.lost += l.lost;
+        r.mismatched += l.mismatched;
+        latencies.insert(latencies.end(), l.latencies_ns.begin(), l.latencies_ns.end());
+        if (r.error.empty() && !l.error.empty()) r.error = l.error;
+      }
+      if (reply_failures > 0 && r.error.empty()) {
+        r.error = std::to_string(reply_failures.load()) + " replies could not be sent";
+      }
+      r.req_per_s = static_cast<double>(done) / o.duration_s;
+      r.p50_us = Percentile(latencies, 0.50);
+      r.p99_us = Percentile(latencies, 0.99);
+      if (done > 0) r.server_cpu_us_per_req = cpu * 1e6 / static_cast<double>(done);
+    }
+  }
+  std::remove(config.c_str());
+  std::remove((std::string(dir) + "/broker.log").c_str());
+  rmdir(dir);
+  return r;
+}
+
+Run RunNats(const Options& o) {
+  Run r;
+  r.target = "nats";
+  const int port = plantd::bench::FreeTcpPort();
+  ChildProcess server({Which(o.nats_server), "-a", "127.0.0.1", "-p", std::to_string(port)},
+                      o.server_cpu, "/dev/null");
+  if (!plantd::bench::WaitForTcpPort(port, 10000)) {
+    r.error = "nats-server did not listen";
+    return r;
+  }
+  char line[256];
+  std::snprintf(line, sizeof(line),
+                "taskset -c %d '%s' reqrep --port %d --workers %d --clients %d --inflight %d "
+                "--size %zu --duration %g --warmup %g 2>&1",
+                o.load_cpu, o.natsbench.c_str(), port, o.workers, o.clients, o.inflight, o.size,
+                o.duration_s + o.warmup_s, o.warmup_s);  // its duration includes the warm-up
+  FILE* p = popen(line, "r");
+  if (p == nullptr) {
+    r.error = "cannot run natsbench";
+    return r;
+  }
+  const double cpu_before = plantd::bench::ProcessCpuSeconds(server.pid());
+  std::string output;
+  char buffer[4096];
+  while (fgets(buffer, sizeof(buffer), p) != nullptr) output += buffer;
+  const int status = pclose(p);
+  const double cpu = plantd::bench::ProcessCpuSeconds(server.pid()) - cpu_before;
+  // "TOTAL 123456.7 req/s ... p50=12.3us ... p99=45.6us p99.9=..."
+  const size_t at = output.find("TOTAL ");
+  if (status != 0 || at == std::string::npos) {
+    r.error = "natsbench failed: " + output.substr(0, 200);
+    return r;
+  }
+  const std::string total = output.substr(at);
+  r.req_per_s = std::strtod(total.c_str() + 6, nullptr);
+  if (size_t k = total.find("p50="); k != std::string::npos) {
+    r.p50_us = std::strtod(total.c_str() + k + 4, nullptr);
+  }
+  if (size_t k = total.find("p99="); k != std::string::npos) {
+    r.p99_us = std::strtod(total.c_str() + k + 4, nullptr);
+  }
+  if (size_t k = total.find("lost="); k != std::string::npos) {
+    r.lost = std::strtoull(total.c_str() + k + 5, nullptr, 10);
+  }
+  // natsbench runs warm-up plus the window: its server CPU covers both.
+  if (r.req_per_s > 0) {
+    r.server_cpu_us_per_req = cpu * 1e6 / (r.req_per_s * (o.duration_s + o.warmup_s));
+  }
+  return r;
+}
+
+void Print(const Options& o, const Run& r) {
+  std::printf(
+      "RESULT lib target=%s clients=%d inflight=%d workers=%d credit=%d size=%zu req_per_s=%.0f "
+      "p50_us=%.1f p99_us=%.1f server_cpu_us_per_req=%.2f lost=%llu mismatched=%llu%s%s\n",
+      r.target.c_str(), o.clients, o.inflight, o.workers, o.credit, o.size, r.req_per_s, r.p50_us,
+      r.p99_us, r.server_cpu_us_per_req, static_cast<unsigned long long>(r.lost),
+      static_cast<unsigned long long>(r.mismatched),
+      r.error.empty() ? "" : " error=", r.error.c_str());
+  std::fflush(stdout);
+}
+
+double Median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string key = argv[i];
+    const char* value = argv[i + 1];
+    if (key == "--clients")
+      o.clients = std::atoi(value);
+    else if (key == "--inflight")
+      o.inflight = std::atoi(value);
+    else if (key == "--workers")
+      o.workers = std::atoi(value);
+    else if (key == "--credit")
+      o.credit = std::atoi(value);
+    else if (key == "--size")
+      o.size = static_cast<size_t>(std::atol(value));
+    else if (key == "--duration")
+      o.duration_s = std::atof(value);
+    else if (key == "--warmup")
+      o.warmup_s = std::atof(value);
+    else if (key == "--rounds")
+      o.rounds = std::atoi(value);
+    else if (key == "--server-cpu")
+      o.server_cpu = std::atoi(value);
+    else if (key == "--load-cpu")
+      o.load_cpu = std::atoi(value);
+    else if (key == "--broker")
+      o.broker = value;
+    else if (key == "--nats-server")
+      o.nats_server = value;
+    else if (key == "--natsbench")
+      o.natsbench = value;
+    else {
+      std::fprintf(stderr, "plantd-lib-bench: unknown option %s (see bench/libplantd_bench.cc)\n",
+                   key.c_str());
+      return 2;
+    }
+  }
+  if ((argc - 1) % 2 != 0) {
+    std::fprintf(stderr, "plantd-lib-bench: %s needs a value\n", argv[argc - 1]);
+    return 2;
+  }
+  const bool with_nats = access(o.natsbench.c_str(), X_OK) == 0;
+  std::printf(
+      "libplantd end to end: %d clients x %d in flight (AsyncClient, callbacks), %d workers "
+      "(Worker, Receive/Reply, credit %d), %zu B, %g s after %g s warm-up, %d rounds; server CPU "
+      "%d, load CPU %d\n",
+      o.clients, o.inflight, o.workers, o.credit, o.size, o.duration_s, o.warmup_s, o.rounds,
+      o.server_cpu, o.load_cpu);
+  if (!with_nats) {
+    std::printf("nats: skipped, no natsbench at %s (scripts/run-bench.sh builds it)\n",
+                o.natsbench.c_str());
+  }
+  std::vector<double> broker_rates, nats_rates, ratios;
+  bool failed = false;
+  for (int round = 0; round < o.rounds; ++round) {
+    const Run b = RunBroker(o);
+    Print(o, b);
+    failed |= !b.error.empty() || b.lost > 0 || b.mismatched > 0;
+    broker_rates.push_back(b.req_per_s);
+    if (with_nats) {
+      const Run n = RunNats(o);
+      Print(o, n);
+      failed |= !n.error.empty();
+      nats_rates.push_back(n.req_per_s);
+      if (n.req_per_s > 0) ratios.push_back(b.req_per_s / n.req_per_s);
+    }
+  }
+  std::printf("== medians over %d rounds (req/s): broker=%.0f", o.rounds, Median(broker_rates));
+  if (with_nats) {
+    std::printf(" nats=%.0f\n== broker / nats: medians %.3f, median of per-round ratios %.3f",
+                Median(nats_rates),
+                Median(nats_rates) > 0 ? Median(broker_rates) / Median(nats_rates) : 0,
+                Median(ratios));
+  }
+  std::printf("\n");
+  return failed ? 1 : 0;
+}
