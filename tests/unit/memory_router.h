@@ -57,6 +57,8 @@ class MemoryRouter final : public transport::RouterSocket {
     if (inbound_.empty()) return false;
     Frames& message = inbound_.front();
     const std::string& frame = message[next_frame_];
+    // As zmq_msg_recv: whatever `msg` held is released first.
+    zmq_msg_close(msg);
     zmq_msg_init_size(msg, frame.size());
     if (!frame.empty()) std::memcpy(zmq_msg_data(msg), frame.data(), frame.size());
     ++next_frame_;
@@ -76,7 +78,9 @@ class MemoryRouter final : public transport::RouterSocket {
       }
     }
     outbound_.push_back(std::move(frame));
+    // As zmq_msg_send: the message is taken and `msg` left empty and valid.
     zmq_msg_close(msg);
+    zmq_msg_init(msg);
     if (!more) {
       const std::string to = outbound_.front();
       sent_[to].emplace_back(outbound_.begin() + 1, outbound_.end());
