@@ -272,9 +272,9 @@ int main(int argc, char** argv) {
   try {
     return Main(argc, argv);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "%s: fatal: %s\n", "plantd-broker", e.what());
+    std::fprintf(stderr, "plantd-broker: fatal: %s\n", e.what());
   } catch (...) {
-    std::fprintf(stderr, "%s: fatal: unknown exception\n", "plantd-broker");
+    std::fprintf(stderr, "plantd-broker: fatal: unknown exception\n");
   }
   return kExitRuntime;
 }

@@ -441,9 +441,9 @@ int main(int argc, char** argv) {
   try {
     return Main(argc, argv);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "%s: fatal: %s\n", "plantd-mdp", e.what());
+    std::fprintf(stderr, "plantd-mdp: fatal: %s\n", e.what());
   } catch (...) {
-    std::fprintf(stderr, "%s: fatal: unknown exception\n", "plantd-mdp");
+    std::fprintf(stderr, "plantd-mdp: fatal: unknown exception\n");
   }
   return kExitNoReply;
 }

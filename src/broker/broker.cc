@@ -62,10 +62,6 @@ const char* ErrorStatus(refusal::Reason reason) {
 
 constexpr std::string_view kStoreDisabled = "store disabled";
 
-}  // namespace
-
-namespace {
-
 std::unique_ptr<transport::RouterSocket> MakeRouter(const transport::RouterFactory& make_router,
                                                     Transport kind, zmq::context_t& context,
                                                     const transport::RouterOptions& options) {
