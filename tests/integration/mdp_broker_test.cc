@@ -239,7 +239,10 @@ TEST_F(MdpBrokerTest, FloodingClientDoesNotStarveALightOne) {
   }
   TestClient light(ctx_, clients(), Dialect::kMdp02);
   light.Request("fair", {"light"});
-  std::this_thread::sleep_for(100ms);
+  while (ServiceStats("fair").value("queued", 0) < 51) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline);
+    std::this_thread::sleep_for(5ms);
+  }
 
   auto worker = std::make_unique<TestWorker>(ctx_, workers(), Dialect::kMdp02);
   worker->Ready("fair");
@@ -260,7 +263,11 @@ TEST_F(MdpBrokerTest, RequestQueuedBeforeAnyWorkerIsServedWhenOneArrives) {
   StartBroker();
   TestClient client(ctx_, clients(), Dialect::kMdp02);
   client.Request("later", {"early"});
-  std::this_thread::sleep_for(200ms);
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (ServiceStats("later").value("queued", 0) < 1) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the request was never queued";
+    std::this_thread::sleep_for(5ms);
+  }
   TestWorker worker(ctx_, workers(), Dialect::kMdp02);
   worker.Ready("later");
   auto r = worker.Receive();
@@ -277,7 +284,13 @@ TEST_F(MdpBrokerTest, QueuedRequestExpiresAfterTheLimit) {
   StartBroker("request_expiry: 300ms\n");
   TestClient client(ctx_, clients(), Dialect::kMdp02);
   client.Request("nobody", {"too early"});
-  std::this_thread::sleep_for(700ms);
+  const auto queued_at = std::chrono::steady_clock::now();
+  while (ServiceStats("nobody").value("expired", 0) < 1) {
+    ASSERT_LT(std::chrono::steady_clock::now(), queued_at + 5s) << "the request never expired";
+    std::this_thread::sleep_for(20ms);
+  }
+  // Housekeeping runs every 75 ms here; 250 ms leaves room for clock steps.
+  EXPECT_GE(std::chrono::steady_clock::now() - queued_at, 250ms) << "expired before the limit";
   EXPECT_EQ(ServiceStats("nobody").value("expired", 0), 1);
   EXPECT_EQ(ServiceStats("nobody").value("queued", -1), 0);
   TestWorker worker(ctx_, workers(), Dialect::kMdp02);
