@@ -212,13 +212,26 @@ namespace {
 // SIGTERM tells every worker DISCONNECT, so it reconnects to whoever
 // replaces this broker, then exits 0.
 TEST(Lifecycle, SigtermSendsDisconnectToWorkers) {
+  const int client_port = FreeTcpPort();
   const int worker_port = FreeTcpPort();
   BrokerProcess broker;
-  ASSERT_TRUE(broker.Start({.config_yaml = LocalConfig(FreeTcpPort(), worker_port)}));
+  ASSERT_TRUE(broker.Start({.config_yaml = LocalConfig(client_port, worker_port)}));
   zmq::context_t ctx;
   RawPeer worker(ctx, TcpEndpoint(worker_port));
   worker.Send({"MDPW02", Byte(0x01), "leaving"});
-  std::this_thread::sleep_for(200ms);
+  {
+    // Registered before the signal: mmi.service answers 200 for it.
+    RawPeer client(ctx, TcpEndpoint(client_port));
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    bool registered = false;
+    while (!registered && std::chrono::steady_clock::now() < deadline) {
+      client.Send({"MDPC02", Byte(0x01), "mmi.service", "leaving"});
+      auto f = client.Recv(2s);
+      registered = f && f->back() == "200";
+      if (!registered) std::this_thread::sleep_for(10ms);
+    }
+    ASSERT_TRUE(registered) << broker.Output();
+  }
   broker.Signal(SIGTERM);
   bool disconnected = false;
   while (auto f = worker.Recv(3s)) {
@@ -369,7 +382,18 @@ TEST(Lifecycle, SigtermFinishesRequestsInFlightWithinTheGrace) {
   ASSERT_TRUE(WaitFor([&] { return worker.received(); }, 5s));
   RawPeer queued(ctx, TcpEndpoint(client_port));
   queued.Send({"MDPC02", Byte(0x01), "nobody.serves.this", "job"});
-  std::this_thread::sleep_for(100ms);  // queued before the signal
+  // Queued before the signal: mmi.broker counts it. (Asked on a socket of
+  // its own: `client` waits for the slow job's reply.)
+  RawPeer observer(ctx, TcpEndpoint(client_port));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        observer.Send({"MDPC02", Byte(0x01), "mmi.broker"});
+        auto f = observer.Recv(2s);
+        if (!f) return false;
+        auto j = nlohmann::json::parse(f->back(), nullptr, false);
+        return j.is_object() && j.value("queued", 0) >= 1;
+      },
+      5s));
 
   const auto start = Clock::now();
   broker.Signal(SIGTERM);
