@@ -103,10 +103,13 @@ class BrokerCoreTest : public ::testing::Test {
     std::atomic<bool> answered{false};
     std::thread reader([&] {
       bool fresh = false;
-      snapshot_ = board_.Fresh(2s, &fresh);
+      snapshot_ = board_.Fresh(5s, &fresh);
       answered = fresh;
     });
-    for (int i = 0; i < 100000 && !answered; ++i) {
+    // Turns until the reader has asked and been answered; bounded in real
+    // time, as the reader thread may be slow to start on a loaded machine.
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (!answered && std::chrono::steady_clock::now() < deadline) {
       if (!broker_->Turn()) break;
       std::this_thread::yield();
     }
