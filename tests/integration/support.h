@@ -15,7 +15,8 @@ namespace plantd::test {
 
 using Frames = std::vector<std::string>;
 
-// A TCP port on 127.0.0.1 that was free a moment ago.
+// A TCP port on 127.0.0.1 that was free a moment ago (the kernel picks it),
+// never the same one twice in a process.
 int FreeTcpPort();
 
 std::string TcpEndpoint(int port);
