@@ -61,12 +61,16 @@ TEST(HardeningBus, NonReadingSubscriberCannotGrowTheBrokerPastSendHwmBytes) {
   std::printf("broker RSS %.1f MiB before, peak growth %.1f MiB for %.0f MiB pushed\n",
               before / 1048576.0, growth / 1048576.0, kMessages * kBody / 1048576.0);
   // send_hwm_bytes (64 MiB) + recv_hwm (1,000) x 64 KiB + allocator slack;
-  // the kernel's socket buffers are not in RSS. Under AddressSanitizer
+  // the kernel's socket buffers are not in RSS. The slack is 96 MiB: two
+  // threads (libzmq's and the bus's) allocate and free the 64 KiB messages,
+  // and glibc's arenas keep part of what is freed resident (17 runs peaked
+  // at 137-172 MiB; a bound with 40 MiB of slack, 166.5 MiB, failed one CI
+  // run). Without the byte limit the same push grew the broker by 482 MB. Under AddressSanitizer
   // freed memory stays resident in its quarantine (256 MiB), so resident
   // memory says nothing about what the broker holds: the bound is checked
   // in the normal build only.
 #if !defined(__SANITIZE_ADDRESS__)
-  EXPECT_LT(growth, (int64_t{64 + 40} << 20) + 1000 * int64_t{kBody}) << broker.Output();
+  EXPECT_LT(growth, (int64_t{64 + 96} << 20) + 1000 * int64_t{kBody}) << broker.Output();
 #endif
   EXPECT_EQ(broker.Stop(), 0);
 }
