@@ -4,7 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <functional>
 #include <string>
+#include <thread>
 
 #include "support.h"
 
@@ -211,6 +214,39 @@ class TestWorker {
   RawPeer peer_;
   Dialect dialect_;
   bool auto_heartbeat_ = true;
+};
+
+// A 0.2 worker on its own thread: answers every request of `service` with
+// `answer(body)` until Stop() or destruction, and counts what it served.
+class BackgroundWorker {
+ public:
+  using Answer = std::function<Frames(const Frames& body)>;
+  BackgroundWorker(zmq::context_t& ctx, const std::string& endpoint, const std::string& service,
+                   Answer answer)
+      : thread_([this, &ctx, endpoint, service, answer = std::move(answer)] {
+          TestWorker w(ctx, endpoint, Dialect::kMdp02);
+          w.Ready(service);
+          while (!stop_.load()) {
+            auto request = w.Receive(std::chrono::milliseconds(100));
+            if (!request) continue;
+            w.Final(request->address, answer(request->body));
+            ++served_;
+          }
+        }) {}
+  ~BackgroundWorker() { Stop(); }
+  BackgroundWorker(const BackgroundWorker&) = delete;
+  BackgroundWorker& operator=(const BackgroundWorker&) = delete;
+
+  void Stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  int served() const { return served_.load(); }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::atomic<int> served_{0};
+  std::thread thread_;
 };
 
 }  // namespace plantd::test

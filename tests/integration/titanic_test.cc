@@ -262,17 +262,8 @@ TEST_F(TitanicTest, KillNineLosesNothing) {
   StartBroker();
 
   // A new worker answers whatever comes; the client polls every id.
-  std::atomic<bool> stop{false};
-  std::atomic<int> served{0};
-  std::thread worker([&] {
-    TestWorker w(ctx_, workers(), Dialect::kMdp02);
-    w.Ready("svc");
-    while (!stop.load()) {
-      auto req = w.Receive(100ms);
-      if (!req) continue;
-      w.Final(req->address, {"w1", req->body.empty() ? "" : req->body[0]});
-      ++served;
-    }
+  BackgroundWorker worker(ctx_, workers(), "svc", [](const Frames& body) {
+    return Frames{"w1", body.empty() ? "" : body[0]};
   });
   const std::set<std::string> replied(replied_ids.begin(), replied_ids.end());
   int answered = 0;
@@ -287,10 +278,9 @@ TEST_F(TitanicTest, KillNineLosesNothing) {
     EXPECT_EQ(Call("titanic.reply", {id}), Frames{"400"});  // exactly once: gone after close
     ++answered;
   }
-  stop = true;
-  worker.join();
+  worker.Stop();
   EXPECT_EQ(answered, kReplied + kHeld + kPending);
-  EXPECT_EQ(served.load(), kHeld + kPending);
+  EXPECT_EQ(worker.served(), kHeld + kPending);
 }
 
 // A worker that dies holding a durable request: it goes to another worker.
@@ -405,20 +395,13 @@ TEST_F(TitanicTest, BackupOfARunningStoreRestores) {
 // libplantd's TitanicClient and `plantd-mdp call --durable` / `reply`.
 TEST_F(TitanicTest, TitanicClientAndCliEndToEnd) {
   StartBroker();
-  std::atomic<bool> stop{false};
-  std::thread worker([&] {
-    TestWorker w(ctx_, workers(), Dialect::kMdp02);
-    w.Ready("upper");
-    while (!stop.load()) {
-      auto req = w.Receive(100ms);
-      if (!req) continue;
-      Frames out;
-      for (std::string f : req->body) {
-        for (char& ch : f) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
-        out.push_back(f);
-      }
-      w.Final(req->address, out);
+  BackgroundWorker worker(ctx_, workers(), "upper", [](const Frames& body) {
+    Frames out;
+    for (std::string f : body) {
+      for (char& ch : f) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+      out.push_back(f);
     }
+    return out;
   });
   mdp::ClientOptions o;
   o.endpoints = {clients()};
@@ -449,8 +432,6 @@ TEST_F(TitanicTest, TitanicClientAndCliEndToEnd) {
   RunResult unknown =
       RunProgram("plantd-mdp", {"reply", "0123456789ABCDEF0123456789ABCDEF", "-e", clients()});
   EXPECT_EQ(unknown.status, 3) << unknown.output;
-  stop = true;
-  worker.join();
 }
 
 }  // namespace

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "common/refusal.h"
+#include "raw_zmtp.h"
 #include "support.h"
 #include "transport/zmtp_framing.h"
 
@@ -30,6 +31,7 @@ namespace {
 using namespace std::chrono_literals;
 using test::Frames;
 using test::FreeTcpPort;
+using test::RawHandshake;
 using test::TcpEndpoint;
 
 class ZmtpRouterTest : public ::testing::Test {
@@ -100,27 +102,7 @@ class ZmtpRouterTest : public ::testing::Test {
 
   // A plain TCP connection to the router, for bytes libzmq would not send;
   // from `source` when given (all of 127.0.0.0/8 is loopback on Linux).
-  int RawConnect(const char* source = nullptr) const {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    if (source != nullptr) {
-      sockaddr_in local{};
-      local.sin_family = AF_INET;
-      inet_pton(AF_INET, source, &local.sin_addr);
-      if (::bind(fd, reinterpret_cast<sockaddr*>(&local), sizeof(local)) != 0) {
-        ::close(fd);
-        return -1;
-      }
-    }
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_port = htons(static_cast<uint16_t>(port_));
-    inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
-      ::close(fd);
-      return -1;
-    }
-    return fd;
-  }
+  int RawConnect(const char* source = nullptr) const { return test::RawConnect(port_, source); }
 
   // Keeps the router turning until it closes `fd`; what it sent first is
   // appended to `received`. False if it was still open after 3 s.
@@ -131,15 +113,6 @@ class ZmtpRouterTest : public ::testing::Test {
       if (n > 0) received->append(buf, static_cast<size_t>(n));
       return n == 0;
     });
-  }
-
-  // Greeting and READY as a DEALER would send them.
-  static bool RawHandshake(int fd, const std::string& identity = "") {
-    std::string hello;
-    zmtp::AppendGreeting(hello);
-    zmtp::AppendReady(hello, "DEALER", identity);
-    return ::send(fd, hello.data(), hello.size(), MSG_NOSIGNAL) ==
-           static_cast<ssize_t>(hello.size());
   }
 
   // Sends all of `data`, turning the router while the socket is full; false

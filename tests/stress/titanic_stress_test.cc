@@ -131,17 +131,8 @@ TEST_F(TitanicStressTest, KillNineWithAThousandRequestsThenAWorkerKilled) {
     ASSERT_TRUE(dying.Receive().has_value());
     dying.peer().Close();
   }
-  std::atomic<bool> stop{false};
-  std::atomic<int> served{0};
-  std::thread worker([&] {
-    TestWorker w(ctx_, workers(), Dialect::kMdp02);
-    w.Ready("svc");
-    while (!stop.load()) {
-      auto req = w.Receive(100ms);
-      if (!req) continue;
-      w.Final(req->address, {"w1", req->body.empty() ? "" : req->body[0]});
-      ++served;
-    }
+  BackgroundWorker worker(ctx_, workers(), "svc", [](const Frames& body) {
+    return Frames{"w1", body.empty() ? "" : body[0]};
   });
   int answered = 0;
   for (const auto& [id, body] : body_of) {
@@ -159,12 +150,11 @@ TEST_F(TitanicStressTest, KillNineWithAThousandRequestsThenAWorkerKilled) {
     EXPECT_EQ(Call("titanic.close", {id}), Frames{"200"});
     ++answered;
   }
-  stop = true;
-  worker.join();
+  worker.Stop();
   EXPECT_EQ(answered, 1000);
   // Each unreplied request ran once more after the restart; the one the
   // dying worker held, once more again (at least once, never lost).
-  EXPECT_EQ(served.load(), kHeld + kPending);
+  EXPECT_EQ(worker.served(), kHeld + kPending);
 }
 
 // Acknowledged durable requests per second through the broker (each
@@ -172,15 +162,7 @@ TEST_F(TitanicStressTest, KillNineWithAThousandRequestsThenAWorkerKilled) {
 // non-durable rate, with C concurrent clients each one request outstanding.
 TEST_F(TitanicStressTest, AcknowledgedDurableRate) {
   StartBroker();
-  std::atomic<bool> stop{false};
-  std::thread worker([&] {
-    TestWorker w(ctx_, workers(), Dialect::kMdp02);
-    w.Ready("echo");
-    while (!stop.load()) {
-      auto req = w.Receive(100ms);
-      if (req) w.Final(req->address, req->body);
-    }
-  });
+  BackgroundWorker worker(ctx_, workers(), "echo", [](const Frames& body) { return body; });
   WaitForService("echo");
   const std::string payload(64, 'x');
   for (int concurrency : {1, 16, 64}) {
@@ -211,8 +193,6 @@ TEST_F(TitanicStressTest, AcknowledgedDurableRate) {
       EXPECT_GT(done.load(), 0);
     }
   }
-  stop = true;
-  worker.join();
 }
 
 }  // namespace
