@@ -26,7 +26,8 @@ inline int64_t RssBytes(int pid) {
   return -1;
 }
 
-std::string BrokerConfig(int backend, int frontend, const std::string& bus_extra = "") {
+inline std::string BrokerConfig(int backend, int frontend,
+                                const std::string& bus_extra = "") {
   return "endpoint: " + TcpEndpoint(FreeTcpPort()) + "\nclient_endpoint: " +
          TcpEndpoint(FreeTcpPort()) + "\nhealth:\n  port: 0\nbuses:\n  - name: attack\n" +
          "    backend: " + TcpEndpoint(backend) + "\n    frontend: " + TcpEndpoint(frontend) +

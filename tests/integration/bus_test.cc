@@ -6,6 +6,7 @@
 
 #include <thread>
 
+#include "bus_peers.h"
 #include "support.h"
 
 namespace plantd::test {
@@ -53,18 +54,6 @@ class BusTest : public ::testing::Test {
   static void Publish(zmq::socket_t& pub, const std::string& topic, const std::string& body) {
     pub.send(zmq::buffer(topic), zmq::send_flags::sndmore);
     pub.send(zmq::buffer(body), zmq::send_flags::none);
-  }
-
-  static std::optional<Frames> Receive(zmq::socket_t& sub, std::chrono::milliseconds timeout) {
-    zmq::pollitem_t item{sub.handle(), 0, ZMQ_POLLIN, 0};
-    if (zmq::poll(&item, 1, timeout) == 0) return std::nullopt;
-    Frames f;
-    zmq::message_t m;
-    do {
-      (void)sub.recv(m);
-      f.push_back(m.to_string());
-    } while (m.more());
-    return f;
   }
 
   // Publishes a marker on `topic` until `sub` sees it: the subscription has
