@@ -23,18 +23,12 @@ namespace {
 
 // One NATS client connection over a blocking socket: the text protocol's
 // INFO, CONNECT, PING/PONG, SUB, PUB, MSG, +OK and -ERR, nothing more.
-class NatsConnection {
+class NatsConnection : public BufferedSocket {
  public:
-  ~NatsConnection() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-
   // Connects, reads INFO, sends CONNECT (no headers, no echo) and waits for
   // the PONG of a PING. Empty on success.
   std::string Open(const std::string& host, int port) {
-    std::string error;
-    fd_ = ConnectTcpNoDelay(host, port, &error);
-    if (fd_ < 0) return error;
+    if (std::string error = Connect(host, port); !error.empty()) return error;
     const uint64_t deadline = NowNs() + 5'000'000'000ull;
     while (in_.find("\r\n") == std::string::npos) {
       if (!Fill(100) || NowNs() > deadline) return "no INFO from the server";
@@ -63,18 +57,9 @@ class NatsConnection {
   void Queue(std::string_view text) { out_.append(text); }
 
   bool Flush() {
-    size_t sent = 0;
-    while (sent < out_.size()) {
-      const ssize_t n = ::send(fd_, out_.data() + sent, out_.size() - sent, MSG_NOSIGNAL);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        error_ = "send failed";
-        return false;
-      }
-      sent += static_cast<size_t>(n);
-    }
-    out_.clear();
-    return true;
+    if (BufferedSocket::Flush()) return true;
+    error_ = "send failed";
+    return false;
   }
 
   // Waits up to `timeout_ms` for input, then hands every whole MSG read to
@@ -155,25 +140,12 @@ class NatsConnection {
 
  private:
   bool Fill(int timeout_ms) {
-    pollfd p{fd_, POLLIN, 0};
-    const int ready = ::poll(&p, 1, timeout_ms);
-    if (ready < 0) return errno == EINTR;
-    if (ready == 0) return true;
-    char chunk[64 * 1024];
-    const ssize_t n = ::recv(fd_, chunk, sizeof(chunk), 0);
-    if (n < 0 && errno == EINTR) return true;
-    if (n <= 0) {
-      error_ = "connection closed by the server";
-      return false;
-    }
-    in_.append(chunk, static_cast<size_t>(n));
-    return true;
+    if (BufferedSocket::Fill(timeout_ms)) return true;
+    error_ = "connection closed by the server";
+    return false;
   }
 
-  int fd_ = -1;
-  std::string in_;
   size_t begin_ = 0;
-  std::string out_;
   uint64_t pongs_ = 0;
   std::string error_;
 };

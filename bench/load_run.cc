@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -72,6 +73,40 @@ LoadResult RunClientsOverWindow(int clients, double warmup_s, double duration_s,
     if (total.first_mismatch.empty()) total.first_mismatch = r.first_mismatch;
   }
   return total;
+}
+
+BufferedSocket::~BufferedSocket() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+std::string BufferedSocket::Connect(const std::string& host, int port) {
+  std::string error;
+  fd_ = ConnectTcpNoDelay(host, port, &error);
+  return fd_ < 0 ? error : std::string();
+}
+
+bool BufferedSocket::Flush() {
+  size_t sent = 0;
+  while (sent < out_.size()) {
+    const ssize_t n = ::send(fd_, out_.data() + sent, out_.size() - sent, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    sent += static_cast<size_t>(n);
+  }
+  out_.clear();
+  return true;
+}
+
+bool BufferedSocket::Fill(int timeout_ms) {
+  pollfd p{fd_, POLLIN, 0};
+  const int ready = ::poll(&p, 1, timeout_ms);
+  if (ready < 0) return errno == EINTR;
+  if (ready == 0) return true;
+  char chunk[64 * 1024];
+  const ssize_t n = ::recv(fd_, chunk, sizeof(chunk), 0);
+  if (n <= 0) return n < 0 && errno == EINTR;
+  in_.append(chunk, static_cast<size_t>(n));
+  return true;
 }
 
 }  // namespace plantd::bench

@@ -17,6 +17,30 @@ uint64_t NowNs();
 // when it cannot be made.
 int ConnectTcpNoDelay(const std::string& host, int port, std::string* error);
 
+// A blocking socket with an input and an output buffer, which each load
+// generator's connection builds its protocol on. Closes the socket when
+// destroyed.
+class BufferedSocket {
+ public:
+  BufferedSocket() = default;
+  ~BufferedSocket();
+  BufferedSocket(const BufferedSocket&) = delete;
+  BufferedSocket& operator=(const BufferedSocket&) = delete;
+
+ protected:
+  // Connects (ConnectTcpNoDelay); empty on success, else why not.
+  std::string Connect(const std::string& host, int port);
+  // Sends all of out_ and clears it; false when the connection failed.
+  bool Flush();
+  // Waits up to `timeout_ms` for input and appends what came to in_; true
+  // also when nothing came in time; false when the peer closed or failed.
+  bool Fill(int timeout_ms);
+
+  int fd_ = -1;
+  std::string in_;
+  std::string out_;
+};
+
 // Runs `run_client(id, window_start_ns, window_end_ns, &result)` on
 // `clients` threads, measures the server's CPU (when `server_cpu_seconds`
 // is set) over the window that follows `warmup_s`, joins the threads, and

@@ -24,17 +24,13 @@ namespace {
 namespace zmtp = plantd::transport::zmtp;
 
 // One DEALER-like connection over a blocking socket.
-class Connection {
+class Connection : public BufferedSocket {
  public:
-  ~Connection() {
-    if (fd_ >= 0) ::close(fd_);
-  }
+  using BufferedSocket::Flush;
 
   // Connects and completes the NULL handshake; empty on success.
   std::string Open(const std::string& host, int port) {
-    std::string error;
-    fd_ = ConnectTcpNoDelay(host, port, &error);
-    if (fd_ < 0) return error;
+    if (std::string error = Connect(host, port); !error.empty()) return error;
     zmtp::AppendGreeting(out_);
     zmtp::AppendReady(out_, "DEALER");
     if (!Flush()) return "handshake: send failed";
@@ -65,18 +61,6 @@ class Connection {
     for (size_t i = 0; i < frames.size(); ++i) {
       zmtp::AppendFrame(out_, frames[i], i + 1 < frames.size());
     }
-  }
-
-  bool Flush() {
-    size_t sent = 0;
-    while (sent < out_.size()) {
-      const ssize_t n = ::send(fd_, out_.data() + sent, out_.size() - sent, MSG_NOSIGNAL);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) return false;
-      sent += static_cast<size_t>(n);
-    }
-    out_.clear();
-    return true;
   }
 
   // Waits up to `timeout_ms` for input, then hands every whole message read
@@ -124,22 +108,7 @@ class Connection {
   const uint8_t* Data() const { return reinterpret_cast<const uint8_t*>(in_.data() + in_begin_); }
   size_t Available() const { return in_.size() - in_begin_; }
 
-  bool Fill(int timeout_ms) {
-    pollfd p{fd_, POLLIN, 0};
-    const int ready = ::poll(&p, 1, timeout_ms);
-    if (ready < 0) return errno == EINTR;
-    if (ready == 0) return true;
-    char chunk[64 * 1024];
-    const ssize_t n = ::recv(fd_, chunk, sizeof(chunk), 0);
-    if (n <= 0) return n < 0 && errno == EINTR;
-    in_.append(chunk, static_cast<size_t>(n));
-    return true;
-  }
-
-  int fd_ = -1;
-  std::string in_;
   size_t in_begin_ = 0;
-  std::string out_;
   std::vector<std::string_view> frames_;
 };
 
