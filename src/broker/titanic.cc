@@ -131,36 +131,28 @@ void Titanic::HandleRequest(uint64_t token, std::string_view service,
   }
 }
 
-void Titanic::OnStoredDispatched(const RequestId& id) {
+Titanic::Pending Titanic::BackgroundWrite(const RequestId& id) const {
   Pending p;
   auto it = inflight_.find(id);
   if (it != inflight_.end()) {
     p.service = it->second.service;
     p.seq = it->second.seq;
   }
-  store_->MarkDispatched(Track(std::move(p)), id);
+  return p;
+}
+
+void Titanic::OnStoredDispatched(const RequestId& id) {
+  store_->MarkDispatched(Track(BackgroundWrite(id)), id);
 }
 
 void Titanic::OnStoredReply(const RequestId& id, Frames reply) {
-  Pending p;
-  auto it = inflight_.find(id);
-  if (it != inflight_.end()) {
-    p.service = it->second.service;
-    p.seq = it->second.seq;
-  }
-  const uint64_t tag = Track(std::move(p));
+  const uint64_t tag = Track(BackgroundWrite(id));
   store_->StoreReply(tag, id, std::move(reply));
   Release(id);
 }
 
 void Titanic::OnStoredFailed(const RequestId& id, std::string reason) {
-  Pending p;
-  auto it = inflight_.find(id);
-  if (it != inflight_.end()) {
-    p.service = it->second.service;
-    p.seq = it->second.seq;
-  }
-  const uint64_t tag = Track(std::move(p));
+  const uint64_t tag = Track(BackgroundWrite(id));
   store_->Fail(tag, id, std::move(reason));
   Release(id);
 }

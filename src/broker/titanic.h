@@ -164,6 +164,9 @@ class Titanic {
   };
 
   uint64_t Track(Pending p);
+  // A background write (dispatched, reply, failure) about a request in the
+  // core: its service and seq, so a failed write can offer it again.
+  Pending BackgroundWrite(const store::RequestId& id) const;
   void Reply(uint64_t token, std::vector<std::string> frames);
   void OnCompletion(store::Completion& c);
   // Hands one stored request to the core; false if the core refused it.
