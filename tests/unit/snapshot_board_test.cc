@@ -3,7 +3,6 @@
 // for the core's.
 #include <gtest/gtest.h>
 #include <poll.h>
-#include <sched.h>
 
 #include <atomic>
 #include <chrono>
@@ -11,6 +10,7 @@
 #include <thread>
 
 #include "broker/broker_stats.h"
+#include "one_cpu.h"
 
 namespace plantd::broker {
 namespace {
@@ -32,17 +32,8 @@ TEST(SnapshotBoardTest, NoRequestMeansNothingToTakeAndTheFdStaysQuiet) {
 // never find it readable with nothing to take (it would spin). Both threads
 // on one CPU, where a wake-up runs the woken thread at once.
 TEST(SnapshotBoardTest, EveryWakeOfTheCoreHasARequestToAnswer) {
-  cpu_set_t saved;
-  ASSERT_EQ(sched_getaffinity(0, sizeof(saved), &saved), 0);
-  cpu_set_t one;
-  CPU_ZERO(&one);
-  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
-    if (CPU_ISSET(cpu, &saved)) {
-      CPU_SET(cpu, &one);
-      break;
-    }
-  }
-  ASSERT_EQ(sched_setaffinity(0, sizeof(one), &one), 0);  // the reader inherits it
+  const test::OneCpu one_cpu;  // the reader thread inherits it
+  ASSERT_TRUE(one_cpu.pinned());
 
   SnapshotBoard board;
   constexpr int kReads = 200;
@@ -69,7 +60,6 @@ TEST(SnapshotBoardTest, EveryWakeOfTheCoreHasARequestToAnswer) {
     }
   }
   reader.join();
-  ASSERT_EQ(sched_setaffinity(0, sizeof(saved), &saved), 0);
   EXPECT_EQ(fresh_answers.load(), kReads);
   EXPECT_EQ(empty_wakes, 0) << "the fd was readable with no request to take";
 }

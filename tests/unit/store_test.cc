@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <poll.h>
-#include <sched.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <sys/mount.h>
@@ -23,6 +22,7 @@
 #include <set>
 #include <thread>
 
+#include "one_cpu.h"
 #include "store/sqlite_store.h"
 #include "store/store_metrics.h"
 #include "store_test_util.h"
@@ -159,17 +159,8 @@ TEST(SqliteStoreTest, CreatesTheDirectoryWalModeAndSchemaVersion) {
 // 4 ms, per commit (bench/RESULTS.md, issue 14). Both threads run on one CPU
 // here, as the durable bench's server does.
 TEST(SqliteStoreTest, CompletionFdIsReadableOnlyWhenThereIsSomethingToTake) {
-  cpu_set_t saved;
-  ASSERT_EQ(sched_getaffinity(0, sizeof(saved), &saved), 0);
-  cpu_set_t one;
-  CPU_ZERO(&one);
-  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
-    if (CPU_ISSET(cpu, &saved)) {
-      CPU_SET(cpu, &one);
-      break;
-    }
-  }
-  ASSERT_EQ(sched_setaffinity(0, sizeof(one), &one), 0);  // the store thread inherits it
+  const test::OneCpu one_cpu;  // the store thread inherits it
+  ASSERT_TRUE(one_cpu.pinned());
   ScratchDir dir;
   auto s = OpenOrDie(OptionsAt(dir.File("s.db")));
   ASSERT_NE(s, nullptr);
@@ -189,7 +180,6 @@ TEST(SqliteStoreTest, CompletionFdIsReadableOnlyWhenThereIsSomethingToTake) {
       if (n == 0) ++empty_wakes;
     }
   }
-  ASSERT_EQ(sched_setaffinity(0, sizeof(saved), &saved), 0);
   EXPECT_EQ(taken, kRequests);
   EXPECT_EQ(empty_wakes, 0) << "the fd was readable with nothing to take";
 }
