@@ -12,6 +12,7 @@
 #include <regex>
 #include <thread>
 
+#include "broker_fixture.h"
 #include "hardening_core_support.h"
 #include "mdp_peers.h"
 #include "support.h"
@@ -23,48 +24,18 @@ using namespace std::chrono_literals;
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
-class HardeningCoreTest : public ::testing::Test {
+class HardeningCoreTest : public BrokerFixture {
  protected:
   // Heartbeats so slow (expiry after 30 s) that anything faster than that
   // was not found by heartbeat.
   void StartBroker(const std::string& extra = "", bool with_http = false) {
-    client_port_ = FreeTcpPort();
-    worker_port_ = FreeTcpPort();
     http_port_ = with_http ? FreeTcpPort() : 0;
-    const std::string yaml = "endpoint: " + TcpEndpoint(client_port_) +
-                             "\nclient_endpoint: " + TcpEndpoint(worker_port_) +
-                             "\nbuses: []\nhealth:\n  bind: 127.0.0.1\n  port: " +
-                             std::to_string(http_port_) +
-                             "\nheartbeat_interval: 10s\nheartbeat_liveness: 3\n" + extra;
-    ASSERT_TRUE(broker_.Start({.config_yaml = yaml})) << broker_.Output();
-  }
-  void TearDown() override {
-    if (broker_.running()) {
-      EXPECT_EQ(broker_.Stop(), 0) << broker_.Output();
-    }
+    StartBrokerWith("buses: []\nhealth:\n  bind: 127.0.0.1\n  port: " +
+                    std::to_string(http_port_) +
+                    "\nheartbeat_interval: 10s\nheartbeat_liveness: 3\n" + extra);
   }
 
-  std::string clients() const { return TcpEndpoint(client_port_); }
-  std::string workers() const { return TcpEndpoint(worker_port_); }
-
-  Frames Mmi(const std::string& service, const Frames& body = {}) {
-    TestClient c(ctx_, clients(), Dialect::kMdp02);
-    c.Request(service, body);
-    auto r = c.Receive();
-    EXPECT_TRUE(r.has_value()) << service;
-    return r ? r->body : Frames{};
-  }
   json BrokerStatus() { return json::parse(Mmi("mmi.broker").at(0)); }
-  size_t CountWorkers(const std::string& service) {
-    return std::stoul(Mmi("mmi.workers", {service}).at(0));
-  }
-  void WaitForWorkers(const std::string& service, size_t n) {
-    const auto deadline = Clock::now() + 5s;
-    while (CountWorkers(service) != n) {
-      ASSERT_LT(Clock::now(), deadline) << "workers never reached " << n;
-      std::this_thread::sleep_for(5ms);
-    }
-  }
   std::unique_ptr<TestWorker> ReadyWorker(const std::string& service,
                                           const std::string& id = "") {
     const size_t before = CountWorkers(service);
@@ -74,10 +45,6 @@ class HardeningCoreTest : public ::testing::Test {
     return w;
   }
 
-  zmq::context_t ctx_;
-  BrokerProcess broker_;
-  int client_port_ = 0;
-  int worker_port_ = 0;
   int http_port_ = 0;
 };
 

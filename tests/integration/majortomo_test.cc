@@ -8,33 +8,19 @@
 #include <thread>
 #include <tuple>
 
-#include "mdp_peers.h"
-#include "support.h"
+#include "broker_fixture.h"
 
 namespace plantd::test {
 namespace {
 
 using namespace std::chrono_literals;
 
-class MajortomoTest : public ::testing::Test {
+class MajortomoTest : public BrokerFixture {
  protected:
   void SetUp() override {
-    client_port_ = FreeTcpPort();
-    worker_port_ = FreeTcpPort();
-    const std::string yaml = "endpoint: " + TcpEndpoint(client_port_) +
-                             "\nclient_endpoint: " + TcpEndpoint(worker_port_) +
-                             "\nbuses: []\nhealth:\n  port: 0\n"
-                             "heartbeat_interval: 200ms\nheartbeat_liveness: 5\n";
-    ASSERT_TRUE(broker_.Start({.config_yaml = yaml})) << broker_.Output();
+    StartBrokerWith(
+        "buses: []\nhealth:\n  port: 0\nheartbeat_interval: 200ms\nheartbeat_liveness: 5\n");
   }
-  void TearDown() override {
-    if (broker_.running()) {
-      EXPECT_EQ(broker_.Stop(), 0) << broker_.Output();
-    }
-  }
-
-  std::string clients() const { return TcpEndpoint(client_port_); }
-  std::string workers() const { return TcpEndpoint(worker_port_); }
 
   // A worker whose READY the broker has processed (mmi.service says 200).
   std::unique_ptr<TestWorker> ReadyWorker(const std::string& service, Dialect d) {
@@ -52,10 +38,6 @@ class MajortomoTest : public ::testing::Test {
     return w;
   }
 
-  zmq::context_t ctx_;
-  BrokerProcess broker_;
-  int client_port_ = 0;
-  int worker_port_ = 0;
 };
 
 class MajortomoPairTest : public MajortomoTest,

@@ -7,8 +7,7 @@
 #include <set>
 #include <thread>
 
-#include "mdp_peers.h"
-#include "support.h"
+#include "broker_fixture.h"
 
 namespace plantd::test {
 namespace {
@@ -16,28 +15,15 @@ namespace {
 using namespace std::chrono_literals;
 using nlohmann::json;
 
-class MdpBrokerTest : public ::testing::Test {
+class MdpBrokerTest : public BrokerFixture {
  protected:
   // Heartbeats every 200 ms, dead after 5 silent intervals: a dead worker
   // shows within a second, and test pauses do not kill live ones.
   void StartBroker(const std::string& extra = "") {
-    client_port_ = FreeTcpPort();
-    worker_port_ = FreeTcpPort();
-    const std::string yaml = "endpoint: " + TcpEndpoint(client_port_) +
-                             "\nclient_endpoint: " + TcpEndpoint(worker_port_) +
-                             "\nbuses: []\nhealth:\n  port: 0\n"
-                             "heartbeat_interval: 200ms\nheartbeat_liveness: 5\n" + extra;
-    ASSERT_TRUE(broker_.Start({.config_yaml = yaml})) << broker_.Output();
+    StartBrokerWith(
+        "buses: []\nhealth:\n  port: 0\nheartbeat_interval: 200ms\nheartbeat_liveness: 5\n" +
+        extra);
   }
-  void SetUp() override {}
-  void TearDown() override {
-    if (broker_.running()) {
-      EXPECT_EQ(broker_.Stop(), 0) << broker_.Output();
-    }
-  }
-
-  std::string clients() const { return TcpEndpoint(client_port_); }
-  std::string workers() const { return TcpEndpoint(worker_port_); }
 
   // A worker whose READY the broker has certainly processed: it answers an
   // mmi.service query for its service with 200.
@@ -51,30 +37,6 @@ class MdpBrokerTest : public ::testing::Test {
     return w;
   }
 
-  // Asks the broker through 8/MMI, as a 0.2 client.
-  Frames Mmi(const std::string& service, const Frames& body = {}) {
-    TestClient c(ctx_, clients(), Dialect::kMdp02);
-    c.Request(service, body);
-    auto r = c.Receive();
-    EXPECT_TRUE(r.has_value()) << service;
-    if (!r) return {};
-    EXPECT_TRUE(r->final);
-    EXPECT_EQ(r->service, service);
-    return r->body;
-  }
-
-  size_t CountWorkers(const std::string& service) {
-    return std::stoul(Mmi("mmi.workers", {service}).at(0));
-  }
-
-  void WaitForWorkers(const std::string& service, size_t n) {
-    const auto deadline = std::chrono::steady_clock::now() + 5s;
-    while (CountWorkers(service) != n) {
-      ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "workers never reached " << n;
-      std::this_thread::sleep_for(5ms);
-    }
-  }
-
   // mmi.broker: the broker's totals, with invalid messages by reason.
   json BrokerStatus() { return json::parse(Mmi("mmi.broker").at(0)); }
 
@@ -86,11 +48,6 @@ class MdpBrokerTest : public ::testing::Test {
     }
     return json::object();
   }
-
-  zmq::context_t ctx_;
-  BrokerProcess broker_;
-  int client_port_ = 0;
-  int worker_port_ = 0;
 };
 
 // --- Dialects ---------------------------------------------------------------
