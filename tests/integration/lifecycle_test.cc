@@ -21,11 +21,34 @@ namespace plantd::test {
 namespace {
 
 using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
 
 // Loopback endpoints on free ports, no buses, no HTTP: what most tests want.
 std::string LocalConfig(int client_port, int worker_port, const std::string& extra = "") {
   return "endpoint: " + TcpEndpoint(client_port) + "\nclient_endpoint: " +
          TcpEndpoint(worker_port) + "\nbuses: []\nhealth:\n  port: 0\n" + extra;
+}
+
+bool WaitFor(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  while (!condition()) {
+    if (Clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(5ms);
+  }
+  return true;
+}
+
+// Asks mmi.service through `client` until it answers 200 for `service`. A
+// worker's READY travels on its own connection, so a client that asks at
+// once may be answered before the broker has read it.
+bool WaitUntilRegistered(RawPeer& client, const std::string& service) {
+  return WaitFor(
+      [&] {
+        client.Send({"MDPC02", Byte(0x01), "mmi.service", service});
+        auto answer = client.Recv(2s);
+        return answer && answer->back() == "200";
+      },
+      5s);
 }
 
 TEST(Lifecycle, SigtermExitsZeroInBoundedTime) {
@@ -203,12 +226,6 @@ TEST(Lifecycle, JsonLogLinesAreObjectsWithTimeLevelAndMessage) {
   EXPECT_GE(parsed, 2);  // started, stopping, stopped
 }
 
-}  // namespace
-}  // namespace plantd::test
-
-namespace plantd::test {
-namespace {
-
 // SIGTERM tells every worker DISCONNECT, so it reconnects to whoever
 // replaces this broker, then exits 0.
 TEST(Lifecycle, SigtermSendsDisconnectToWorkers) {
@@ -222,15 +239,7 @@ TEST(Lifecycle, SigtermSendsDisconnectToWorkers) {
   {
     // Registered before the signal: mmi.service answers 200 for it.
     RawPeer client(ctx, TcpEndpoint(client_port));
-    const auto deadline = std::chrono::steady_clock::now() + 5s;
-    bool registered = false;
-    while (!registered && std::chrono::steady_clock::now() < deadline) {
-      client.Send({"MDPC02", Byte(0x01), "mmi.service", "leaving"});
-      auto f = client.Recv(2s);
-      registered = f && f->back() == "200";
-      if (!registered) std::this_thread::sleep_for(10ms);
-    }
-    ASSERT_TRUE(registered) << broker.Output();
+    ASSERT_TRUE(WaitUntilRegistered(client, "leaving")) << broker.Output();
   }
   broker.Signal(SIGTERM);
   bool disconnected = false;
@@ -244,13 +253,6 @@ TEST(Lifecycle, SigtermSendsDisconnectToWorkers) {
   EXPECT_EQ(broker.WaitExit(5s), std::optional<int>(0));
 }
 
-}  // namespace
-}  // namespace plantd::test
-
-namespace plantd::test {
-namespace {
-
-using Clock = std::chrono::steady_clock;
 
 long Millis(Clock::duration d) {
   return static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(d).count());
@@ -301,15 +303,6 @@ class SlowWorker {
   std::thread thread_;
 };
 
-bool WaitFor(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
-  const auto deadline = Clock::now() + timeout;
-  while (!condition()) {
-    if (Clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(5ms);
-  }
-  return true;
-}
-
 // With idle peers of every kind connected (a worker, a client, a bus
 // publisher and subscriber, an HTTP keep-alive connection), SIGTERM exits
 // within a second.
@@ -330,10 +323,7 @@ TEST(Lifecycle, SigtermWithIdlePeersConnectedExitsWithinOneSecond) {
   RawPeer worker(ctx, TcpEndpoint(worker_port));
   worker.Send({"MDPW02", Byte(0x01), "idle"});
   RawPeer client(ctx, TcpEndpoint(client_port));
-  client.Send({"MDPC02", Byte(0x01), "mmi.service", "idle"});
-  auto answer = client.Recv(5s);
-  ASSERT_TRUE(answer.has_value());
-  ASSERT_EQ(answer->back(), "200");  // the worker is registered
+  ASSERT_TRUE(WaitUntilRegistered(client, "idle")) << broker.Output();
   zmq::socket_t pub(ctx, zmq::socket_type::pub);
   pub.set(zmq::sockopt::linger, 0);
   pub.connect(TcpEndpoint(backend));
@@ -370,14 +360,7 @@ TEST(Lifecycle, SigtermFinishesRequestsInFlightWithinTheGrace) {
   zmq::context_t ctx;
   SlowWorker worker(ctx, TcpEndpoint(worker_port), 600ms);
   RawPeer client(ctx, TcpEndpoint(client_port));
-  // Until the worker is registered, mmi.service says 404.
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        client.Send({"MDPC02", Byte(0x01), "mmi.service", "slow"});
-        auto f = client.Recv(2s);
-        return f && f->back() == "200";
-      },
-      5s));
+  ASSERT_TRUE(WaitUntilRegistered(client, "slow")) << broker.Output();
   client.Send({"MDPC02", Byte(0x01), "slow", "job"});
   ASSERT_TRUE(WaitFor([&] { return worker.received(); }, 5s));
   RawPeer queued(ctx, TcpEndpoint(client_port));
@@ -431,13 +414,7 @@ TEST(Lifecycle, SigtermGivesUpOnUnansweredRequestsAfterTheGrace) {
   zmq::context_t ctx;
   SlowWorker worker(ctx, TcpEndpoint(worker_port), 0ms, /*answer=*/false);
   RawPeer client(ctx, TcpEndpoint(client_port));
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        client.Send({"MDPC02", Byte(0x01), "mmi.service", "slow"});
-        auto f = client.Recv(2s);
-        return f && f->back() == "200";
-      },
-      5s));
+  ASSERT_TRUE(WaitUntilRegistered(client, "slow")) << broker.Output();
   client.Send({"MDPC02", Byte(0x01), "slow", "job"});
   ASSERT_TRUE(WaitFor([&] { return worker.received(); }, 5s));
 
