@@ -16,6 +16,8 @@ void AppendCommandName(std::string& body, std::string_view name) {
   body.append(name);
 }
 
+}  // namespace
+
 void AppendProperty(std::string& body, std::string_view name, std::string_view value) {
   body.push_back(static_cast<char>(name.size()));
   body.append(name);
@@ -25,6 +27,8 @@ void AppendProperty(std::string& body, std::string_view name, std::string_view v
   body.append(size, 4);
   body.append(value);
 }
+
+namespace {
 
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
@@ -37,7 +41,7 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
 
 }  // namespace
 
-void AppendGreeting(std::string& out) {
+void AppendGreeting(std::string& out, std::string_view mechanism, bool as_server) {
   uint8_t g[kGreetingSize] = {};
   g[0] = 0xFF;
   // Padding bytes 1-8: libzmq puts its identity length + 1 there for ZMTP 1.0
@@ -47,9 +51,9 @@ void AppendGreeting(std::string& out) {
   g[10] = 3;  // major
   g[11] = 1;  // minor
   // The mechanism name, zero-padded to 20 bytes (g is zeroed).
-  constexpr std::string_view kNull = "NULL";
-  std::copy(kNull.begin(), kNull.end(), g + 12);
-  // g[32] as-server = 0: NULL has no server role; the filler stays zero.
+  const std::string_view name = mechanism.substr(0, kMechanismNameSize);
+  std::copy(name.begin(), name.end(), g + 12);
+  g[32] = as_server ? 1 : 0;  // the filler after it stays zero
   out.append(reinterpret_cast<const char*>(g), sizeof(g));
 }
 
@@ -59,8 +63,8 @@ const char* GreetingErrorText(GreetingError error) {
     case GreetingError::kNotZmtp: return "not a ZMTP 3 greeting";
     case GreetingError::kVersionTooOld:
       return "ZMTP 2.0 or older (libzmq before 4.0); ZMTP 3 is required";
-    case GreetingError::kMechanismNotNull:
-      return "security mechanism other than NULL; only NULL is supported";
+    case GreetingError::kWrongMechanism:
+      return "the peer's security mechanism is not the one this endpoint requires";
   }
   return "unknown";
 }
@@ -71,16 +75,20 @@ bool SignatureLooksValid(const uint8_t* data, size_t size) {
   return true;
 }
 
-GreetingError CheckGreeting(const uint8_t* g) {
+GreetingError CheckGreeting(const uint8_t* g, std::string_view mechanism) {
   if (!SignatureLooksValid(g, kGreetingSize)) return GreetingError::kNotZmtp;
   if (g[10] < 3) return GreetingError::kVersionTooOld;
-  const char* mechanism = reinterpret_cast<const char*>(g + 12);
-  if (std::memcmp(mechanism, "NULL", 4) != 0) return GreetingError::kMechanismNotNull;
-  for (size_t i = 4; i < 20; ++i) {
-    if (mechanism[i] != 0) return GreetingError::kMechanismNotNull;
-  }
-  return GreetingError::kNone;
+  return GreetingMechanism(g) == mechanism ? GreetingError::kNone : GreetingError::kWrongMechanism;
 }
+
+std::string_view GreetingMechanism(const uint8_t* g) {
+  const auto* name = reinterpret_cast<const char*>(g + 12);
+  size_t size = 0;
+  while (size < kMechanismNameSize && name[size] != 0) ++size;
+  return {name, size};
+}
+
+bool GreetingAsServer(const uint8_t* g) { return g[32] == 1; }
 
 HeaderParse ParseFrameHeader(const uint8_t* data, size_t available, FrameHeader* header) {
   if (available < 1) return HeaderParse::kIncomplete;
@@ -143,7 +151,11 @@ void AppendReady(std::string& out, std::string_view socket_type, std::string_vie
 
 bool ParseReady(std::string_view body, PeerMetadata* metadata) {
   if (CommandName(body) != kReady) return false;
-  std::string_view rest = body.substr(1 + kReady.size());
+  return ParseMetadata(body.substr(1 + kReady.size()), metadata);
+}
+
+bool ParseMetadata(std::string_view properties, PeerMetadata* metadata) {
+  std::string_view rest = properties;
   *metadata = {};
   while (!rest.empty()) {
     const auto name_size = static_cast<uint8_t>(rest[0]);

@@ -1,7 +1,8 @@
-// The ZMTP 3.x wire format (RFC 23/ZMTP and 37/ZMTP 3.1) with the NULL
-// mechanism: the 64-byte greeting, the READY handshake with its metadata,
-// frame headers, and the PING/PONG heartbeat commands. Pure functions over
-// bytes, shared by the broker's native transport and the benchmark's client.
+// The ZMTP 3.x wire format (RFC 23/ZMTP and 37/ZMTP 3.1): the 64-byte
+// greeting, metadata and the NULL mechanism's READY, frame headers, and the
+// PING/PONG heartbeat commands. Pure functions over bytes, shared by the
+// broker's native transport, its security mechanisms and the benchmark's
+// client.
 #pragma once
 
 #include <cstddef>
@@ -20,19 +21,26 @@ inline constexpr uint8_t kFlagMore = 0x01;
 inline constexpr uint8_t kFlagLong = 0x02;
 inline constexpr uint8_t kFlagCommand = 0x04;
 
-// Appends our greeting: ZMTP 3.1, mechanism NULL, as-server 0.
-void AppendGreeting(std::string& out);
+// The mechanism name field of the greeting, zero-padded.
+inline constexpr size_t kMechanismNameSize = 20;
+
+// Appends our greeting: ZMTP 3.1, the mechanism named (NULL, CURVE) and the
+// as-server flag (0 for NULL, which has no roles).
+void AppendGreeting(std::string& out, std::string_view mechanism = "NULL", bool as_server = false);
 
 enum class GreetingError {
   kNone,
-  kNotZmtp,           // no 0xFF ... 0x7F signature: ZMTP 1.0 or not ZeroMQ at all
-  kVersionTooOld,     // ZMTP 2.0 or older (libzmq before 4.0)
-  kMechanismNotNull,  // PLAIN or CURVE: this transport speaks NULL only
+  kNotZmtp,         // no 0xFF ... 0x7F signature: ZMTP 1.0 or not ZeroMQ at all
+  kVersionTooOld,   // ZMTP 2.0 or older (libzmq before 4.0)
+  kWrongMechanism,  // not the mechanism this endpoint speaks (RFC 23: close)
 };
 const char* GreetingErrorText(GreetingError error);
 
-// Checks a peer's complete 64-byte greeting.
-GreetingError CheckGreeting(const uint8_t* greeting);
+// Checks a peer's complete 64-byte greeting against the mechanism we speak.
+GreetingError CheckGreeting(const uint8_t* greeting, std::string_view mechanism = "NULL");
+// The mechanism a complete greeting names, and its as-server flag.
+std::string_view GreetingMechanism(const uint8_t* greeting);
+bool GreetingAsServer(const uint8_t* greeting);
 // The signature alone (first 10 bytes) tells a non-ZMTP-3 peer early.
 bool SignatureLooksValid(const uint8_t* data, size_t size);
 
@@ -65,6 +73,12 @@ struct PeerMetadata {
 };
 // Parses the body of a READY command. False when its metadata is malformed.
 bool ParseReady(std::string_view body, PeerMetadata* metadata);
+// Parses a metadata property list alone (what CURVE's INITIATE and READY
+// boxes carry). False when malformed or without Socket-Type.
+bool ParseMetadata(std::string_view properties, PeerMetadata* metadata);
+// Appends one metadata property (a 1-byte name length, the name, a 4-byte
+// big-endian value length, the value).
+void AppendProperty(std::string& body, std::string_view name, std::string_view value);
 
 // Appends an ERROR command with a reason, sent before closing a connection.
 void AppendError(std::string& out, std::string_view reason);

@@ -31,7 +31,7 @@ TEST(ZmtpFraming, GreetingsWeCannotSpeakAreNamed) {
   EXPECT_EQ(CheckGreeting(Bytes(old)), GreetingError::kVersionTooOld);
   std::string curve = g;
   std::memcpy(curve.data() + 12, "CURVE", 5);
-  EXPECT_EQ(CheckGreeting(Bytes(curve)), GreetingError::kMechanismNotNull);
+  EXPECT_EQ(CheckGreeting(Bytes(curve)), GreetingError::kWrongMechanism);
   std::string http = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
   http.resize(kGreetingSize, ' ');
   EXPECT_EQ(CheckGreeting(Bytes(http)), GreetingError::kNotZmtp);
@@ -39,6 +39,40 @@ TEST(ZmtpFraming, GreetingsWeCannotSpeakAreNamed) {
   std::string zmtp10 = g;
   zmtp10[9] = 0x00;  // ZMTP 1.0: no 0x7F
   EXPECT_FALSE(SignatureLooksValid(Bytes(zmtp10), 10));
+}
+
+// RFC 23: the greeting names the mechanism (zero-padded to 20 bytes) and
+// the as-server role; a peer whose mechanism is not ours is refused.
+TEST(ZmtpFraming, GreetingCarriesTheMechanismAndRole) {
+  std::string g;
+  AppendGreeting(g, "CURVE", /*as_server=*/true);
+  ASSERT_EQ(g.size(), kGreetingSize);
+  EXPECT_EQ(GreetingMechanism(Bytes(g)), "CURVE");
+  EXPECT_TRUE(GreetingAsServer(Bytes(g)));
+  EXPECT_EQ(CheckGreeting(Bytes(g), "CURVE"), GreetingError::kNone);
+  EXPECT_EQ(CheckGreeting(Bytes(g), "NULL"), GreetingError::kWrongMechanism);
+  std::string prefix = g;
+  std::memcpy(prefix.data() + 12, "CURVEX", 6);  // CURVE as a prefix only
+  EXPECT_EQ(CheckGreeting(Bytes(prefix), "CURVE"), GreetingError::kWrongMechanism);
+  std::string null;
+  AppendGreeting(null);
+  EXPECT_FALSE(GreetingAsServer(Bytes(null)));
+}
+
+// RFC 23 metadata: a property list alone (CURVE's INITIATE and READY carry
+// one inside a box) parses as READY's does; names are case-insensitive.
+TEST(ZmtpFraming, MetadataPropertyListsParseAlone) {
+  std::string properties;
+  AppendProperty(properties, "socket-type", "DEALER");
+  AppendProperty(properties, "Identity", "w1");
+  AppendProperty(properties, "X-Other", "ignored");
+  PeerMetadata metadata;
+  ASSERT_TRUE(ParseMetadata(properties, &metadata));
+  EXPECT_EQ(metadata.socket_type, "DEALER");
+  EXPECT_EQ(metadata.identity, "w1");
+  EXPECT_FALSE(ParseMetadata(properties.substr(0, properties.size() - 1), &metadata))
+      << "a value shorter than its length is malformed";
+  EXPECT_FALSE(ParseMetadata({}, &metadata)) << "Socket-Type is required";
 }
 
 TEST(ZmtpFraming, ShortAndLongFramesRoundTrip) {
