@@ -65,20 +65,20 @@ class ZmtpMechanism {
   // The largest a MESSAGE command body may be for a frame body of `size`
   // bytes (the box's fixed overhead added).
   virtual size_t WrappedSize(size_t size) const { return size; }
-  // Appends one frame (`body`, with MORE when `more`) as a whole MESSAGE
-  // command frame.
-  virtual void WrapFrame(std::string_view body, bool more, std::string& out) {
-    zmtp::AppendFrame(out, body, more);
+  // Appends one frame (`body`, with MORE when `more`; a command frame when
+  // `command`, as PING and PONG are) as a whole MESSAGE command frame.
+  virtual void WrapFrame(std::string_view body, bool more, bool command, std::string& out) {
+    zmtp::AppendFrame(out, body, more, command);
   }
   // Opens one MESSAGE command body: writes the frame body to `out` (room for
-  // at least `command.size()` bytes), its length to `*size` and its MORE
-  // flag to `*more`. False on any bad box or nonce out of order: the
-  // connection is then closed.
-  virtual bool UnwrapMessage(std::string_view command, uint8_t* out, size_t* size, bool* more) {
+  // at least `command.size()` bytes), its length to `*size` and its frame
+  // flags (zmtp::kFlagMore, zmtp::kFlagCommand) to `*flags`. False on any
+  // bad box or nonce out of order: the connection is then closed.
+  virtual bool UnwrapMessage(std::string_view command, uint8_t* out, size_t* size, uint8_t* flags) {
     (void)command;
     (void)out;
     (void)size;
-    (void)more;
+    (void)flags;
     return false;
   }
 };
