@@ -24,6 +24,8 @@
 
 namespace plantd::transport {
 
+class ZmtpMechanism;
+
 struct RouterOptions {
   int send_hwm = 100000;  // per peer, in messages; 0 is no limit
   // The same in bytes of output queued for one peer (native): Send() fails
@@ -69,6 +71,8 @@ struct ZmtpOptions {
   // Receive() like any other message.
   std::function<void(std::string_view routing_id, bool subscribe, std::string_view topic)>
       on_subscription;
+  // Makes the security mechanism of each new connection; null makes NULL's.
+  std::function<std::unique_ptr<ZmtpMechanism>()> mechanism;
 };
 
 class RouterSocket {

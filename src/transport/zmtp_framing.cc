@@ -193,11 +193,17 @@ bool ParsePing(std::string_view body, std::string_view* context) {
   return true;
 }
 
+std::string_view PongBody(std::string_view context, PongStorage& storage) {
+  const std::string_view kept = context.substr(0, 16);
+  storage[0] = static_cast<char>(kPong.size());
+  std::copy(kPong.begin(), kPong.end(), storage.begin() + 1);
+  std::copy(kept.begin(), kept.end(), storage.begin() + 1 + kPong.size());
+  return {storage.data(), 1 + kPong.size() + kept.size()};
+}
+
 void AppendPong(std::string& out, std::string_view context) {
-  std::string body;
-  AppendCommandName(body, kPong);
-  body.append(context.substr(0, 16));
-  AppendFrame(out, body, false, true);
+  PongStorage storage;
+  AppendFrame(out, PongBody(context, storage), false, true);
 }
 
 void AppendPing(std::string& out, uint16_t ttl_deciseconds, std::string_view context) {

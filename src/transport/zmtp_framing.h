@@ -5,6 +5,7 @@
 // client.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -86,6 +87,10 @@ void AppendError(std::string& out, std::string_view reason);
 // PING (ZMTP 3.1): the context to return in the PONG, up to 16 bytes.
 bool ParsePing(std::string_view body, std::string_view* context);
 void AppendPong(std::string& out, std::string_view context);
+// The PONG command's body alone (for a mechanism that boxes it), built in
+// `storage` without allocating.
+using PongStorage = std::array<char, 1 + 4 + 16>;
+std::string_view PongBody(std::string_view context, PongStorage& storage);
 void AppendPing(std::string& out, uint16_t ttl_deciseconds, std::string_view context);
 
 }  // namespace plantd::transport::zmtp

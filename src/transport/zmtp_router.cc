@@ -17,10 +17,9 @@
 #include <random>
 
 #include "common/refusal.h"
-#include "common/ring_buffer.h"
 #include "log/log.h"
 #include "transport/close_reason.h"
-#include "transport/zmtp_framing.h"
+#include "transport/zmtp_null_mechanism.h"
 
 namespace plantd::transport {
 namespace {
@@ -29,32 +28,10 @@ using Clock = std::chrono::steady_clock;
 using refusal::Reason;
 using std::chrono::milliseconds;
 
-// Reads grow a connection's buffer to at most this per call, so that one
-// busy peer cannot keep the others waiting.
-constexpr size_t kReadChunk = size_t{64} * 1024;
+// Reads take at most this from one connection per turn, so that one busy
+// peer cannot keep the others waiting.
 constexpr size_t kReadBudget = size_t{256} * 1024;
-// Buffers above these sizes are given back once drained: memory follows
-// bursts, not the number of connections. Below them a busy peer keeps its
-// buffers: glibc serves blocks of 128 KiB and more with mmap, and giving
-// those back on every turn costs a page fault per 4 KiB (16 KiB bodies ran at
-// 0.74 of the libzmq relay with 64 KiB here).
-constexpr size_t kKeepInputBytes = size_t{1024} * 1024;
-constexpr size_t kKeepOutputBytes = size_t{1024} * 1024;
-// Output already sent is cut from the front of a peer's buffer once it is
-// this large and at least as large as what is left, so that a peer that
-// always has something pending cannot make its buffer grow with everything
-// ever sent to it (a memmove of at most the bytes sent, amortised).
-constexpr size_t kCompactOutputBytes = size_t{1024} * 1024;
-// A handshake command is a few dozen bytes; anything this big is hostile.
-constexpr uint64_t kMaxCommandSize = size_t{64} * 1024;
 constexpr milliseconds kAcceptPause{100};
-constexpr size_t kMaxBufferedInput = size_t{1024} * 1024;
-// What a frame costs the broker beyond its body: the longest header, and the
-// zmq_msg_t the core holds it in. An empty frame is not free: with no frame
-// limit (max_message_frames 0), a message may have at most
-// max_message_size / kFrameCost frames, so a stream of empty MORE frames
-// cannot grow memory byte for byte.
-constexpr uint64_t kFrameCost = zmtp::kMaxFrameHeaderSize + sizeof(zmq_msg_t);
 // How often connections are checked for handshake and write timeouts.
 constexpr milliseconds kHandshakeSweep{100};
 constexpr milliseconds kWriteSweep{500};
@@ -62,66 +39,6 @@ constexpr milliseconds kWriteSweep{500};
 // so it notices soon when other sockets' buffers have drained.
 constexpr milliseconds kPausedWait{10};
 constexpr auto kAcceptWarnWindow = std::chrono::seconds(10);
-
-// Bytes received and not yet parsed, without zero-filling on growth. Every
-// change of its size is added to `*tally` (the router's buffered bytes).
-class InputBuffer {
- public:
-  void set_tally(int64_t* tally) { tally_ = tally; }
-  const uint8_t* data() const { return storage_.get() + begin_; }
-  size_t size() const { return end_ - begin_; }
-  bool empty() const { return begin_ == end_; }
-
-  void Consume(size_t n) {
-    begin_ += n;
-    *tally_ -= static_cast<int64_t>(n);
-    if (begin_ != end_) return;
-    begin_ = end_ = 0;
-    if (capacity_ > kKeepInputBytes) {
-      storage_.reset();
-      capacity_ = 0;
-    }
-  }
-
-  // Room for at least `n` more bytes at the end. Live bytes move to the
-  // front only when at least as many have been consumed before them, so a
-  // buffer that is read from and consumed in small steps costs a constant
-  // per byte, not a move of everything it holds per step.
-  uint8_t* Reserve(size_t n) {
-    if (capacity_ - end_ >= n) return storage_.get() + end_;
-    const size_t used = size();
-    if (capacity_ - used >= n && begin_ >= used) {
-      std::memmove(storage_.get(), data(), used);
-    } else {
-      const size_t capacity = std::max({capacity_ * 2, used + n, size_t{4096}});
-      auto bigger = std::make_unique_for_overwrite<uint8_t[]>(capacity);
-      if (used > 0) std::memcpy(bigger.get(), data(), used);
-      storage_ = std::move(bigger);
-      capacity_ = capacity;
-    }
-    begin_ = 0;
-    end_ = used;
-    return storage_.get() + end_;
-  }
-  size_t free_space() const { return capacity_ - end_; }
-  void Commit(size_t n) {
-    end_ += n;
-    *tally_ += static_cast<int64_t>(n);
-  }
-  // Drops everything (the connection closed).
-  void Release() {
-    *tally_ -= static_cast<int64_t>(size());
-    storage_.reset();
-    capacity_ = begin_ = end_ = 0;
-  }
-
- private:
-  std::unique_ptr<uint8_t[]> storage_;
-  size_t capacity_ = 0;
-  size_t begin_ = 0;
-  size_t end_ = 0;
-  int64_t* tally_ = nullptr;
-};
 
 std::string SocketAddressText(const sockaddr_storage& address) {
   char host[INET6_ADDRSTRLEN] = "?";
@@ -177,57 +94,20 @@ struct ZmtpRouter::Listener : Pollable {
   std::string ipc_path;  // removed on close, as libzmq does
 };
 
-struct ZmtpRouter::Peer : Pollable {
-  enum class Stage { kGreeting, kReady, kTraffic };
+// A connection and what the router keeps about it.
+struct ZmtpRouter::Peer : Pollable, ZmtpConnection {
+  using ZmtpConnection::ZmtpConnection;
 
-  int fd = -1;
-  size_t index = 0;  // in peers_
-  Stage stage = Stage::kGreeting;
-  std::string id;
-  std::string remote;     // address and port, for log lines
-  std::string address;    // the per-address limit's key (AddressKey)
+  size_t index = 0;       // in peers_
   bool admitted = false;  // counted in the budget's connections
-  Clock::time_point accepted_at{};
   // In the router's list of connections still in their handshake.
   Peer* handshake_prev = nullptr;
   Peer* handshake_next = nullptr;
   bool in_handshake_list = false;
-  InputBuffer in;
-  // Where the scan for a whole message stopped, so a large message arriving
-  // in pieces is not rescanned from its start on every read; its body bytes
-  // and frames so far, for the per-message limits.
-  size_t scanned = 0;
-  uint64_t scanned_body_bytes = 0;
-  uint64_t scanned_frames = 0;
-  bool message_ready = false;  // a whole message is at the head of `in`
-  bool read_paused = false;    // back-pressure: not read until `in` halves
-  // Skipping a message over a limit: bytes left of the current frame,
-  // whether more frames follow it, and which limit it broke.
-  bool discarding = false;
-  bool discard_more = false;
-  bool discard_too_many_frames = false;
-  uint64_t discard_left = 0;
-  // Output: `out` holds the stream from position `out_base` on, of which
-  // `out_sent` bytes have gone. Positions count every byte ever queued.
-  std::string out;
-  size_t out_sent = 0;
-  uint64_t out_base = 0;
-  // Where the last PONG ends: while it is unsent, a PING gets no other.
-  uint64_t pong_end = 0;
-  // When queued output last moved (or was queued onto an empty buffer).
-  Clock::time_point out_progress{};
-  // Where each queued message ends (stream positions): their count is the
-  // peer's queue length, checked against send_hwm.
-  RingBuffer<uint64_t> message_ends;
   bool queued_readable = false;
   bool queued_flush = false;
   bool want_write = false;
   bool reading = true;  // EPOLLIN is registered
-  bool eof = false;
-  bool closed = false;
-
-  size_t pending_out() const { return out.size() - out_sent; }
-  uint64_t sent_position() const { return out_base + out_sent; }
 };
 
 ZmtpRouter::ZmtpRouter(const RouterOptions& options, ZmtpOptions zmtp)
@@ -236,7 +116,9 @@ ZmtpRouter::ZmtpRouter(const RouterOptions& options, ZmtpOptions zmtp)
       budget_(options.budget ? options.budget : std::make_shared<BufferBudget>()),
       events_(256) {
   epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
-  now_ = Clock::now();
+  context_.options = &options_;
+  context_.zmtp = &zmtp_;
+  context_.now = Clock::now();
 }
 
 ZmtpRouter::~ZmtpRouter() { Close(milliseconds(0)); }
@@ -324,11 +206,11 @@ Status ZmtpRouter::Bind(const std::string& address) {
 
 void ZmtpRouter::Wait(milliseconds timeout) {
   closed_.clear();  // nothing refers to them any more
-  now_ = Clock::now();
+  context_.now = Clock::now();
   FlushAll();
-  if (now_ >= next_sweep_) Sweep();
+  if (context_.now >= next_sweep_) Sweep();
   UpdateBudget();
-  if (accept_paused_until_ != Clock::time_point{} && now_ >= accept_paused_until_) {
+  if (accept_paused_until_ != Clock::time_point{} && context_.now >= accept_paused_until_) {
     accept_paused_until_ = {};
     for (auto& l : listeners_) {
       epoll_event ev{};
@@ -345,7 +227,7 @@ void ZmtpRouter::Wait(milliseconds timeout) {
   if (handshake_head_ != nullptr || !to_flush_.empty()) wait = std::min(wait, kHandshakeSweep);
   const int n = epoll_wait(epoll_fd_, events_.data(), static_cast<int>(events_.size()),
                            static_cast<int>(std::max<int64_t>(wait.count(), 0)));
-  if (n > 0) now_ = Clock::now();
+  if (n > 0) context_.now = Clock::now();
   for (int i = 0; i < n; ++i) {
     auto* p = static_cast<Pollable*>(events_[i].data.ptr);
     if (p == nullptr) continue;  // the wake fd: the caller reads it
@@ -354,7 +236,7 @@ void ZmtpRouter::Wait(milliseconds timeout) {
       continue;
     }
     auto* peer = static_cast<Peer*>(p);
-    if (peer->closed) continue;
+    if (peer->closed()) continue;
     if ((events_[i].events & EPOLLOUT) && !WriteTo(peer)) continue;
     if (events_[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
       // A hang-up is read even while input is paused: epoll reports it
@@ -367,9 +249,9 @@ void ZmtpRouter::Wait(milliseconds timeout) {
 // Tells the shared budget what this socket's buffers hold now (one atomic
 // add per turn, not per message), and pauses or resumes reading.
 void ZmtpRouter::UpdateBudget() {
-  if (buffered_ != reported_) {
-    budget_->Adjust(buffered_ - reported_);
-    reported_ = buffered_;
+  if (context_.buffered != reported_) {
+    budget_->Adjust(context_.buffered - reported_);
+    reported_ = context_.buffered;
   }
   bool began = false;
   const bool pause = budget_->InputPaused(&began);
@@ -381,33 +263,33 @@ void ZmtpRouter::UpdateBudget() {
   }
   if (pause == input_paused_) return;
   input_paused_ = pause;
-  paused_since_ = now_;
+  paused_since_ = context_.now;
   PLANTD_LOG_DEBUG(pause ? "input paused: buffer budget reached" : "input resumed",
                    {{"buffered_bytes", budget_->bytes()}});
   for (auto& p : peers_) UpdateInterest(p.get());
 }
 
 void ZmtpRouter::Sweep() {
-  next_sweep_ = now_ + kHandshakeSweep;
+  next_sweep_ = context_.now + kHandshakeSweep;
   // Handshake timeouts: the list is in accept order, so the expired ones
   // are at its head.
   while (handshake_head_ != nullptr &&
-         now_ - handshake_head_->accepted_at >= options_.handshake_timeout) {
+         context_.now - handshake_head_->accepted_at() >= options_.handshake_timeout) {
     Peer* p = handshake_head_;
-    refusal::Record(Reason::kHandshakeTimeout, p->address.empty() ? p->remote : p->address,
-                    {{"remote", p->remote},
+    refusal::Record(Reason::kHandshakeTimeout, p->refusal_key(),
+                    {{"remote", p->remote()},
                      {"handshake_timeout_ms", options_.handshake_timeout.count()},
-                     {"stage", p->stage == Peer::Stage::kGreeting ? "greeting" : "READY"}});
+                     {"stage", p->stage() == Peer::Stage::kGreeting ? "greeting" : "handshake"}});
     ClosePeer(p, CloseReason::kHandshakeTimeout, "handshake timeout");
   }
-  if (now_ < next_write_sweep_) return;
-  next_write_sweep_ = now_ + kWriteSweep;
+  if (context_.now < next_write_sweep_) return;
+  next_write_sweep_ = context_.now + kWriteSweep;
   if (input_paused_) ReclaimUnfinishedInput();
   // Write timeouts. Walk backwards: ClosePeer swap-removes from peers_.
   if (options_.write_timeout.count() <= 0) return;
   for (size_t i = peers_.size(); i-- > 0;) {
     Peer* p = peers_[i].get();
-    if (p->pending_out() > 0 && now_ - p->out_progress >= options_.write_timeout) {
+    if (p->pending_out() > 0 && context_.now - p->out_progress() >= options_.write_timeout) {
       CloseSlowConsumer(p, CloseReason::kWriteTimeout,
                         "output made no progress within write_timeout");
     }
@@ -422,26 +304,27 @@ void ZmtpRouter::Sweep() {
 // that is not yet a whole message is closed, one per sweep, until input
 // resumes.
 void ZmtpRouter::ReclaimUnfinishedInput() {
-  if (now_ - paused_since_ < options_.write_timeout) return;
+  if (context_.now - paused_since_ < options_.write_timeout) return;
   Peer* largest = nullptr;
   for (auto& p : peers_) {
-    if (p->message_ready || p->in.empty()) continue;
-    if (largest == nullptr || p->in.size() > largest->in.size()) largest = p.get();
+    if (p->unfinished_input() == 0) continue;
+    if (largest == nullptr || p->unfinished_input() > largest->unfinished_input()) {
+      largest = p.get();
+    }
   }
   if (largest == nullptr) return;
-  refusal::Record(Reason::kBufferBudget,
-                  largest->address.empty() ? largest->remote : largest->address,
-                  {{"remote", largest->remote},
-                   {"id", log::Hex(largest->id)},
-                   {"unfinished_bytes", largest->in.size()},
+  refusal::Record(Reason::kBufferBudget, largest->refusal_key(),
+                  {{"remote", largest->remote()},
+                   {"id", log::Hex(largest->id())},
+                   {"unfinished_bytes", largest->unfinished_input()},
                    {"action", "connection holding the largest unfinished message closed"}});
   ClosePeer(largest, CloseReason::kBufferBudget, "unfinished message held the buffer budget");
-  paused_since_ = now_;
+  paused_since_ = context_.now;
 }
 
 std::string ZmtpRouter::RemoteAddress(std::string_view routing_id) const {
   auto it = by_id_.find(routing_id);
-  return it == by_id_.end() ? std::string() : it->second->remote;
+  return it == by_id_.end() ? std::string() : it->second->remote();
 }
 
 void ZmtpRouter::SetWakeFd(int fd) {
@@ -470,8 +353,8 @@ void ZmtpRouter::Accept(Listener* listener) {
         // lock real peers out); with none, stop accepting for a moment
         // rather than spin.
         if (EvictOldestHandshake({}, "out of file descriptors")) continue;
-        if (now_ - accept_warned_ >= kAcceptWarnWindow) {
-          accept_warned_ = now_;
+        if (context_.now - accept_warned_ >= kAcceptWarnWindow) {
+          accept_warned_ = context_.now;
           PLANTD_LOG_WARN("cannot accept a connection, pausing accept for 100 ms",
                           {{"error", std::strerror(error)}, {"connections", peers_.size()}});
         }
@@ -501,31 +384,28 @@ void ZmtpRouter::Accept(Listener* listener) {
       const int one = 1;
       setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     }
-    auto peer = std::make_unique<Peer>();
-    peer->fd = fd;
-    peer->remote = remote;
-    peer->address = std::move(key);
+    std::unique_ptr<ZmtpMechanism> mechanism =
+        zmtp_.mechanism ? zmtp_.mechanism()
+                        : std::make_unique<ZmtpNullMechanism>(zmtp_.socket_type);
+    auto peer =
+        std::make_unique<Peer>(fd, remote, std::move(key), &context_,
+                               static_cast<ZmtpConnection::Host*>(this), std::move(mechanism));
     peer->admitted = true;
-    peer->accepted_at = now_;
-    peer->in.set_tally(&buffered_);
     peer->reading = !input_paused_;
     epoll_event ev{};
     ev.events = peer->reading ? uint32_t{EPOLLIN} : 0u;
     ev.data.ptr = static_cast<Pollable*>(peer.get());
     if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
-      budget_->ReleaseConnection(peer->address);
-      ::close(fd);
-      continue;
+      budget_->ReleaseConnection(peer->address());
+      peer->admitted = false;
+      continue;  // the connection's destructor closes the descriptor
     }
-    // Our whole greeting and READY at once: libzmq reads them as it needs them.
-    zmtp::AppendGreeting(peer->out);
-    zmtp::AppendReady(peer->out, zmtp_.socket_type);
-    QueuedOutput(peer.get(), peer->out.size());
+    peer->Start();
     peer->index = peers_.size();
     peer->queued_flush = true;
     to_flush_.push_back(peer.get());
     LinkHandshake(peer.get());
-    PLANTD_LOG_DEBUG("connection opened", {{"remote", peer->remote}});
+    PLANTD_LOG_DEBUG("connection opened", {{"remote", peer->remote()}});
     peers_.push_back(std::move(peer));
   }
 }
@@ -559,10 +439,10 @@ bool ZmtpRouter::Admit(const std::string& address, const std::string& remote) {
 
 bool ZmtpRouter::EvictOldestHandshake(std::string_view address, const char* why) {
   for (Peer* p = handshake_head_; p != nullptr; p = p->handshake_next) {
-    if (!address.empty() && p->address != address) continue;
+    if (!address.empty() && p->address() != address) continue;
     refusal::Record(address.empty() ? Reason::kConnectionsTotal : Reason::kConnectionsPerAddress,
-                    p->address.empty() ? p->remote : p->address,
-                    {{"remote", p->remote},
+                    p->refusal_key(),
+                    {{"remote", p->remote()},
                      {"limit", why},
                      {"action", "oldest connection in its handshake closed to make room"}});
     ClosePeer(p, CloseReason::kConnectionLimit, "evicted: oldest connection in its handshake");
@@ -600,42 +480,23 @@ void ZmtpRouter::UnlinkHandshake(Peer* peer) {
 }
 
 void ZmtpRouter::ReadFrom(Peer* peer, bool hangup) {
-  // Back-pressure, as libzmq's receive high-water mark: a peer with a whole
-  // message and this much waiting is not read until the caller has taken
-  // half of it, and TCP slows the sender down meanwhile.
-  if (peer->message_ready) {
-    if (peer->in.size() >= kMaxBufferedInput) peer->read_paused = true;
-    if (peer->read_paused && peer->in.size() >= kMaxBufferedInput / 2) return;
-  }
-  peer->read_paused = false;
+  // A peer with a whole message and much input behind it is not read until
+  // the caller has taken half of it, and TCP slows the sender down meanwhile.
+  if (peer->ShouldPauseReading()) return;
   // The process-wide budget is spent: nothing more is read (an EPOLLHUP
   // still lands here, and is seen once reading resumes).
   if (input_paused_ && !hangup) return;
-  size_t budget = kReadBudget;
-  while (budget > 0) {
-    uint8_t* at = peer->in.Reserve(std::min(kReadChunk, budget));
-    const size_t room = std::min(peer->in.free_space(), budget);
-    const ssize_t n = ::recv(peer->fd, at, room, 0);
-    if (n > 0) {
-      peer->in.Commit(static_cast<size_t>(n));
-      budget -= static_cast<size_t>(n);
-      if (static_cast<size_t>(n) < room) break;  // drained
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+  if (!peer->ReadSome(kReadBudget)) {
     // End of stream or an error: hand out what arrived whole, then close.
-    peer->eof = true;
     peer->reading = false;
-    epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, peer->fd, nullptr);
-    break;
+    epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, peer->fd(), nullptr);
   }
   if (peer == receiving_) return;  // Receive() requeues it after this message
   // The handshake and heartbeats are answered here, whether or not the
   // caller is taking messages.
-  const bool ready = NextMessageReady(peer);
-  if (peer->closed) return;
-  if (!ready && peer->eof) {
+  const bool ready = peer->Advance();
+  if (peer->closed()) return;
+  if (!ready && peer->eof()) {
     ClosePeer(peer, CloseReason::kPeerClosed, "the peer closed the connection");
     return;
   }
@@ -651,28 +512,16 @@ bool ZmtpRouter::Receive(zmq_msg_t* msg, bool* more) {
       if (!receiving_started_) {
         receiving_started_ = true;
         zmq_msg_close(msg);
-        zmq_msg_init_size(msg, p->id.size());
-        std::memcpy(zmq_msg_data(msg), p->id.data(), p->id.size());
+        zmq_msg_init_size(msg, p->id().size());
+        std::memcpy(zmq_msg_data(msg), p->id().data(), p->id().size());
         *more = true;
         return true;
       }
-      // NextMessageReady() checked that the whole message is buffered.
-      zmtp::FrameHeader h;
-      zmtp::ParseFrameHeader(p->in.data(), p->in.size(), &h);
-      const auto size = static_cast<size_t>(h.size);
-      zmq_msg_close(msg);
-      zmq_msg_init_size(msg, size);
-      if (size > 0) std::memcpy(zmq_msg_data(msg), p->in.data() + h.header_size, size);
-      p->in.Consume(h.header_size + size);
-      *more = h.more;
-      if (!h.more) {
+      p->TakeFrame(msg, more);
+      if (!*more) {
         receiving_ = nullptr;
-        p->message_ready = false;
-        p->scanned = 0;
-        p->scanned_body_bytes = 0;
-        p->scanned_frames = 0;
         // One message per peer in turn: fair between connections.
-        if ((!p->in.empty() || p->eof) && !p->queued_readable) {
+        if ((p->has_input() || p->eof()) && !p->queued_readable) {
           p->queued_readable = true;
           readable_.push_back(p);
         }
@@ -683,226 +532,16 @@ bool ZmtpRouter::Receive(zmq_msg_t* msg, bool* more) {
     Peer* p = readable_.front();
     readable_.pop_front();
     p->queued_readable = false;
-    if (p->closed) continue;
-    if (NextMessageReady(p)) {
+    if (p->closed()) continue;
+    if (p->Advance()) {
       receiving_ = p;
       receiving_started_ = false;
       continue;
     }
-    if (!p->closed && p->eof)
+    if (!p->closed() && p->eof()) {
       ClosePeer(p, CloseReason::kPeerClosed, "the peer closed the connection");
-  }
-}
-
-bool ZmtpRouter::NextMessageReady(Peer* peer) {
-  if (peer->message_ready) return true;
-  // With no frame limit configured, each frame still costs kFrameCost of
-  // the message's size limit.
-  const uint64_t max_frames = options_.max_message_frames > 0
-                                  ? options_.max_message_frames
-                                  : std::max<uint64_t>(1, options_.max_message_size / kFrameCost);
-  while (!peer->closed) {
-    if (peer->stage != Peer::Stage::kTraffic) {
-      if (!Handshake(peer)) return false;
-      continue;
-    }
-    if (peer->discarding && !SkipOversized(peer)) return false;
-    InputBuffer& in = peer->in;
-    zmtp::FrameHeader h;
-    // Commands come between messages, never inside one.
-    if (peer->scanned == 0) {
-      const auto parsed = zmtp::ParseFrameHeader(in.data(), in.size(), &h);
-      if (parsed == zmtp::HeaderParse::kIncomplete) return false;
-      if (parsed == zmtp::HeaderParse::kMalformed) {
-        ClosePeer(peer, CloseReason::kProtocolError, "malformed frame header");
-        return false;
-      }
-      if (h.command) {
-        if (h.size > kMaxCommandSize) {
-          ClosePeer(peer, CloseReason::kProtocolError, "command frame too large");
-          return false;
-        }
-        if (in.size() < h.header_size + h.size) return false;
-        const size_t total = h.header_size + static_cast<size_t>(h.size);
-        if (!HandleCommand(peer, in.data() + h.header_size, static_cast<size_t>(h.size))) {
-          return false;
-        }
-        in.Consume(total);
-        continue;
-      }
-    }
-    // A data message: whole once a frame without MORE is buffered.
-    while (true) {
-      const uint8_t* at = in.data() + peer->scanned;
-      const size_t left = in.size() - peer->scanned;
-      const auto parsed = zmtp::ParseFrameHeader(at, left, &h);
-      if (parsed == zmtp::HeaderParse::kIncomplete) return false;
-      if (parsed == zmtp::HeaderParse::kMalformed || h.command) {
-        ClosePeer(peer, CloseReason::kProtocolError, "malformed frame inside a message");
-        return false;
-      }
-      const bool too_large = peer->scanned_body_bytes + h.size > options_.max_message_size;
-      const bool too_many = peer->scanned_frames + 1 > max_frames;
-      if (too_large || too_many) {
-        // Skip the message as it streams in, keeping only the current
-        // frame's remaining length: memory stays flat however long it
-        // goes on. The connection stays up: closing it would only make the
-        // peer reconnect (more work for us, not less), and a peer that sent
-        // one bad message keeps what it sends next, as with too large ones.
-        refusal::Record(too_many ? Reason::kTooManyFrames : Reason::kMessageTooLarge,
-                        peer->address.empty() ? peer->remote : peer->address,
-                        {{"remote", peer->remote},
-                         {"id", log::Hex(peer->id)},
-                         {too_many ? "max_message_frames" : "max_message_size",
-                          too_many ? max_frames : options_.max_message_size},
-                         {"action", "message skipped"}});
-        peer->discarding = true;
-        peer->discard_too_many_frames = too_many;
-        peer->discard_more = h.more;
-        peer->discard_left = h.size;
-        in.Consume(peer->scanned + h.header_size);
-        peer->scanned = 0;
-        peer->scanned_body_bytes = 0;
-        peer->scanned_frames = 0;
-        if (!SkipOversized(peer)) return false;
-        break;  // the next message starts at the head
-      }
-      if (left - h.header_size < h.size) return false;
-      peer->scanned += h.header_size + static_cast<size_t>(h.size);
-      peer->scanned_body_bytes += h.size;
-      ++peer->scanned_frames;
-      if (!h.more) {
-        peer->message_ready = true;
-        return true;
-      }
     }
   }
-  return false;
-}
-
-// Consumes what has arrived of an oversized message; true once it has all
-// gone and been reported.
-bool ZmtpRouter::SkipOversized(Peer* peer) {
-  InputBuffer& in = peer->in;
-  while (true) {
-    const size_t n = static_cast<size_t>(std::min<uint64_t>(peer->discard_left, in.size()));
-    in.Consume(n);
-    peer->discard_left -= n;
-    if (peer->discard_left > 0) return false;
-    if (!peer->discard_more) break;
-    zmtp::FrameHeader h;
-    const auto parsed = zmtp::ParseFrameHeader(in.data(), in.size(), &h);
-    if (parsed == zmtp::HeaderParse::kIncomplete) return false;
-    if (parsed == zmtp::HeaderParse::kMalformed || h.command) {
-      ClosePeer(peer, CloseReason::kProtocolError, "malformed frame inside a message");
-      return false;
-    }
-    in.Consume(h.header_size);
-    peer->discard_left = h.size;
-    peer->discard_more = h.more;
-  }
-  peer->discarding = false;
-  if (peer->discard_too_many_frames && options_.on_too_many_frames) {
-    options_.on_too_many_frames(peer->id);
-  } else if (options_.on_oversized) {
-    options_.on_oversized(peer->id);
-  }
-  return true;
-}
-
-void ZmtpRouter::RefuseHandshake(Peer* peer, const char* why) {
-  refusal::Record(Reason::kHandshakeFailed, peer->address.empty() ? peer->remote : peer->address,
-                  {{"remote", peer->remote}, {"why", why}});
-  ClosePeer(peer, CloseReason::kHandshakeFailed, why);
-}
-
-bool ZmtpRouter::Handshake(Peer* peer) {
-  InputBuffer& in = peer->in;
-  if (peer->stage == Peer::Stage::kGreeting) {
-    if (!zmtp::SignatureLooksValid(in.data(), in.size())) {
-      RefuseHandshake(peer, "not a ZMTP peer");
-      return false;
-    }
-    if (in.size() < zmtp::kGreetingSize) return false;
-    const zmtp::GreetingError error = zmtp::CheckGreeting(in.data());
-    if (error != zmtp::GreetingError::kNone) {
-      RefuseHandshake(peer, zmtp::GreetingErrorText(error));
-      return false;
-    }
-    in.Consume(zmtp::kGreetingSize);
-    peer->stage = Peer::Stage::kReady;
-    return true;
-  }
-  zmtp::FrameHeader h;
-  const auto parsed = zmtp::ParseFrameHeader(in.data(), in.size(), &h);
-  if (parsed == zmtp::HeaderParse::kIncomplete) return false;
-  if (parsed == zmtp::HeaderParse::kMalformed || !h.command || h.size > kMaxCommandSize) {
-    RefuseHandshake(peer, "no READY after the greeting");
-    return false;
-  }
-  if (in.size() < h.header_size + h.size) return false;
-  const std::string_view body(reinterpret_cast<const char*>(in.data() + h.header_size),
-                              static_cast<size_t>(h.size));
-  zmtp::PeerMetadata metadata;
-  if (zmtp::CommandName(body) == "ERROR") {
-    RefuseHandshake(peer, "the peer sent ERROR");
-    return false;
-  }
-  const bool compatible = zmtp::ParseReady(body, &metadata) &&
-                          std::find(zmtp_.peer_types.begin(), zmtp_.peer_types.end(),
-                                    metadata.socket_type) != zmtp_.peer_types.end();
-  if (!compatible) {
-    PLANTD_LOG_DEBUG("incompatible socket type", {{"remote", peer->remote},
-                                                  {"socket_type", metadata.socket_type},
-                                                  {"ours", zmtp_.socket_type}});
-    const size_t before = peer->out.size();
-    zmtp::AppendError(peer->out, "invalid socket type");
-    QueuedOutput(peer, peer->out.size() - before);
-    WriteTo(peer);
-    RefuseHandshake(peer, "incompatible socket type");
-    return false;
-  }
-  if (!AssignRoutingId(peer, metadata.identity)) return false;
-  in.Consume(h.header_size + static_cast<size_t>(h.size));
-  peer->stage = Peer::Stage::kTraffic;
-  UnlinkHandshake(peer);
-  PLANTD_LOG_DEBUG("peer ready", {{"remote", peer->remote},
-                                  {"socket_type", metadata.socket_type},
-                                  {"id", log::Hex(peer->id)}});
-  if (zmtp_.on_peer) zmtp_.on_peer(peer->id, true, peer->remote);
-  return !peer->closed;
-}
-
-bool ZmtpRouter::HandleCommand(Peer* peer, const uint8_t* data, size_t size) {
-  const std::string_view body(reinterpret_cast<const char*>(data), size);
-  const std::string_view name = zmtp::CommandName(body);
-  std::string_view context;
-  if (zmtp::ParsePing(body, &context)) {
-    // RFC 37: a PONG says the connection is alive; one not yet sent says it
-    // as well as many, so a PING flood from a peer that does not read
-    // cannot grow a queue of PONGs.
-    if (peer->sent_position() < peer->pong_end) return true;
-    const size_t before = peer->out.size();
-    zmtp::AppendPong(peer->out, context);
-    QueuedOutput(peer, peer->out.size() - before);
-    peer->pong_end = peer->out_base + peer->out.size();
-    if (!peer->queued_flush) {
-      peer->queued_flush = true;
-      to_flush_.push_back(peer);
-    }
-    return true;
-  }
-  if (name == "PONG") return true;
-  if ((name == "SUBSCRIBE" || name == "CANCEL") && zmtp_.on_subscription) {
-    zmtp_.on_subscription(peer->id, name == "SUBSCRIBE", body.substr(1 + name.size()));
-    return !peer->closed;
-  }
-  if (name == "ERROR" || name == "READY") {
-    ClosePeer(peer, CloseReason::kProtocolError,
-              name == "ERROR" ? "peer sent ERROR" : "second READY");
-    return false;
-  }
-  return true;  // RFC 37: unknown commands are ignored
 }
 
 std::string ZmtpRouter::GenerateRoutingId() {
@@ -936,16 +575,16 @@ std::string ZmtpRouter::GenerateRoutingId() {
 
 bool ZmtpRouter::AssignRoutingId(Peer* peer, std::string_view requested) {
   if (requested.empty()) {
-    peer->id = GenerateRoutingId();
-    by_id_.emplace(peer->id, peer);
+    peer->set_id(GenerateRoutingId());
+    by_id_.emplace(peer->id(), peer);
     return true;
   }
   if (requested.front() == '\0') {
     // libzmq reserves ids starting with a zero byte for the ones it
     // generates; a peer choosing one could only be aiming at another
     // peer's generated id.
-    refusal::Record(Reason::kHandshakeFailed, peer->address.empty() ? peer->remote : peer->address,
-                    {{"remote", peer->remote},
+    refusal::Record(Reason::kHandshakeFailed, peer->refusal_key(),
+                    {{"remote", peer->remote()},
                      {"why", "Identity starts with a zero byte"},
                      {"identity", log::Hex(requested)}});
     ClosePeer(peer, CloseReason::kHandshakeFailed, "identity starts with a zero byte");
@@ -956,32 +595,40 @@ bool ZmtpRouter::AssignRoutingId(Peer* peer, std::string_view requested) {
     // anyone who learnt a worker's id could take its requests. The new
     // connection is refused; a worker that really reconnected gets its id
     // once its old connection has closed (TCP tells, or heartbeats do).
-    refusal::Record(Reason::kDuplicateIdentity,
-                    peer->address.empty() ? peer->remote : peer->address,
-                    {{"remote", peer->remote},
+    refusal::Record(Reason::kDuplicateIdentity, peer->refusal_key(),
+                    {{"remote", peer->remote()},
                      {"identity", log::Hex(requested)},
-                     {"holder", it->second->remote},
+                     {"holder", it->second->remote()},
                      {"action", "new connection closed"}});
-    const size_t before = peer->out.size();
-    zmtp::AppendError(peer->out, "duplicate identity");
-    QueuedOutput(peer, peer->out.size() - before);
-    WriteTo(peer);
-    if (!peer->closed) ClosePeer(peer, CloseReason::kDuplicateIdentity, "duplicate identity");
+    peer->SendError("duplicate identity");
+    if (!peer->closed()) ClosePeer(peer, CloseReason::kDuplicateIdentity, "duplicate identity");
     return false;
   }
-  peer->id = std::string(requested);
-  by_id_.emplace(peer->id, peer);
+  peer->set_id(std::string(requested));
+  by_id_.emplace(peer->id(), peer);
   return true;
+}
+
+bool ZmtpRouter::OnHandshakeDone(ZmtpConnection* connection, std::string_view identity) {
+  auto* peer = static_cast<Peer*>(connection);
+  if (!AssignRoutingId(peer, identity)) return false;
+  UnlinkHandshake(peer);
+  return true;
+}
+
+void ZmtpRouter::OnOutputQueued(ZmtpConnection* connection) {
+  auto* peer = static_cast<Peer*>(connection);
+  if (peer->queued_flush) return;
+  peer->queued_flush = true;
+  to_flush_.push_back(peer);
+}
+
+void ZmtpRouter::CloseConnection(ZmtpConnection* connection, CloseReason reason, const char* why) {
+  ClosePeer(static_cast<Peer*>(connection), reason, why);
 }
 
 // ---------------------------------------------------------------------------
 // Sending.
-
-void ZmtpRouter::QueuedOutput(Peer* peer, size_t bytes) {
-  // Output queued onto an empty buffer starts the write_timeout clock.
-  if (peer->pending_out() == bytes) peer->out_progress = now_;
-  buffered_ += static_cast<int64_t>(bytes);
-}
 
 bool ZmtpRouter::Send(zmq_msg_t* msg, bool more) {
   const size_t size = zmq_msg_size(msg);
@@ -997,7 +644,7 @@ bool ZmtpRouter::Send(zmq_msg_t* msg, bool more) {
     // drop mode) keeps a peer that is only slow.
     const size_t pending = peer->pending_out();
     if ((options_.send_hwm > 0 &&
-         peer->message_ends.size() >= static_cast<size_t>(options_.send_hwm)) ||
+         peer->queued_messages() >= static_cast<size_t>(options_.send_hwm)) ||
         (options_.send_hwm_bytes > 0 && pending >= options_.send_hwm_bytes)) {
       errno = EAGAIN;
       return false;
@@ -1012,13 +659,8 @@ bool ZmtpRouter::Send(zmq_msg_t* msg, bool more) {
     sending_ = peer;
     sending_started_ = more;
   } else if (Peer* peer = sending_) {
-    uint8_t header[zmtp::kMaxFrameHeaderSize];
-    const size_t n = zmtp::EncodeFrameHeader(header, size, more);
-    peer->out.append(reinterpret_cast<const char*>(header), n);
-    peer->out.append(data, size);
-    QueuedOutput(peer, n + size);
+    peer->QueueFrame(data, size, more);
     if (!more) {
-      peer->message_ends.push_back(peer->out_base + peer->out.size());
       if (!peer->queued_flush) {
         peer->queued_flush = true;
         to_flush_.push_back(peer);
@@ -1041,15 +683,14 @@ bool ZmtpRouter::CanSend(std::string_view routing_id) const {
   const size_t pending = peer->pending_out();
   if (options_.max_out_bytes > 0 && pending >= options_.max_out_bytes) return false;
   if (options_.send_hwm_bytes > 0 && pending >= options_.send_hwm_bytes) return false;
-  return options_.send_hwm <= 0 ||
-         peer->message_ends.size() < static_cast<size_t>(options_.send_hwm);
+  return options_.send_hwm <= 0 || peer->queued_messages() < static_cast<size_t>(options_.send_hwm);
 }
 
 void ZmtpRouter::FlushAll() {
   std::vector<Peer*> flushing;
   flushing.swap(to_flush_);
   for (Peer* p : flushing) {
-    if (p->closed) continue;
+    if (p->closed()) continue;
     p->queued_flush = false;
     WriteTo(p);
   }
@@ -1059,41 +700,17 @@ void ZmtpRouter::FlushAll() {
 }
 
 bool ZmtpRouter::WriteTo(Peer* peer) {
-  while (peer->out_sent < peer->out.size()) {
-    const ssize_t n = ::send(peer->fd, peer->out.data() + peer->out_sent,
-                             peer->out.size() - peer->out_sent, MSG_NOSIGNAL);
-    if (n > 0) {
-      peer->out_sent += static_cast<size_t>(n);
-      buffered_ -= n;
-      peer->out_progress = now_;
-      const uint64_t sent = peer->sent_position();
-      while (!peer->message_ends.empty() && peer->message_ends.front() <= sent) {
-        peer->message_ends.pop_front();
-      }
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      if (peer->out_sent >= kCompactOutputBytes && peer->out_sent >= peer->pending_out()) {
-        peer->out.erase(0, peer->out_sent);
-        peer->out_base += peer->out_sent;
-        peer->out_sent = 0;
-      }
-      SetWantWrite(peer, true);
-      return true;
-    }
-    // A reset from the peer's side is its close, not our write failing.
-    const bool reset = n < 0 && (errno == EPIPE || errno == ECONNRESET);
-    ClosePeer(peer, reset ? CloseReason::kPeerClosed : CloseReason::kWriteError, "send failed");
-    return false;
+  switch (peer->Write()) {
+    case ZmtpConnection::WriteResult::kDone: SetWantWrite(peer, false); return true;
+    case ZmtpConnection::WriteResult::kWouldBlock: SetWantWrite(peer, true); return true;
+    case ZmtpConnection::WriteResult::kPeerReset:
+      // A reset from the peer's side is its close, not our write failing.
+      ClosePeer(peer, CloseReason::kPeerClosed, "send failed");
+      return false;
+    case ZmtpConnection::WriteResult::kFailed: break;
   }
-  peer->out_base += peer->out.size();
-  peer->out.clear();
-  peer->out_sent = 0;
-  peer->message_ends.clear();
-  if (peer->out.capacity() > kKeepOutputBytes) std::string().swap(peer->out);
-  SetWantWrite(peer, false);
-  return true;
+  ClosePeer(peer, CloseReason::kWriteError, "send failed");
+  return false;
 }
 
 void ZmtpRouter::SetWantWrite(Peer* peer, bool want) {
@@ -1105,59 +722,54 @@ void ZmtpRouter::SetWantWrite(Peer* peer, bool want) {
 // Registers what the peer waits for: input unless it ended or the budget
 // is spent, output while some is pending.
 void ZmtpRouter::UpdateInterest(Peer* peer) {
-  if (peer->eof || peer->closed) return;  // no longer in the epoll set
+  if (peer->eof() || peer->closed()) return;  // no longer in the epoll set
   const bool reading = !input_paused_;
   epoll_event ev{};
   ev.events = (reading ? uint32_t{EPOLLIN} : 0u) | (peer->want_write ? uint32_t{EPOLLOUT} : 0u);
   ev.data.ptr = static_cast<Pollable*>(peer);
   peer->reading = reading;
-  epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, peer->fd, &ev);
+  epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, peer->fd(), &ev);
   // Input that arrived while paused is announced again by level-triggered
   // epoll once EPOLLIN is back.
 }
 
 void ZmtpRouter::CloseSlowConsumer(Peer* peer, CloseReason reason, const char* why) {
-  refusal::Record(Reason::kSlowConsumer, peer->address.empty() ? peer->remote : peer->address,
-                  {{"remote", peer->remote},
-                   {"id", log::Hex(peer->id)},
+  refusal::Record(Reason::kSlowConsumer, peer->refusal_key(),
+                  {{"remote", peer->remote()},
+                   {"id", log::Hex(peer->id())},
                    {"pending_bytes", peer->pending_out()},
                    {"why", why},
                    {"action", "connection closed"}});
   // An abortive close (RST): what the kernel still holds for a peer that
   // does not read is dropped now, not trickled out to it at its pace.
   const linger abort{.l_onoff = 1, .l_linger = 0};
-  setsockopt(peer->fd, SOL_SOCKET, SO_LINGER, &abort, sizeof(abort));
+  setsockopt(peer->fd(), SOL_SOCKET, SO_LINGER, &abort, sizeof(abort));
   ClosePeer(peer, reason, why);
 }
 
 void ZmtpRouter::ClosePeer(Peer* peer, CloseReason reason, const char* why) {
-  if (peer->closed) return;
+  if (peer->closed()) return;
   // Closed before the handshake finished, and not by its own end: refused.
-  if (peer->stage != Peer::Stage::kTraffic && !peer->eof) ++refused_;
+  if (!peer->ready() && !peer->eof()) ++refused_;
   CountClose(reason);
   PLANTD_LOG_DEBUG(
       "connection closed",
-      {{"remote", peer->remote}, {"reason", CloseReasonName(reason)}, {"detail", why}});
-  peer->closed = true;
-  if (peer->stage == Peer::Stage::kTraffic) {
-    if (zmtp_.on_peer) zmtp_.on_peer(peer->id, false, peer->remote);
-    if (auto it = by_id_.find(peer->id); it != by_id_.end() && it->second == peer) {
-      disconnected_.push_back(peer->id);
-    }
+      {{"remote", peer->remote()}, {"reason", CloseReasonName(reason)}, {"detail", why}});
+  peer->mark_closed();
+  const auto held = by_id_.find(peer->id());
+  const bool holds_id = held != by_id_.end() && held->second == peer;
+  if (peer->ready()) {
+    if (zmtp_.on_peer) zmtp_.on_peer(peer->id(), false, peer->remote());
+    if (holds_id) disconnected_.push_back(peer->id());
   }
   UnlinkHandshake(peer);
-  if (!peer->eof) epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, peer->fd, nullptr);
-  ::close(peer->fd);
+  if (!peer->eof()) epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, peer->fd(), nullptr);
   if (peer->admitted) {
-    budget_->ReleaseConnection(peer->address);
+    budget_->ReleaseConnection(peer->address());
     peer->admitted = false;
   }
-  // Its buffers are freed now, not when the object goes.
-  peer->in.Release();
-  buffered_ -= static_cast<int64_t>(peer->pending_out());
-  std::string().swap(peer->out);
-  peer->out_sent = 0;
-  if (auto it = by_id_.find(peer->id); it != by_id_.end() && it->second == peer) by_id_.erase(it);
+  peer->Shutdown();
+  if (holds_id) by_id_.erase(peer->id());
   if (receiving_ == peer) receiving_ = nullptr;
   if (sending_ == peer) sending_ = nullptr;  // the rest of that message is dropped
   if (peer->queued_readable) std::erase(readable_, peer);
@@ -1179,8 +791,8 @@ void ZmtpRouter::Close(milliseconds linger) {
     std::vector<pollfd> pending;
     std::vector<Peer*> owners;
     for (auto& p : peers_) {
-      if (p->out_sent < p->out.size()) {
-        pending.push_back({p->fd, POLLOUT, 0});
+      if (p->pending_out() > 0) {
+        pending.push_back({p->fd(), POLLOUT, 0});
         owners.push_back(p.get());
       }
     }
@@ -1188,7 +800,7 @@ void ZmtpRouter::Close(milliseconds linger) {
     const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now()).count() + 1;
     if (::poll(pending.data(), pending.size(), static_cast<int>(left)) <= 0) break;
     for (size_t i = 0; i < pending.size(); ++i) {
-      if (pending[i].revents != 0 && !owners[i]->closed) WriteTo(owners[i]);
+      if (pending[i].revents != 0 && !owners[i]->closed()) WriteTo(owners[i]);
     }
   }
   while (!peers_.empty()) ClosePeer(peers_.back().get(), CloseReason::kShutdown, "closing");
@@ -1196,7 +808,7 @@ void ZmtpRouter::Close(milliseconds linger) {
   // Everything is given back to the shared budget.
   budget_->Adjust(-reported_);
   reported_ = 0;
-  buffered_ = 0;
+  context_.buffered = 0;
   for (auto& l : listeners_) {
     ::close(l->fd);
     if (!l->ipc_path.empty()) ::unlink(l->ipc_path.c_str());

@@ -1,4 +1,4 @@
-// A ROUTER socket that speaks ZMTP 3.1 (NULL mechanism) itself, on the
+// A ROUTER socket that speaks ZMTP 3.1 itself, on the
 // thread that calls it, over non-blocking sockets and epoll.
 //
 // With libzmq every message crosses from its I/O thread to the core thread
@@ -28,8 +28,12 @@
 //    everywhere, past its connection limits the oldest connection still in
 //    its handshake goes first, else the new one is refused.
 // Every refusal goes through refusal::Record (counted and logged).
-// Not provided: CURVE/PLAIN security,
-// ZMTP 1.0/2.0 peers (libzmq older than 4.0), tcp:// on interface names.
+//
+// Each connection is a ZmtpConnection (greeting, security mechanism,
+// framing, buffers); this class holds what spans connections: listening,
+// routing ids, the epoll loop, the shared budget, timeouts.
+// Not provided: ZMTP 1.0/2.0 peers (libzmq older than 4.0), tcp:// on
+// interface names.
 #pragma once
 
 #include <sys/epoll.h>
@@ -44,10 +48,11 @@
 #include "common/string_map.h"
 #include "transport/close_reason.h"
 #include "transport/router_socket.h"
+#include "transport/zmtp_connection.h"
 
 namespace plantd::transport {
 
-class ZmtpRouter final : public RouterSocket {
+class ZmtpRouter final : public RouterSocket, private ZmtpConnection::Host {
  public:
   explicit ZmtpRouter(const RouterOptions& options, ZmtpOptions zmtp = {});
   ~ZmtpRouter() override;
@@ -66,7 +71,7 @@ class ZmtpRouter final : public RouterSocket {
   // Connected peers that finished the handshake (for tests and status).
   size_t peer_count() const { return by_id_.size(); }
   // Bytes this socket holds in its buffers (input and output).
-  int64_t buffered_bytes() const { return buffered_; }
+  int64_t buffered_bytes() const { return context_.buffered; }
   Stats stats() const override {
     return {.connections = static_cast<int64_t>(by_id_.size()), .refused = refused_};
   }
@@ -93,22 +98,18 @@ class ZmtpRouter final : public RouterSocket {
   void ReadFrom(Peer* peer, bool hangup = false);
   bool WriteTo(Peer* peer);  // false when the peer was closed
   void FlushAll();
-  // Consumes handshake and command frames at the head of the peer's input;
-  // true when a whole message is next.
-  bool NextMessageReady(Peer* peer);
-  bool SkipOversized(Peer* peer);
-  bool Handshake(Peer* peer);
-  void RefuseHandshake(Peer* peer, const char* why);
-  bool HandleCommand(Peer* peer, const uint8_t* body, size_t size);
   bool AssignRoutingId(Peer* peer, std::string_view requested);
   std::string GenerateRoutingId();
+  // ZmtpConnection::Host.
+  bool OnHandshakeDone(ZmtpConnection* connection, std::string_view identity) override;
+  void OnOutputQueued(ZmtpConnection* connection) override;
+  void CloseConnection(ZmtpConnection* connection, CloseReason reason, const char* why) override;
   // Every close of an accepted connection goes through here: counted and
   // logged at debug with its reason (transport/close_reason.h).
   void ClosePeer(Peer* peer, CloseReason reason, const char* why);
   void CloseSlowConsumer(Peer* peer, CloseReason reason, const char* why);
   void UpdateInterest(Peer* peer);
   void SetWantWrite(Peer* peer, bool want);
-  void QueuedOutput(Peer* peer, size_t bytes);
   // Back-pressure from the shared budget, and the periodic checks.
   void UpdateBudget();
   void Sweep();
@@ -136,12 +137,12 @@ class ZmtpRouter final : public RouterSocket {
   Peer* sending_ = nullptr;         // the peer of the message Send() is building
   bool sending_started_ = false;
   uint64_t refused_ = 0;  // handshakes that failed
-  // Bytes held in all peers' buffers, and how much of that the budget knows.
-  int64_t buffered_ = 0;
-  int64_t reported_ = 0;
+  // What the connections share: the options, the bytes held in all their
+  // buffers, and the time as of the start of this turn of Wait().
+  ZmtpConnection::Context context_;
+  int64_t reported_ = 0;              // how much of context_.buffered the budget knows
   bool input_paused_ = false;         // the budget is exhausted: no peer is read
   Clock::time_point paused_since_{};  // or since the last eviction for it
-  Clock::time_point now_{};           // as of the start of this turn of Wait()
   Clock::time_point next_sweep_{};
   Clock::time_point next_write_sweep_{};
   Clock::time_point accept_paused_until_{};
