@@ -19,7 +19,7 @@ constexpr std::string_view kZ85Alphabet =
     "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#";
 
 // A certificate is a few hundred bytes; anything far larger is not one.
-constexpr std::uintmax_t kMaxCertificateBytes = 64 * 1024;
+constexpr std::uintmax_t kMaxCertificateBytes = std::uintmax_t{64} * 1024;
 
 // The character's value in Z85, or -1.
 int Z85Value(char c) {
