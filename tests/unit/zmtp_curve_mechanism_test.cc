@@ -410,6 +410,28 @@ TEST_F(CurveMechanismTest, HeartbeatsTravelBoxedWithTheCommandFlag) {
   EXPECT_FALSE(dealer.recv(nothing));
 }
 
+// RFC 26: HELLO is exactly 200 bytes, version 1.0, with zero padding (what
+// keeps a forged HELLO from drawing a larger WELCOME: no amplification).
+TEST_F(CurveMechanismTest, MalformedHelloIsRefusedBeforeAnyReply) {
+  std::string hello = std::string("\x05HELLO\x01\x00", 8) + std::string(192, '\0');
+  const auto refusal = [this](const std::string& body) {
+    ZmtpCurveServerMechanism mechanism(Options());
+    std::string out;
+    EXPECT_EQ(mechanism.OnHandshakeCommand(body, out), Step::kRefused);
+    EXPECT_TRUE(out.empty());
+    return std::string(mechanism.refusal());
+  };
+  EXPECT_NE(refusal(hello.substr(0, 199)).find("not 200 bytes"), std::string::npos);
+  std::string version = hello;
+  version[6] = 2;
+  EXPECT_NE(refusal(version).find("version"), std::string::npos);
+  std::string padding = hello;
+  padding[40] = 1;
+  EXPECT_NE(refusal(padding).find("padding"), std::string::npos);
+  EXPECT_NE(refusal(hello).find("does not open"), std::string::npos);
+  EXPECT_NE(refusal(std::string("\x08INITIATE", 9)).find("expected HELLO"), std::string::npos);
+}
+
 TEST(CurveServerOptionsTest, ValidateRefusesBadKeys) {
   const Keys keys = MakeKeys();
   CurveServerOptions options;
