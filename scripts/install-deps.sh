@@ -26,6 +26,8 @@ packages=(
   libzmq3-dev cppzmq-dev libyaml-cpp-dev libspdlog-dev libfmt-dev
   nlohmann-json3-dev libcli11-dev libcpp-httplib-dev libsqlite3-dev
   libsystemd-dev
+  # CURVE security (RFC 26): the NaCl box and secretbox, key generation
+  libsodium-dev
 )
 if [ "$set_name" != build ]; then
   packages+=(
