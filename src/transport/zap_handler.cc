@@ -127,7 +127,16 @@ ZapHandler::ZapHandler(zmq::socket_t socket, Authorize authorize)
 ZapHandler::~ZapHandler() {
   stop_.store(true, std::memory_order_relaxed);
   if (thread_.joinable()) thread_.join();
-  // socket_ (linger 0) closes here, after the join, unless Run closed it.
+  if (!socket_) return;  // Run closed it when the context shut down
+  // Closing alone frees the endpoint only later, on libzmq's reaper thread,
+  // so a handler started right after this one would fail to bind; unbinding
+  // an inproc endpoint frees it now.
+  try {
+    socket_.unbind(kEndpoint);
+  } catch (const zmq::error_t&) {
+    // Not bound any more: nothing to free.
+  }
+  socket_.close();  // linger 0
 }
 
 void ZapHandler::Run() {

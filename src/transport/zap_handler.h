@@ -58,7 +58,8 @@ class ZapHandler {
   // handler, or be shut down, which stops the handler's thread.
   static Result<std::unique_ptr<ZapHandler>> Start(zmq::context_t& context, Authorize authorize);
 
-  // Stops and joins the thread (within about one poll interval, 50 ms).
+  // Stops and joins the thread (within about one poll interval, 50 ms) and
+  // frees the endpoint, so a new handler can Start in the same context at once.
   ~ZapHandler();
   ZapHandler(const ZapHandler&) = delete;
   ZapHandler& operator=(const ZapHandler&) = delete;
