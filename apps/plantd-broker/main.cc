@@ -46,7 +46,14 @@ std::string JoinKeys(const std::vector<std::string>& keys) {
 }
 
 // SIGHUP: read the configuration again; apply what can change live.
-void Reload(const plantd::ConfigSources& sources, plantd::LoadedConfig* current) {
+void Reload(const plantd::ConfigSources& sources, plantd::LoadedConfig* current,
+            plantd::BrokerApp* app) {
+  // The authorized client keys are reread whatever the file says: adding
+  // or removing a key is the everyday reason for a SIGHUP.
+  if (plantd::Status s = app->ReloadSecurity(); !s.ok()) {
+    PLANTD_LOG_ERROR("authorized keys not reloaded; keeping the keys in use",
+                     {{"error", s.message()}});
+  }
   plantd::LoadedConfig next = plantd::LoadConfig(sources);
   for (const plantd::ConfigIssue& w : next.warnings) {
     PLANTD_LOG_WARN("config warning", {{"issue", w.ToString()}});
@@ -234,7 +241,7 @@ int Main(int argc, char** argv) {
     }
     if (sig == SIGHUP) {
       systemd.Reloading();
-      Reload(sources, &config);
+      Reload(sources, &config, &app);
       systemd.Ready(status.Summary(std::chrono::steady_clock::now()));
       continue;
     }

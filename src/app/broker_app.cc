@@ -36,12 +36,43 @@ Status BrokerApp::Start() {
          {"replied", r.counts.by_state[static_cast<size_t>(RequestState::kReplied)]},
          {"failed", r.counts.by_state[static_cast<size_t>(RequestState::kFailed)]}});
   }
+  if (options_.security.mechanism == SecurityMechanism::kCurve) {
+    auto loaded = transport::ServerSecurity::LoadCurve(options_.security.secret_key_file,
+                                                       options_.security.authorized_keys_dir);
+    if (!loaded.ok()) return loaded.status();
+    security_ = std::move(loaded.value());
+    auto zap = transport::ZapHandler::Start(
+        context_, [security = security_](std::string_view mechanism, std::string_view client_key,
+                                         std::string* user_id) {
+          // Only CURVE sockets ask (the broker sets no ZAP domain on NULL
+          // ones); anything else is not a client this broker knows.
+          if (mechanism != "CURVE" || !security->Authorized(client_key)) return false;
+          *user_id = security->KeyName(client_key);
+          return true;
+        });
+    if (!zap.ok()) return zap.status();
+    zap_ = std::move(zap.value());
+    std::string public_key;
+    transport::Z85Encode(security_->public_key(), &public_key);
+    if (options_.security.authorized_keys_dir.empty()) {
+      PLANTD_LOG_WARN(
+          "security.mechanism is curve without security.authorized_keys_dir: traffic is "
+          "encrypted, but any client key is let in",
+          {{"public_key", public_key}});
+    } else {
+      PLANTD_LOG_INFO("CURVE security on every bound endpoint",
+                      {{"public_key", public_key},
+                       {"authorized_keys", security_->authorized_count()},
+                       {"authorized_keys_dir", options_.security.authorized_keys_dir}});
+    }
+  }
   // One budget for every native socket: the limits hold for the process.
   auto budget = transport::BufferBudget::Make(
       {.max_buffered_bytes = options_.limits.max_buffered_bytes,
        .max_connections = options_.limits.max_connections,
        .max_connections_per_address = options_.limits.max_connections_per_address});
-  broker_ = std::make_unique<broker::Broker>(context_, options_, clock_, &snapshots_, budget);
+  broker_ = std::make_unique<broker::Broker>(context_, options_, clock_, &snapshots_, budget,
+                                             nullptr, security_);
   if (store_) broker_->EnableTitanic(store_.get());
   // The process takes SIGTERM with sigwait() (apps/plantd-broker/main.cc)
   // and stops every part in order (buses, the core's drain, HTTP last): an
@@ -50,7 +81,8 @@ Status BrokerApp::Start() {
   broker_->SetDrainHandler([] { ::kill(::getpid(), SIGTERM); });
   if (Status s = broker_->Bind(); !s.ok()) return s;
   for (const BusOptions& bus_options : options_.buses) {
-    buses_.push_back(std::make_unique<bus::Bus>(context_, bus_options, options_.limits, budget));
+    buses_.push_back(
+        std::make_unique<bus::Bus>(context_, bus_options, options_.limits, budget, security_));
     if (Status s = buses_.back()->Open(); !s.ok()) return s;
   }
 
@@ -77,6 +109,17 @@ Status BrokerApp::Start() {
                                      {"client_endpoint", options_.client_endpoint},
                                      {"health_port", options_.health.port},
                                      {"environment", options_.environment}});
+  return Status::Ok();
+}
+
+Status BrokerApp::ReloadSecurity() {
+  if (!security_) return Status::Ok();
+  const size_t before = security_->authorized_count();
+  if (Status s = security_->Reload(); !s.ok()) return s;
+  PLANTD_LOG_INFO("authorized keys reread",
+                  {{"authorized_keys_dir", security_->authorized_keys_dir()},
+                   {"before", before},
+                   {"now", security_->authorized_count()}});
   return Status::Ok();
 }
 

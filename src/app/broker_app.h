@@ -15,6 +15,8 @@
 #include "config/options.h"
 #include "http/http_server.h"
 #include "store/request_store.h"
+#include "transport/server_security.h"
+#include "transport/zap_handler.h"
 
 namespace plantd {
 
@@ -49,6 +51,10 @@ class BrokerApp {
     if (broker_) broker_->StallForTest(ms);
   }
   const std::vector<std::unique_ptr<bus::Bus>>& buses() const { return buses_; }
+  // SIGHUP: reads security.authorized_keys_dir again. Connections whose key
+  // is no longer there are closed (key_revoked); on an error the keys in
+  // use stay and the error names the file.
+  Status ReloadSecurity();
   // The durable request store, or null when store.enabled is false. Its
   // health(), stats() and recovery() are thread-safe (for /healthz, /metrics
   // and /status: store/store_metrics.h renders them). Valid from Start()
@@ -60,6 +66,12 @@ class BrokerApp {
   zmq::context_t context_;
   SystemClock clock_;
   broker::SnapshotBoard snapshots_;
+  // What peers must prove (security.*); loaded by Start(), shared by every
+  // socket that binds.
+  std::shared_ptr<transport::ServerSecurity> security_;
+  // Answers libzmq's CURVE sockets (the bus backends): started before any
+  // of them binds, since libzmq 4.3 lets every client in while none runs.
+  std::unique_ptr<transport::ZapHandler> zap_;
   // Declared before broker_: the core refers to it until destroyed.
   std::unique_ptr<store::RequestStore> store_;
   std::unique_ptr<broker::Broker> broker_;

@@ -75,7 +75,8 @@ std::unique_ptr<transport::RouterSocket> MakeRouter(const transport::RouterFacto
 
 Broker::Broker(zmq::context_t& context, const BrokerOptions& options, const Clock& clock,
                SnapshotBoard* board, std::shared_ptr<transport::BufferBudget> budget,
-               const transport::RouterFactory& make_router)
+               const transport::RouterFactory& make_router,
+               std::shared_ptr<const transport::ServerSecurity> security)
     : options_(options),
       clock_(clock),
       board_(board),
@@ -102,6 +103,7 @@ Broker::Broker(zmq::context_t& context, const BrokerOptions& options, const Cloc
                           .max_out_bytes = options.limits.max_connection_out_bytes,
                           .write_timeout = options.limits.write_timeout,
                           .handshake_timeout = options.limits.handshake_timeout,
+                          .security = std::move(security),
                           .budget = std::move(budget)})) {
   frames_.resize(8);
   started_ = clock_.Now();

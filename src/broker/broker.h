@@ -40,9 +40,12 @@ class Broker final : public TitanicHost {
   // `budget` is shared by every native socket of the process (null: its own).
   // `make_router` makes the socket (null: the one options.transport names);
   // unit tests pass an in-memory transport and drive `clock` by hand.
+  // `security`: what peers connecting to the Majordomo endpoints must prove
+  // (null: nothing; see transport/server_security.h).
   Broker(zmq::context_t& context, const BrokerOptions& options, const Clock& clock,
          SnapshotBoard* board, std::shared_ptr<transport::BufferBudget> budget = nullptr,
-         const transport::RouterFactory& make_router = nullptr);
+         const transport::RouterFactory& make_router = nullptr,
+         std::shared_ptr<const transport::ServerSecurity> security = nullptr);
   ~Broker() override;
   Broker(const Broker&) = delete;
   Broker& operator=(const Broker&) = delete;

@@ -81,14 +81,25 @@ class HoldUp {
   bool logged_ = false;
 };
 
-// Binds or connects `socket` per the endpoint's prefix.
+// Binds or connects `socket` per the endpoint's prefix. A socket that
+// binds asks its peers what `security` says: with CURVE, libzmq does the
+// handshake with the broker's keys and asks the process's ZAP handler
+// (transport/zap_handler.h) whether the client's key may connect.
 Status Attach(zmq::socket_t& socket, const std::string& text, const std::string& bus,
-              const char* key) {
+              const char* key, const transport::ServerSecurity* security) {
   auto ep = ParseEndpoint(text);
   if (!ep.ok()) {
     return Status::Error("bus " + bus + ": " + key + " \"" + text + "\": " + ep.status().message());
   }
   try {
+    if (ep.value().bind && security != nullptr && security->curve()) {
+      socket.set(zmq::sockopt::curve_server, 1);
+      socket.set(zmq::sockopt::curve_secretkey, security->secret_key());
+      // libzmq 4.3 lets every client in when no ZAP handler answers (its
+      // ZMQ_ZAP_ENFORCE_DOMAIN is a draft option): BrokerApp starts the
+      // handler before any bus binds.
+      socket.set(zmq::sockopt::zap_domain, transport::kZapDomain);
+    }
     if (ep.value().bind) {
       socket.bind(ep.value().address);
     } else {
@@ -104,9 +115,11 @@ Status Attach(zmq::socket_t& socket, const std::string& text, const std::string&
 }  // namespace
 
 Bus::Bus(zmq::context_t& context, const BusOptions& options, const LimitsOptions& limits,
-         std::shared_ptr<transport::BufferBudget> budget)
+         std::shared_ptr<transport::BufferBudget> budget,
+         std::shared_ptr<const transport::ServerSecurity> security)
     : options_(options),
       limits_(limits),
+      security_(std::move(security)),
       context_(context),
       backend_(context, zmq::socket_type::xsub),
       frontend_(context, zmq::socket_type::xpub),
@@ -148,19 +161,24 @@ bool ServedNatively(const std::string& text) {
 }  // namespace
 
 Status Bus::Open() {
-  if (Status s = Attach(backend_, options_.backend, options_.name, "backend"); !s.ok()) return s;
+  if (Status s = Attach(backend_, options_.backend, options_.name, "backend", security_.get());
+      !s.ok())
+    return s;
   if (ServedNatively(options_.frontend)) {
     if (Status s = OpenNativeFrontend(ParseEndpoint(options_.frontend).value().address); !s.ok()) {
       return s;
     }
-  } else if (Status s = Attach(frontend_, options_.frontend, options_.name, "frontend"); !s.ok()) {
+  } else if (Status s =
+                 Attach(frontend_, options_.frontend, options_.name, "frontend", security_.get());
+             !s.ok()) {
     return s;
   }
   if (!options_.capture.empty()) {
     capture_ = zmq::socket_t(context_, zmq::socket_type::pub);
     capture_.set(zmq::sockopt::linger, 0);
     capture_.set(zmq::sockopt::sndhwm, options_.send_hwm);
-    if (Status s = Attach(capture_, options_.capture, options_.name, "capture"); !s.ok()) {
+    if (Status s = Attach(capture_, options_.capture, options_.name, "capture", security_.get());
+        !s.ok()) {
       return s;
     }
   }
@@ -192,6 +210,7 @@ Status Bus::OpenNativeFrontend(const std::string& address) {
   // Subscribers only send subscriptions.
   router.max_message_size = std::max(size_t{64} * 1024, options_.max_subscription_size + 1);
   router.budget = budget_;
+  router.security = security_;
   transport::ZmtpOptions zmtp;
   zmtp.socket_type = "XPUB";
   zmtp.peer_types = {"SUB", "XSUB"};

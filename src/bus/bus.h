@@ -35,6 +35,7 @@
 #include "common/status.h"
 #include "common/string_map.h"
 #include "config/options.h"
+#include "transport/server_security.h"
 #include "transport/zmtp_router.h"
 
 namespace plantd::bus {
@@ -44,8 +45,11 @@ class Bus {
   // `limits` gives write_timeout (how long block mode waits for one
   // subscriber) and the per-connection output cap of the native sockets;
   // `budget` is shared by every native socket of the process (null: its own).
+  // `security`: what peers connecting to the bus's bound endpoints must
+  // prove (null: nothing).
   Bus(zmq::context_t& context, const BusOptions& options, const LimitsOptions& limits = {},
-      std::shared_ptr<transport::BufferBudget> budget = nullptr);
+      std::shared_ptr<transport::BufferBudget> budget = nullptr,
+      std::shared_ptr<const transport::ServerSecurity> security = nullptr);
   ~Bus();
   Bus(const Bus&) = delete;
   Bus& operator=(const Bus&) = delete;
@@ -99,6 +103,7 @@ class Bus {
 
   const BusOptions options_;
   const LimitsOptions limits_;
+  const std::shared_ptr<const transport::ServerSecurity> security_;
   zmq::context_t& context_;
   zmq::socket_t backend_;   // XSUB, when the backend connects
   zmq::socket_t frontend_;  // XPUB, when the frontend connects

@@ -71,6 +71,7 @@ const char* ReasonName(Reason reason) {
   switch (reason) {
     case Reason::kHandshakeTimeout: return "handshake_timeout";
     case Reason::kHandshakeFailed: return "handshake_failed";
+    case Reason::kUnauthorizedKey: return "unauthorized_key";
     case Reason::kDuplicateIdentity: return "duplicate_identity";
     case Reason::kConnectionsTotal: return "connections_total";
     case Reason::kConnectionsPerAddress: return "connections_per_address";

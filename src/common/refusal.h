@@ -22,6 +22,7 @@ enum class Reason : uint8_t {
   // Connections (transport).
   kHandshakeTimeout,       // no finished ZMTP handshake within handshake_timeout
   kHandshakeFailed,        // bad greeting, mechanism, socket type or READY
+  kUnauthorizedKey,        // a CURVE client whose key is not in security.authorized_keys_dir
   kDuplicateIdentity,      // a routing id that a live connection holds
   kConnectionsTotal,       // limits.max_connections
   kConnectionsPerAddress,  // limits.max_connections_per_address

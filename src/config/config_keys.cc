@@ -366,6 +366,16 @@ std::vector<KeySpec<B>> MakeBrokerKeys() {
           Duration<B>(PLANTD_FIELD(store.reply_retention), 1, uint64_t{365} * 24 * kHour),
           "how long a stored reply is kept for its client to fetch"));
 
+  add(Key("security.mechanism",
+          Choice<B>(PLANTD_FIELD(security.mechanism),
+                    std::vector<std::pair<std::string, SecurityMechanism>>{
+                        {"null", SecurityMechanism::kNull}, {"curve", SecurityMechanism::kCurve}}),
+          "null: anyone, in clear; curve: encrypted, clients authorized by public key"));
+  add(Key("security.secret_key_file", String<B>(PLANTD_FIELD(security.secret_key_file)),
+          "the broker's CURVE secret certificate (zcert format, mode 0600)"));
+  add(Key("security.authorized_keys_dir", String<B>(PLANTD_FIELD(security.authorized_keys_dir)),
+          "directory of client public certificates allowed in; reread on SIGHUP"));
+
   add(Key("admin.allow_remote", Bool<B>(PLANTD_FIELD(admin.allow_remote)),
           "take org.plantd.Admin commands (plantd-mdp admin drain) from non-loopback peers"));
 

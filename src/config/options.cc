@@ -38,6 +38,10 @@ const char* DeliveryName(BusOptions::Delivery delivery) {
   return delivery == BusOptions::Delivery::kBlock ? "block" : "drop";
 }
 
+const char* SecurityMechanismName(SecurityMechanism mechanism) {
+  return mechanism == SecurityMechanism::kCurve ? "curve" : "null";
+}
+
 }  // namespace plantd
 
 #include <set>
@@ -222,6 +226,16 @@ std::vector<ConfigIssue> Validate(const BrokerOptions& o, const OriginMap& origi
     v.Fail("limits.max_unserved_services", std::to_string(o.limits.max_unserved_services),
            "must not exceed max_services (" + v.Shown("max_services", o.max_services) +
                "): services with workers must always have room");
+  }
+  if (o.security.mechanism == SecurityMechanism::kCurve && o.security.secret_key_file.empty()) {
+    v.Fail("security.secret_key_file", "",
+           "security.mechanism is curve: the broker needs its secret certificate "
+           "(make one with `plantd-mdp keygen broker`)");
+  }
+  if (o.security.mechanism == SecurityMechanism::kCurve && o.transport == Transport::kZmq) {
+    v.Fail("transport", "zmq",
+           "security.mechanism curve is served by the native transport only; use transport: "
+           "native");
   }
   if (o.store.enabled) {
     if (o.store.path.empty()) {

@@ -130,6 +130,22 @@ struct StoreOptions {
   std::chrono::milliseconds reply_retention{7LL * 24 * 3600 * 1000};
 };
 
+// Who may connect, and whether traffic is encrypted: ZMTP's NULL (anyone,
+// in clear) or CURVE (RFC 26: encrypted, and only clients whose public key
+// is authorized). It covers every Majordomo endpoint and every bus endpoint
+// that the broker binds.
+enum class SecurityMechanism { kNull, kCurve };
+struct SecurityOptions {
+  SecurityMechanism mechanism = SecurityMechanism::kNull;
+  // The broker's certificate, in the format czmq's zcert_save writes (and
+  // `plantd-mdp keygen` makes): readable by its owner only.
+  std::string secret_key_file;
+  // A directory of public certificates, one per client allowed in; read
+  // again on SIGHUP. Empty: any client that completes the handshake (traffic
+  // is encrypted, but not authenticated).
+  std::string authorized_keys_dir;
+};
+
 // org.plantd.Admin, the service behind `plantd-mdp admin drain|status`.
 struct AdminOptions {
   // Off: admin commands are taken only from loopback and ipc:// peers, so
@@ -176,6 +192,7 @@ struct BrokerOptions {
   LimitsOptions limits;
   MetricsOptions metrics;
   StoreOptions store;
+  SecurityOptions security;
   AdminOptions admin;
   std::vector<BusOptions> buses = DefaultBuses();
 
@@ -192,6 +209,7 @@ struct BrokerOptions {
 const char* LogLevelName(LogLevel level);
 const char* LogFormatName(LogFormat format);
 const char* DeliveryName(BusOptions::Delivery delivery);
+const char* SecurityMechanismName(SecurityMechanism mechanism);
 
 }  // namespace plantd
 

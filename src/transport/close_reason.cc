@@ -22,6 +22,7 @@ const char* CloseReasonName(CloseReason reason) {
     case CloseReason::kWriteError: return "write_error";
     case CloseReason::kConnectionLimit: return "connection_limit";
     case CloseReason::kBufferBudget: return "buffer_budget";
+    case CloseReason::kKeyRevoked: return "key_revoked";
     case CloseReason::kShutdown: return "shutdown";
     case CloseReason::kCount: break;
   }

@@ -24,6 +24,7 @@ enum class CloseReason : uint8_t {
   kWriteError,         // send() failed (other than "try again")
   kConnectionLimit,    // limits.max_connections[_per_address] or out of descriptors
   kBufferBudget,       // held the most unfinished input while the budget was spent
+  kKeyRevoked,         // its CURVE key left security.authorized_keys_dir (SIGHUP)
   kShutdown,           // the socket was closed (broker or bus stopping)
   kCount,              // not a reason: the number of reasons
 };

@@ -24,7 +24,7 @@
 
 namespace plantd::transport {
 
-class ZmtpMechanism;
+class ServerSecurity;
 
 struct RouterOptions {
   int send_hwm = 100000;  // per peer, in messages; 0 is no limit
@@ -53,6 +53,11 @@ struct RouterOptions {
   // A connection that has not finished the ZMTP handshake by then is closed
   // (native; refusal handshake_timeout).
   std::chrono::milliseconds handshake_timeout{5000};
+  // What a connecting peer must prove (native): NULL when null or NULL'd;
+  // with CURVE, each new connection gets a CURVE server mechanism, and
+  // connections whose key leaves the authorized set (ServerSecurity::Reload)
+  // are closed (key_revoked). Shared by every socket of the process.
+  std::shared_ptr<const ServerSecurity> security;
   // Shared by every native socket of the process: bytes buffered by all of
   // them and open connections (transport/buffer_budget.h). When null, the
   // socket makes its own with the default limits.
@@ -71,8 +76,6 @@ struct ZmtpOptions {
   // Receive() like any other message.
   std::function<void(std::string_view routing_id, bool subscribe, std::string_view topic)>
       on_subscription;
-  // Makes the security mechanism of each new connection; null makes NULL's.
-  std::function<std::unique_ptr<ZmtpMechanism>()> mechanism;
 };
 
 class RouterSocket {

@@ -243,10 +243,10 @@ void ZapHandler::HandleOne() {
 
   denied_.fetch_add(1, std::memory_order_relaxed);
   // Counted with the native transport's refused CURVE keys, so that
-  // plantd_refused_total{reason="handshake_failed"} reads the same whichever
+  // plantd_refused_total{reason="unauthorized_key"} reads the same whichever
   // transport a client came through. Logged here instead, at info and per
-  // key per minute, because a refused client reconnects every interval.
-  refusal::Count(refusal::Reason::kHandshakeFailed);
+  // key per minute, because a refused client may reconnect every interval.
+  refusal::Count(refusal::Reason::kUnauthorizedKey);
   const int64_t suppressed = denial_log_->Admit(mechanism, client_key, SteadyClock::now());
   if (suppressed >= 0) {
     // Sizes only: never the key or any other credential.

@@ -9,6 +9,7 @@
 
 #include "common/refusal.h"
 #include "log/log.h"
+#include "transport/curve_keys.h"
 #include "transport/zmtp_framing.h"
 
 namespace plantd::transport {
@@ -327,10 +328,18 @@ bool ZmtpConnection::Handshake() {
     QueuedOutput(out_.size() - before);
     host_->OnOutputQueued(this);
   }
-  if (step == ZmtpMechanism::Step::kRefused) {
+  if (step == ZmtpMechanism::Step::kRefused || step == ZmtpMechanism::Step::kDenied) {
     // Its last words (an ERROR) go out before the close, if they can.
     Write();
     const std::string why(mechanism_->refusal());
+    if (step == ZmtpMechanism::Step::kDenied) {
+      std::string key;
+      Z85Encode(mechanism_->user_id(), &key);
+      refusal::Record(Reason::kUnauthorizedKey, refusal_key(),
+                      {{"remote", remote_}, {"key", key}, {"action", "connection closed"}});
+      host_->CloseConnection(this, CloseReason::kHandshakeFailed, why.c_str());
+      return false;
+    }
     RefuseHandshake(why.c_str());
     return false;
   }

@@ -129,7 +129,7 @@ class ZmtpConnection {
   void RefuseHandshake(const char* why);
   bool HandleCommand(const uint8_t* data, size_t size);
   bool SkipOversized();
-  // With a mechanism that wraps traffic: opens every whole MESSAGE command
+  // With a mechanism that wraps traffic: opens every whole MESSAGE
   // at the head of wire_ into plain frames at the end of in_.
   bool UnwrapArrived();
   // The buffer reads go to: in_ itself, or wire_ when traffic is wrapped.

@@ -97,7 +97,7 @@ ZmtpCurveServerMechanism::~ZmtpCurveServerMechanism() {
 }
 
 std::string_view ZmtpCurveServerMechanism::user_id() const {
-  if (state_ != State::kReady) return {};
+  if (!client_proven_) return {};
   return {reinterpret_cast<const char*>(client_public_key_), sizeof(client_public_key_)};
 }
 
@@ -240,6 +240,7 @@ ZmtpMechanism::Step ZmtpCurveServerMechanism::OnInitiate(std::string_view body, 
   peer_socket_type_ = metadata.socket_type;
   peer_identity_ = metadata.identity;
   peer_ = {.socket_type = peer_socket_type_, .identity = peer_identity_};
+  client_proven_ = true;  // the vouch opened: C is the client's key
 
   // RFC 26: the cookie key and s' are forgotten once INITIATE is accepted;
   // the precomputed shared key is all the traffic needs.
@@ -251,7 +252,8 @@ ZmtpMechanism::Step ZmtpCurveServerMechanism::OnInitiate(std::string_view body, 
     // "400" is what a ZAP handler's refusal looks like (RFC 27): libzmq
     // reports it to the client's monitor as an authentication failure.
     zmtp::AppendError(out, "400");
-    return Refuse("the client's key is not authorized");
+    Refuse("the client's key is not authorized");
+    return Step::kDenied;
   }
   AppendReady(out);
   state_ = State::kReady;

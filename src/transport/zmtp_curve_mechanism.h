@@ -80,7 +80,8 @@ class ZmtpCurveServerMechanism final : public ZmtpMechanism {
   Step OnHandshakeCommand(std::string_view body, std::string& out) override;
   std::string_view refusal() const override { return refusal_; }
   const zmtp::PeerMetadata& peer() const override { return peer_; }
-  // The client's long-term public key once the handshake is done.
+  // The client's long-term public key once its vouch has proven it (also
+  // when the key is then denied).
   std::string_view user_id() const override;
 
   bool wraps_traffic() const override { return true; }
@@ -108,6 +109,7 @@ class ZmtpCurveServerMechanism final : public ZmtpMechanism {
   uint8_t public_key_[kKeySize] = {};
   uint8_t secret_key_[crypto_box_SECRETKEYBYTES] = {};
   uint8_t client_public_key_[kKeySize] = {};
+  bool client_proven_ = false;
   // Short-term keys: the client's (C') and ours (S', s'). s' and the cookie
   // key are erased once INITIATE is done (RFC 26).
   uint8_t client_short_public_[kKeySize] = {};

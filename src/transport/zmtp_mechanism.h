@@ -5,8 +5,8 @@
 //
 // The connection (transport/zmtp_connection.h) owns one mechanism and knows
 // nothing of any in particular: it hands over each whole handshake command
-// and, when the mechanism wraps traffic, each MESSAGE command; it asks the
-// mechanism to wrap each outgoing frame. NULL (zmtp_null_mechanism.h) sends
+// and, when the mechanism wraps traffic, every traffic frame (a MESSAGE);
+// it asks the mechanism to wrap each outgoing frame. NULL (zmtp_null_mechanism.h) sends
 // frames as they are; CURVE (RFC 26) boxes each one.
 //
 // A mechanism plays the server side here: the broker binds, peers connect.
@@ -42,35 +42,40 @@ class ZmtpMechanism {
     kContinue,  // more handshake commands are expected
     kReady,     // the handshake is complete: peer() is valid, traffic may flow
     kRefused,   // the handshake failed: close the connection (refusal() says why)
+    kDenied,    // the peer proved who it is (user_id()) and is not let in: close
   };
   // Handles one whole command frame body received before traffic. Replies
   // (whole frames, e.g. WELCOME, READY, or ERROR before a refusal) are
   // appended to `out`.
   virtual Step OnHandshakeCommand(std::string_view body, std::string& out) = 0;
   // Why the handshake or a MESSAGE was refused, for the log and the
-  // refusal counter; valid after kRefused or a false from DecodeMessage.
+  // refusal counter; valid after kRefused or a false from UnwrapMessage.
+  // Points at a static, NUL-terminated string.
   virtual std::string_view refusal() const = 0;
 
   // The peer's metadata (Socket-Type, Identity) once the handshake is done;
   // the views stay valid for the life of the mechanism.
   virtual const zmtp::PeerMetadata& peer() const = 0;
   // Who the peer proved to be: the client's long-term public key (32 bytes)
-  // for CURVE, empty for NULL. Access control decides on it.
+  // for CURVE (from the moment it is proven, so also after kDenied), empty
+  // for NULL. Access control decides on it.
   virtual std::string_view user_id() const { return {}; }
 
   // After the handshake: false when frames travel as they are (NULL). When
-  // true, each traffic frame travels inside a MESSAGE command, and the two
-  // calls below are used instead of plain framing.
+  // true, each traffic frame travels inside a MESSAGE, and the two calls
+  // below are used instead of plain framing. A MESSAGE is a frame of its
+  // own whose outer flags say nothing (libzmq sets neither MORE nor
+  // COMMAND on it): MORE and COMMAND travel inside the box.
   virtual bool wraps_traffic() const { return false; }
-  // The largest a MESSAGE command body may be for a frame body of `size`
-  // bytes (the box's fixed overhead added).
+  // The size of a MESSAGE's body for a frame body of `size` bytes (the
+  // box's fixed overhead added).
   virtual size_t WrappedSize(size_t size) const { return size; }
   // Appends one frame (`body`, with MORE when `more`; a command frame when
-  // `command`, as PING and PONG are) as a whole MESSAGE command frame.
+  // `command`, as PING and PONG are) as a whole MESSAGE frame.
   virtual void WrapFrame(std::string_view body, bool more, bool command, std::string& out) {
     zmtp::AppendFrame(out, body, more, command);
   }
-  // Opens one MESSAGE command body: writes the frame body to `out` (room for
+  // Opens one MESSAGE body: writes the frame body to `out` (room for
   // at least `command.size()` bytes), its length to `*size` and its frame
   // flags (zmtp::kFlagMore, zmtp::kFlagCommand) to `*flags`. False on any
   // bad box or nonce out of order: the connection is then closed.

@@ -19,6 +19,7 @@
 #include "common/refusal.h"
 #include "log/log.h"
 #include "transport/close_reason.h"
+#include "transport/server_security.h"
 #include "transport/zmtp_null_mechanism.h"
 
 namespace plantd::transport {
@@ -119,6 +120,7 @@ ZmtpRouter::ZmtpRouter(const RouterOptions& options, ZmtpOptions zmtp)
   context_.options = &options_;
   context_.zmtp = &zmtp_;
   context_.now = Clock::now();
+  if (options_.security) security_generation_ = options_.security->generation();
 }
 
 ZmtpRouter::~ZmtpRouter() { Close(milliseconds(0)); }
@@ -282,6 +284,9 @@ void ZmtpRouter::Sweep() {
                      {"stage", p->stage() == Peer::Stage::kGreeting ? "greeting" : "handshake"}});
     ClosePeer(p, CloseReason::kHandshakeTimeout, "handshake timeout");
   }
+  if (options_.security && options_.security->generation() != security_generation_) {
+    CloseRevokedKeys();
+  }
   if (context_.now < next_write_sweep_) return;
   next_write_sweep_ = context_.now + kWriteSweep;
   if (input_paused_) ReclaimUnfinishedInput();
@@ -320,6 +325,21 @@ void ZmtpRouter::ReclaimUnfinishedInput() {
                    {"action", "connection holding the largest unfinished message closed"}});
   ClosePeer(largest, CloseReason::kBufferBudget, "unfinished message held the buffer budget");
   paused_since_ = context_.now;
+}
+
+// The authorized keys were read again (SIGHUP): a connection whose key is
+// no longer among them is closed, the others stay.
+void ZmtpRouter::CloseRevokedKeys() {
+  security_generation_ = options_.security->generation();
+  for (size_t i = peers_.size(); i-- > 0;) {
+    Peer* p = peers_[i].get();
+    if (!p->ready() || options_.security->Authorized(p->user_id())) continue;
+    PLANTD_LOG_INFO("connection closed: its key is no longer authorized",
+                    {{"remote", p->remote()},
+                     {"key", options_.security->KeyName(p->user_id())},
+                     {"id", log::Hex(p->id())}});
+    ClosePeer(p, CloseReason::kKeyRevoked, "key no longer authorized");
+  }
 }
 
 std::string ZmtpRouter::RemoteAddress(std::string_view routing_id) const {
@@ -385,8 +405,8 @@ void ZmtpRouter::Accept(Listener* listener) {
       setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     }
     std::unique_ptr<ZmtpMechanism> mechanism =
-        zmtp_.mechanism ? zmtp_.mechanism()
-                        : std::make_unique<ZmtpNullMechanism>(zmtp_.socket_type);
+        options_.security ? options_.security->MakeMechanism(zmtp_.socket_type)
+                          : std::make_unique<ZmtpNullMechanism>(zmtp_.socket_type);
     auto peer =
         std::make_unique<Peer>(fd, remote, std::move(key), &context_,
                                static_cast<ZmtpConnection::Host*>(this), std::move(mechanism));

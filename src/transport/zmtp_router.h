@@ -114,6 +114,7 @@ class ZmtpRouter final : public RouterSocket, private ZmtpConnection::Host {
   void UpdateBudget();
   void Sweep();
   void ReclaimUnfinishedInput();
+  void CloseRevokedKeys();
   void LinkHandshake(Peer* peer);
   void UnlinkHandshake(Peer* peer);
 
@@ -143,6 +144,7 @@ class ZmtpRouter final : public RouterSocket, private ZmtpConnection::Host {
   int64_t reported_ = 0;              // how much of context_.buffered the budget knows
   bool input_paused_ = false;         // the budget is exhausted: no peer is read
   Clock::time_point paused_since_{};  // or since the last eviction for it
+  uint64_t security_generation_ = 0;  // of the authorized keys last checked
   Clock::time_point next_sweep_{};
   Clock::time_point next_write_sweep_{};
   Clock::time_point accept_paused_until_{};

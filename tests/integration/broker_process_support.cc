@@ -237,10 +237,12 @@ RunResult RunBroker(const std::vector<std::string>& args,
 }
 
 RawPeer::RawPeer(zmq::context_t& context, const std::string& endpoint,
-                 const std::string& routing_id)
+                 const std::string& routing_id,
+                 const std::function<void(zmq::socket_t&)>& before_connect)
     : socket_(context, zmq::socket_type::dealer) {
   socket_.set(zmq::sockopt::linger, 0);
   if (!routing_id.empty()) socket_.set(zmq::sockopt::routing_id, routing_id);
+  if (before_connect) before_connect(socket_);
   socket_.connect(endpoint);
 }
 

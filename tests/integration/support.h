@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -108,8 +109,9 @@ std::string BuildPath(const std::string& relative);
 // A DEALER socket that speaks raw frames, for protocol tests.
 class RawPeer {
  public:
-  RawPeer(zmq::context_t& context, const std::string& endpoint,
-          const std::string& routing_id = "");
+  // `before_connect` sets further options (CURVE keys) on the socket.
+  RawPeer(zmq::context_t& context, const std::string& endpoint, const std::string& routing_id = "",
+          const std::function<void(zmq::socket_t&)>& before_connect = nullptr);
   void Send(const Frames& frames);
   // nullopt when nothing arrives in time.
   std::optional<Frames> Recv(std::chrono::milliseconds timeout = std::chrono::seconds(5));

@@ -172,7 +172,7 @@ TEST(ZapHandlerTest, UnauthorizedCurveClientNeverArrivesAndIsCounted) {
     return key == alice.public_raw;
   });
   ASSERT_NE(handler, nullptr);
-  const uint64_t refused_before = refusal::Total(refusal::Reason::kHandshakeFailed);
+  const uint64_t refused_before = refusal::Total(refusal::Reason::kUnauthorizedKey);
   std::string endpoint;
   zmq::socket_t server = BindServer(context, &server_keys, &endpoint);
   zmq::socket_t client = ConnectClient(context, endpoint, &server_keys, &mallory);
@@ -181,7 +181,7 @@ TEST(ZapHandlerTest, UnauthorizedCurveClientNeverArrivesAndIsCounted) {
   EXPECT_FALSE(ReceivePayload(server, kQuiet).has_value());
   EXPECT_TRUE(WaitFor([&] { return handler->denied() >= 1; }, kArrives));
   EXPECT_EQ(handler->accepted(), 0u);
-  EXPECT_GE(refusal::Total(refusal::Reason::kHandshakeFailed), refused_before + 1);
+  EXPECT_GE(refusal::Total(refusal::Reason::kUnauthorizedKey), refused_before + 1);
 }
 
 TEST(ZapHandlerTest, NullMechanismWithDomainIsAskedAndTheAnswerDecides) {

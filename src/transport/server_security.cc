@@ -1,0 +1,99 @@
+#include "transport/server_security.h"
+
+#include <sodium.h>
+
+#include <filesystem>
+#include <utility>
+#include <vector>
+
+#include "transport/zmtp_curve_mechanism.h"
+#include "transport/zmtp_null_mechanism.h"
+
+namespace plantd::transport {
+
+ServerSecurity::~ServerSecurity() {
+  if (!keys_.secret_key.empty()) sodium_memzero(keys_.secret_key.data(), keys_.secret_key.size());
+}
+
+Result<std::shared_ptr<ServerSecurity>> ServerSecurity::LoadCurve(
+    const std::string& secret_key_file, std::string authorized_keys_dir) {
+  if (!InitSodium()) return Status::Error("libsodium cannot be initialised");
+  auto security = std::make_shared<ServerSecurity>();
+  security->curve_ = true;
+  if (Status s = LoadSecretKeyFile(secret_key_file, &security->keys_); !s.ok()) {
+    return Status::InvalidArgument("security.secret_key_file: " + s.message());
+  }
+  security->authorized_keys_dir_ = std::move(authorized_keys_dir);
+  if (!security->authorized_keys_dir_.empty()) {
+    auto keys = ReadKeys(security->authorized_keys_dir_);
+    if (!keys.ok()) {
+      return Status::InvalidArgument("security.authorized_keys_dir: " + keys.status().message());
+    }
+    security->authorized_ = std::move(keys.value());
+  }
+  return security;
+}
+
+Result<std::shared_ptr<const ServerSecurity::KeySet>> ServerSecurity::ReadKeys(
+    const std::string& directory) {
+  std::vector<CurvePublicKeyFile> files;
+  if (Status s = LoadPublicKeysFromDirectory(directory, &files); !s.ok()) return s;
+  auto set = std::make_shared<KeySet>();
+  for (CurvePublicKeyFile& file : files) {
+    std::string name = std::filesystem::path(file.path).filename().string();
+    set->insert_or_assign(std::move(file.public_key), std::move(name));
+  }
+  return std::shared_ptr<const KeySet>(std::move(set));
+}
+
+std::shared_ptr<const ServerSecurity::KeySet> ServerSecurity::keys() const {
+  std::lock_guard lock(mutex_);
+  return authorized_;
+}
+
+bool ServerSecurity::Authorized(std::string_view client_key) const {
+  if (!curve_) return true;
+  if (authorized_keys_dir_.empty()) return true;
+  const auto set = keys();
+  return set != nullptr && set->contains(client_key);
+}
+
+std::string ServerSecurity::KeyName(std::string_view client_key) const {
+  if (const auto set = keys(); set != nullptr) {
+    if (auto it = set->find(client_key); it != set->end()) return it->second;
+  }
+  std::string text;
+  if (!Z85Encode(client_key, &text)) return {};
+  return text;
+}
+
+size_t ServerSecurity::authorized_count() const {
+  const auto set = keys();
+  return set == nullptr ? 0 : set->size();
+}
+
+Status ServerSecurity::Reload() {
+  if (!curve_ || authorized_keys_dir_.empty()) return Status::Ok();
+  auto keys = ReadKeys(authorized_keys_dir_);
+  if (!keys.ok()) {
+    return Status::InvalidArgument("security.authorized_keys_dir: " + keys.status().message());
+  }
+  {
+    std::lock_guard lock(mutex_);
+    authorized_ = std::move(keys.value());
+  }
+  generation_.fetch_add(1, std::memory_order_acq_rel);
+  return Status::Ok();
+}
+
+std::unique_ptr<ZmtpMechanism> ServerSecurity::MakeMechanism(const std::string& socket_type) const {
+  if (!curve_) return std::make_unique<ZmtpNullMechanism>(socket_type);
+  CurveServerOptions options{
+      .public_key = keys_.public_key, .secret_key = keys_.secret_key, .socket_type = socket_type};
+  if (!authorized_keys_dir_.empty()) {
+    options.authorize = [this](std::string_view client_key) { return Authorized(client_key); };
+  }
+  return std::make_unique<ZmtpCurveServerMechanism>(std::move(options));
+}
+
+}  // namespace plantd::transport

@@ -1,0 +1,83 @@
+// What the broker asks of every peer that connects to an endpoint it binds:
+// nothing (ZMTP's NULL), or CURVE (RFC 26) with the broker's certificate and
+// the set of client keys let in.
+//
+// One object is shared by every socket of the process (the core's, each
+// bus's) and their threads. The authorized keys are replaced whole on
+// SIGHUP (Reload); sockets see the new set at their next handshake, and
+// close connections whose key left it (generation() tells them when).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+
+#include "common/status.h"
+#include "common/string_map.h"
+#include "transport/curve_keys.h"
+#include "transport/zmtp_mechanism.h"
+
+namespace plantd::transport {
+
+// The ZAP domain (RFC 27) of every libzmq socket the broker binds with
+// CURVE: its ZAP handler answers for this domain.
+inline constexpr const char* kZapDomain = "plantd";
+
+class ServerSecurity {
+ public:
+  // NULL: every peer is let in, traffic is in clear.
+  ServerSecurity() = default;
+  ~ServerSecurity();
+  ServerSecurity(const ServerSecurity&) = delete;
+  ServerSecurity& operator=(const ServerSecurity&) = delete;
+
+  // CURVE: reads the broker's secret certificate (refused when group or
+  // others may read it) and every public certificate in
+  // `authorized_keys_dir` (empty: any client that completes the handshake).
+  // Errors name the file and what is wrong with it.
+  static Result<std::shared_ptr<ServerSecurity>> LoadCurve(const std::string& secret_key_file,
+                                                           std::string authorized_keys_dir);
+
+  bool curve() const { return curve_; }
+  // The broker's keys (32 raw bytes each), empty with NULL. The secret one
+  // only for handing to libzmq (ZMQ_CURVE_SECRETKEY); never log it.
+  const std::string& public_key() const { return keys_.public_key; }
+  const std::string& secret_key() const { return keys_.secret_key; }
+  const std::string& authorized_keys_dir() const { return authorized_keys_dir_; }
+
+  // Whether the client with this long-term public key may connect. With no
+  // authorized_keys_dir, every key may.
+  bool Authorized(std::string_view client_key) const;
+  // The key's name for logs and /status: its certificate's file name, or the
+  // key in Z85 when it has no file (no authorized_keys_dir).
+  std::string KeyName(std::string_view client_key) const;
+  // Keys currently authorized (0 with no authorized_keys_dir).
+  size_t authorized_count() const;
+
+  // Reads authorized_keys_dir again and replaces the set. On any error the
+  // old set stays and the error says which file is wrong.
+  Status Reload();
+  // Grows by one with each successful Reload().
+  uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
+
+  // The mechanism for a new native connection, announcing `socket_type`.
+  std::unique_ptr<ZmtpMechanism> MakeMechanism(const std::string& socket_type) const;
+
+ private:
+  // Client key (32 raw bytes) -> its certificate's file name.
+  using KeySet = StringMap<std::string>;
+  static Result<std::shared_ptr<const KeySet>> ReadKeys(const std::string& directory);
+  std::shared_ptr<const KeySet> keys() const;
+
+  bool curve_ = false;
+  CurveKeyPair keys_;
+  std::string authorized_keys_dir_;
+  mutable std::mutex mutex_;
+  std::shared_ptr<const KeySet> authorized_;  // null: any key (guarded by mutex_)
+  std::atomic<uint64_t> generation_{0};
+};
+
+}  // namespace plantd::transport
