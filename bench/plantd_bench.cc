@@ -23,6 +23,7 @@
 #include <cstdio>
 #include <cstring>
 #include <deque>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -117,9 +118,15 @@ int RunRelay(const Args& args, bool pipelined) {
   zmq::socket_t router(ctx, zmq::socket_type::router);
   router.set(zmq::sockopt::sndhwm, 100000);
   router.set(zmq::sockopt::rcvhwm, 100000);
+  // --curve-secret Z85: libzmq's CURVE server (no ZAP handler: every client
+  // key is let in), the baseline for the broker's CURVE.
+  if (const std::string secret = args.Str("--curve-secret", ""); !secret.empty()) {
+    router.set(zmq::sockopt::curve_server, 1);
+    router.set(zmq::sockopt::curve_secretkey, secret);
+  }
   router.bind(args.Str("--endpoint", "tcp://127.0.0.1:17300"));
-  std::deque<std::string> idle;     // worker ids
-  std::vector<std::string> all;     // pipelined: every worker
+  std::deque<std::string> idle;  // worker ids
+  std::vector<std::string> all;  // pipelined: every worker
   size_t next = 0;
   std::deque<std::vector<zmq::message_t>> waiting;
   static const std::string kService = "echo";
@@ -206,26 +213,87 @@ int RunMdp(const Args& args) {
   const int port = 17300 + static_cast<int>(getpid() % 1000);
   const std::string endpoint = "tcp://127.0.0.1:" + std::to_string(port);
 
+  // --curve 1: every connection speaks CURVE (RFC 26), libzmq's load with
+  // one client key pair; the broker authorizes that key from a directory.
+  const bool curve = args.Num("--curve", 0) != 0;
+  char server_public[41] = {}, server_secret[41] = {}, load_public[41] = {}, load_secret[41] = {};
+  if (curve && (zmq_curve_keypair(server_public, server_secret) != 0 ||
+                zmq_curve_keypair(load_public, load_secret) != 0)) {
+    std::fprintf(stderr, "plantd-bench: libzmq cannot make CURVE keys\n");
+    return 2;
+  }
+  auto secure = [&](zmq::socket_t& socket) {
+    if (!curve) return;
+    socket.set(zmq::sockopt::curve_serverkey, std::string(server_public));
+    socket.set(zmq::sockopt::curve_publickey, std::string(load_public));
+    socket.set(zmq::sockopt::curve_secretkey, std::string(load_secret));
+  };
+
+  // The broker's config file and certificates, removed when this returns.
+  const std::string base = "/tmp/plantd-bench-" + std::to_string(getpid());
+  struct RemoveFiles {
+    std::string base;
+    ~RemoveFiles() {
+      std::error_code ignored;
+      std::filesystem::remove_all(base + "-clients", ignored);
+      std::filesystem::remove(base + "-broker_secret", ignored);
+      std::filesystem::remove(base + ".yaml", ignored);
+    }
+  } remove_files{base};
+
   std::vector<std::string> argv;
   if (server == "broker") {
-    argv = {broker_bin,       "--endpoint", endpoint, "--client-endpoint",
-            "tcp://127.0.0.1:" + std::to_string(port + 1), "--health-port", "0",
-            "--log-level",    "warn", "--transport", args.Str("--transport", "native")};
+    argv = {broker_bin,
+            "--endpoint",
+            endpoint,
+            "--client-endpoint",
+            "tcp://127.0.0.1:" + std::to_string(port + 1),
+            "--health-port",
+            "0",
+            "--log-level",
+            "warn",
+            "--transport",
+            args.Str("--transport", "native")};
     // No buses: one Majordomo endpoint serves clients and workers.
   } else {
     argv = {SelfPath(), server == "relay" ? "relay" : "relay-pipelined", "--endpoint", endpoint};
+    if (curve) {
+      argv.push_back("--curve-secret");
+      argv.push_back(server_secret);
+    }
   }
   if (server == "broker") {
-    // buses: [] comes from a config file, written next to the process.
-    const std::string path = "/tmp/plantd-bench-" + std::to_string(getpid()) + ".yaml";
-    std::ofstream(path) << "buses: []\n";
+    // buses: [] comes from a config file, written next to the process; with
+    // CURVE, the certificates beside it.
+    std::string yaml = "buses: []\n";
+    if (curve) {
+      std::filesystem::create_directories(base + "-clients");
+      auto certificate = [](const std::string& path, const char* public_key,
+                            const char* secret_key) {
+        std::ofstream out(path);
+        out << "curve\n    public-key = \"" << public_key << "\"\n";
+        if (secret_key != nullptr) out << "    secret-key = \"" << secret_key << "\"\n";
+        out.close();
+        std::filesystem::permissions(
+            path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+      };
+      certificate(base + "-broker_secret", server_public, server_secret);
+      certificate(base + "-clients/load", load_public, nullptr);
+      yaml += "security:\n  mechanism: curve\n  secret_key_file: " + base +
+              "-broker_secret\n  authorized_keys_dir: " + base + "-clients\n";
+    }
+    std::ofstream(base + ".yaml") << yaml;
     argv.push_back("--config");
-    argv.push_back(path);
+    argv.push_back(base + ".yaml");
   }
   ChildProcess child(argv, server_cpu);
   PinToCpu(load_cpu);
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   const std::string load = args.Str("--load", "zmq");
+  if (load == "zmtp" && curve) {
+    std::fprintf(stderr, "plantd-bench: --curve needs --load zmq (libzmq does the CURVE)\n");
+    return 2;
+  }
   if (load == "zmtp") {
     plantd::bench::ZmtpLoadOptions o;
     o.port = port;
@@ -247,8 +315,9 @@ int RunMdp(const Args& args) {
         server.c_str(), workers, clients, inflight, size, credit, server_cpu, load_cpu, rate,
         Percentile(r.latencies_ns, 0.50), Percentile(r.latencies_ns, 0.99),
         Percentile(r.latencies_ns, 0.999),
-        r.completed_in_window ? r.server_cpu_seconds * 1e6 / static_cast<double>(r.completed_in_window)
-                              : NAN,
+        r.completed_in_window
+            ? r.server_cpu_seconds * 1e6 / static_cast<double>(r.completed_in_window)
+            : NAN,
         static_cast<unsigned long long>(r.lost), static_cast<unsigned long long>(r.duplicated),
         static_cast<unsigned long long>(r.mismatched));
     return r.lost + r.duplicated + r.mismatched == 0 && r.error.empty() ? 0 : 1;
@@ -269,6 +338,7 @@ int RunMdp(const Args& args) {
     for (int i = 0; i < workers; ++i) {
       ws.emplace_back(ctx, zmq::socket_type::dealer);
       ws.back().set(zmq::sockopt::linger, 0);
+      secure(ws.back());
       ws.back().connect(endpoint);
       if (credit > 1) {
         Send(ws.back(), {"MDPW02", "\x01", "echo", std::to_string(credit)});
@@ -311,6 +381,7 @@ int RunMdp(const Args& args) {
     cs.back().set(zmq::sockopt::linger, 0);
     cs.back().set(zmq::sockopt::sndhwm, 0);
     cs.back().set(zmq::sockopt::rcvhwm, 0);
+    secure(cs.back());
     cs.back().connect(endpoint);
   }
   const std::string body(size, 'x');
@@ -389,11 +460,12 @@ int RunMdp(const Args& args) {
   const double p50 = Percentile(latencies, 0.50), p99 = Percentile(latencies, 0.99),
                p999 = Percentile(latencies, 0.999);
   std::printf(
-      "RESULT mdp server=%s load=zmq workers=%d clients=%d inflight=%d size=%zu credit=%d server_cpu=%d "
-      "load_cpu=%d req_per_s=%.0f p50_us=%.1f p99_us=%.1f p999_us=%.1f server_cpu_us_per_req=%.2f "
-      "lost=%llu duplicated=%llu mismatched=%llu\n",
-      server.c_str(), workers, clients, inflight, size, credit, server_cpu, load_cpu, rate, p50,
-      p99, p999, window_completed ? cpu * 1e6 / static_cast<double>(window_completed) : NAN,
+      "RESULT mdp server=%s load=zmq curve=%d workers=%d clients=%d inflight=%d size=%zu credit=%d "
+      "server_cpu=%d load_cpu=%d req_per_s=%.0f p50_us=%.1f p99_us=%.1f p999_us=%.1f "
+      "server_cpu_us_per_req=%.2f lost=%llu duplicated=%llu mismatched=%llu\n",
+      server.c_str(), curve ? 1 : 0, workers, clients, inflight, size, credit, server_cpu, load_cpu,
+      rate, p50, p99, p999,
+      window_completed ? cpu * 1e6 / static_cast<double>(window_completed) : NAN,
       static_cast<unsigned long long>(lost), static_cast<unsigned long long>(duplicated),
       static_cast<unsigned long long>(mismatched));
   return lost + duplicated + mismatched == 0 ? 0 : 1;
@@ -432,9 +504,16 @@ int RunBus(const Args& args) {
     const std::string path = "/tmp/plantd-bench-bus-" + std::to_string(getpid()) + ".yaml";
     std::ofstream(path) << "buses:\n  - name: bench\n    backend: " << backend
                         << "\n    frontend: " << frontend << "\n";
-    argv = {args.Str("--broker", PLANTD_BROKER_BINARY), "--config", path, "--endpoint",
-            "tcp://127.0.0.1:" + std::to_string(port + 500), "--client-endpoint",
-            "tcp://127.0.0.1:" + std::to_string(port + 501), "--health-port", "0", "--log-level",
+    argv = {args.Str("--broker", PLANTD_BROKER_BINARY),
+            "--config",
+            path,
+            "--endpoint",
+            "tcp://127.0.0.1:" + std::to_string(port + 500),
+            "--client-endpoint",
+            "tcp://127.0.0.1:" + std::to_string(port + 501),
+            "--health-port",
+            "0",
+            "--log-level",
             "warn"};
   } else {
     argv = {SelfPath(), "proxy", "--backend", backend, "--frontend", frontend};
@@ -532,11 +611,13 @@ int RunBus(const Args& args) {
   }
   const double delivered_per_s = static_cast<double>(total_received) / subs / duration;
   std::printf(
-      "RESULT bus server=%s pubs=%d subs=%d size=%zu rate=%.0f sent=%llu delivered_per_sub_per_s=%.0f "
+      "RESULT bus server=%s pubs=%d subs=%d size=%zu rate=%.0f sent=%llu "
+      "delivered_per_sub_per_s=%.0f "
       "lost=%llu server_cpu_s=%.2f elapsed_s=%.1f p50_us=%.1f p99_us=%.1f\n",
       server.c_str(), pubs, subs, size, rate, static_cast<unsigned long long>(total_sent),
       delivered_per_s,
-      static_cast<unsigned long long>(total_sent * subs - std::min(total_sent * subs, total_received)),
+      static_cast<unsigned long long>(total_sent * subs -
+                                      std::min(total_sent * subs, total_received)),
       cpu, elapsed, Percentile(all_lat, 0.5), Percentile(all_lat, 0.99));
   return 0;
 }
@@ -553,10 +634,17 @@ int RunMemory(const Args& args) {
   const std::string path = "/tmp/plantd-bench-mem-" + std::to_string(getpid()) + ".yaml";
   std::ofstream(path) << "buses: []\nmax_workers: 100000\n";
   const std::string server = args.Str("--server", "broker");
-  std::vector<std::string> argv = {args.Str("--broker", PLANTD_BROKER_BINARY), "--config", path,
-                                   "--endpoint", endpoint, "--client-endpoint",
+  std::vector<std::string> argv = {args.Str("--broker", PLANTD_BROKER_BINARY),
+                                   "--config",
+                                   path,
+                                   "--endpoint",
+                                   endpoint,
+                                   "--client-endpoint",
                                    "tcp://127.0.0.1:" + std::to_string(port + 1),
-                                   "--health-port", "0", "--log-level", "warn"};
+                                   "--health-port",
+                                   "0",
+                                   "--log-level",
+                                   "warn"};
   // The baseline: the bare relay holding the same connections.
   if (server == "relay") argv = {SelfPath(), "relay", "--endpoint", endpoint};
   ChildProcess broker(argv, static_cast<int>(args.Num("--server-cpu", 0)));
@@ -616,8 +704,9 @@ int RunMemory(const Args& args) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr,
-                 "usage: plantd-bench mdp|bus|memory|relay|relay-pipelined|proxy [--key value]...\n");
+    std::fprintf(
+        stderr,
+        "usage: plantd-bench mdp|bus|memory|relay|relay-pipelined|proxy [--key value]...\n");
     return 2;
   }
   signal(SIGPIPE, SIG_IGN);

@@ -79,6 +79,12 @@ compare mdp "MDP with worker credit 16, load over plain ZMTP sockets (thread per
 compare mdp "The broker's two transports (docs/transport.md), credit shape, ZMTP load; baseline: transport zmq" \
   "--server broker --transport zmq --load zmtp --workers 4 --clients 4 --inflight 16 --credit 16" \
   "--server broker --transport native --load zmtp --workers 4 --clients 4 --inflight 16 --credit 16" $mdp_fields
+compare mdp "CURVE (docs/security.md), credit shape, libzmq load; baseline: the same broker with NULL" \
+  "--server broker --workers 4 --clients 4 --inflight 16 --credit 16" \
+  "--server broker --curve 1 --workers 4 --clients 4 --inflight 16 --credit 16" $mdp_fields
+compare mdp "CURVE, credit shape, libzmq load; baseline: libzmq's CURVE relay (pipelined)" \
+  "--server relay-pipelined --curve 1 --workers 4 --clients 4 --inflight 16 --credit 16" \
+  "--server broker --curve 1 --workers 4 --clients 4 --inflight 16 --credit 16" $mdp_fields
 
 # NATS on the same shape, alternating with the broker: both load generators
 # are one thread and one plain socket per connection.
