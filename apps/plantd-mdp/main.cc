@@ -293,16 +293,22 @@ int KeyGen(const std::string& name) {
                      "#   Exchange securely, or use a secure mechanism to verify the contents\n"
                      "#   of this file after exchange. Store public certificates in your home\n"
                      "#   directory, in the .curve subdirectory.\n";
-    text += "\nmetadata\ncurve\n    public-key = \"" + std::string(public_key) + "\"\n";
-    if (secret) text += "    secret-key = \"" + std::string(secret_key) + "\"\n";
+    // Appended piece by piece into one string reserved up front, so that no
+    // temporary holds a copy of the secret key.
+    text.reserve(text.size() + 160);
+    text.append("\nmetadata\ncurve\n    public-key = \"").append(public_key).append("\"\n");
+    if (secret) text.append("    secret-key = \"").append(secret_key).append("\"\n");
     return text;
   };
   std::string secret_text = certificate(true);
-  const bool ok = WriteNewFile(name + "_secret", secret_text, 0600) &&
-                  WriteNewFile(name, certificate(false), 0644);
-  // The secret leaves memory with the files written.
-  std::fill(secret_text.begin(), secret_text.end(), '\0');
-  std::fill(std::begin(secret_key), std::end(secret_key), '\0');
+  const bool secret_written = WriteNewFile(name + "_secret", secret_text, 0600);
+  const bool ok = secret_written && WriteNewFile(name, certificate(false), 0644);
+  // A half-made pair would make every later run fail on the file left.
+  if (secret_written && !ok) ::unlink((name + "_secret").c_str());
+  // The secret leaves memory with the files written (explicit_bzero: not
+  // optimised away as a store to memory about to be freed).
+  explicit_bzero(secret_text.data(), secret_text.size());
+  explicit_bzero(secret_key, sizeof(secret_key));
   if (!ok) return kExitNoReply;
   std::printf("%s\n", public_key);
   std::fprintf(stderr, "plantd-mdp: wrote %s (public) and %s_secret (secret, mode 0600)\n",

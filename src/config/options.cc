@@ -232,11 +232,6 @@ std::vector<ConfigIssue> Validate(const BrokerOptions& o, const OriginMap& origi
            "security.mechanism is curve: the broker needs its secret certificate "
            "(make one with `plantd-mdp keygen broker`)");
   }
-  if (o.security.mechanism == SecurityMechanism::kCurve && o.transport == Transport::kZmq) {
-    v.Fail("transport", "zmq",
-           "security.mechanism curve is served by the native transport only; use transport: "
-           "native");
-  }
   if (o.store.enabled) {
     if (o.store.path.empty()) {
       v.Fail("store.path", "", "the store is enabled (store.enabled) and needs a file");

@@ -1,7 +1,9 @@
 #include "transport/curve_keys.h"
 
+#include <fcntl.h>
 #include <sodium.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -10,7 +12,6 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 
 namespace plantd::transport {
 namespace {
@@ -152,11 +153,24 @@ Status ReadCertificateText(const std::string& path, std::string* text) {
     return Status::InvalidArgument(path + ": " + std::to_string(size) +
                                    " bytes is too large for a certificate");
   }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::InvalidArgument(path + ": cannot open: " + std::strerror(errno));
+  // read(2) into `text` itself, not through a stream: no library buffer
+  // keeps a copy of a secret certificate's text.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::InvalidArgument(path + ": cannot open: " + std::strerror(errno));
   text->assign(static_cast<size_t>(size), '\0');
-  in.read(text->data(), static_cast<std::streamsize>(size));
-  if (!in) return Status::InvalidArgument(path + ": read failed");
+  size_t done = 0;
+  while (done < text->size()) {
+    const ssize_t n = ::read(fd, text->data() + done, text->size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    done += static_cast<size_t>(n);
+  }
+  ::close(fd);
+  if (done != text->size()) {
+    sodium_memzero(text->data(), text->size());
+    text->clear();
+    return Status::InvalidArgument(path + ": read failed (the file changed while it was read?)");
+  }
   return Status::Ok();
 }
 

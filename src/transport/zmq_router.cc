@@ -1,5 +1,6 @@
 #include "transport/zmq_router.h"
 
+#include "transport/server_security.h"
 #include "transport/zmtp_router.h"
 
 namespace plantd::transport {
@@ -16,6 +17,14 @@ ZmqRouter::ZmqRouter(zmq::context_t& context, const RouterOptions& options)
   socket_.set(zmq::sockopt::sndhwm, options.send_hwm);
   socket_.set(zmq::sockopt::rcvhwm, options.recv_hwm);
   socket_.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(options.max_message_size));
+  if (options.security && options.security->curve()) {
+    // libzmq does the CURVE handshake and asks the process's ZAP handler
+    // (transport/zap_handler.h, started by BrokerApp before this binds)
+    // whether the client's key may connect.
+    socket_.set(zmq::sockopt::curve_server, 1);
+    socket_.set(zmq::sockopt::curve_secretkey, options.security->secret_key());
+    socket_.set(zmq::sockopt::zap_domain, kZapDomain);
+  }
 }
 
 Status ZmqRouter::Bind(const std::string& address) {

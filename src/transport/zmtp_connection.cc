@@ -71,8 +71,10 @@ void ZmtpConnection::Start() {
 
 bool ZmtpConnection::ShouldPauseReading() {
   if (message_ready_) {
-    if (in_.size() >= kMaxBufferedInput) read_paused_ = true;
-    if (read_paused_ && in_.size() >= kMaxBufferedInput / 2) return true;
+    // Wrapped bytes not yet opened count too: they wait behind the message.
+    const size_t held = in_.size() + wire_.size();
+    if (held >= kMaxBufferedInput) read_paused_ = true;
+    if (read_paused_ && held >= kMaxBufferedInput / 2) return true;
   }
   read_paused_ = false;
   return false;
@@ -189,7 +191,10 @@ bool ZmtpConnection::UnwrapArrived() {
   // buffered: one over the message size limit closes the connection (it
   // cannot be skipped in pieces as a plain one is).
   const uint64_t max_wrapped = mechanism_->WrappedSize(context_->options->max_message_size);
-  while (!wire_.empty()) {
+  // Frames are opened as the scanner needs them, not all that arrived: a
+  // peer that sends faster than its messages are taken keeps its backlog
+  // in wire_, where ShouldPauseReading() sees it.
+  while (!wire_.empty() && in_.size() < kMaxBufferedInput) {
     zmtp::FrameHeader h;
     const auto parsed = zmtp::ParseFrameHeader(wire_.data(), wire_.size(), &h);
     if (parsed == zmtp::HeaderParse::kIncomplete) return true;
@@ -200,6 +205,7 @@ bool ZmtpConnection::UnwrapArrived() {
                          {"id", log::Hex(id_)},
                          {"max_message_size", context_->options->max_message_size},
                          {"action", "connection closed (an encrypted frame is not skipped)"}});
+        if (context_->options->on_oversized) context_->options->on_oversized(id_);
       }
       host_->CloseConnection(this, CloseReason::kProtocolError,
                              "malformed or oversized wrapped frame");

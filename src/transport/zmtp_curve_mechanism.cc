@@ -143,7 +143,11 @@ ZmtpMechanism::Step ZmtpCurveServerMechanism::OnHello(std::string_view body, std
   if (sodium_is_zero(signature, sizeof(signature)) != 1) {
     return Refuse("HELLO's box does not hold 64 zeros");
   }
-  if (!AppendWelcome(out)) return Refuse("HELLO's short-term key is unusable");
+  const bool welcomed = AppendWelcome(out);
+  // Our long-term secret opened HELLO and sealed WELCOME; nothing after
+  // needs it, so a connection does not carry it for its whole life.
+  sodium_memzero(secret_key_, sizeof(secret_key_));
+  if (!welcomed) return Refuse("HELLO's short-term key is unusable");
   state_ = State::kExpectInitiate;
   return Step::kContinue;
 }

@@ -19,7 +19,8 @@
 //    announcing it is refused (no handover); generated ids are random, start
 //    with a zero byte, and a peer may not choose one that does;
 //  - a message over max_message_size or max_message_frames is skipped as it
-//    arrives, and its sender stays connected;
+//    arrives, and its sender stays connected (with CURVE, where a frame is
+//    opened whole, one frame over max_message_size closes the connection);
 //  - output to a peer past max_out_bytes, or stuck for write_timeout, closes
 //    that connection; a PING is answered by at most one unsent PONG;
 //  - a connection must finish its handshake within handshake_timeout;

@@ -161,6 +161,30 @@ TEST_F(CurveTest, UnknownClientKeyIsRefusedAndNamed) {
                                                               << broker_.Output();
 }
 
+// transport: zmq serves CURVE through libzmq and the broker's ZAP handler:
+// the same authorized peers get through, a stranger is refused with 400.
+TEST_F(CurveTest, ZmqTransportServesCurveThroughTheZapHandler) {
+  StartBroker("transport: zmq\n");
+  RawPeer worker(ctx_, TcpEndpoint(worker_port_), "", CurveClient(worker_keys_, server_));
+  worker.Send({"MDPW02", Byte(0x01), "secure"});
+  RawPeer client(ctx_, TcpEndpoint(client_port_), "", CurveClient(client_keys_, server_));
+  ASSERT_TRUE(WaitUntilRegistered(client, "secure")) << broker_.Output();
+  client.Send({"MDPC02", Byte(0x01), "secure", "ping"});
+  auto request = worker.RecvSkippingHeartbeats();
+  ASSERT_TRUE(request.has_value()) << broker_.Output();
+  ASSERT_GE(request->size(), 5u);
+  worker.Send({"MDPW02", Byte(0x04), (*request)[2], "", "pong"});
+  auto reply = client.Recv();
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_EQ(*reply, (Frames{"MDPC02", Byte(0x03), "secure", "pong"}));
+
+  const KeyPair stranger = MakeKeyPair();
+  RawPeer intruder(ctx_, TcpEndpoint(client_port_), "", CurveClient(stranger, server_));
+  intruder.Send({"MDPC02", Byte(0x01), "mmi.service", "secure"});
+  EXPECT_FALSE(intruder.Recv(500ms).has_value());
+  EXPECT_TRUE(broker_.WaitForOutput("zap: client refused", 5s)) << broker_.Output();
+}
+
 // A client with the wrong server key cannot open HELLO's box: nothing
 // passes, and the broker says so (handshake_failed).
 TEST_F(CurveTest, ClientWithTheWrongServerKeyGetsNothingThrough) {
@@ -217,6 +241,14 @@ TEST_F(CurveTest, SighupClosesConnectionsWhoseKeyWasRemoved) {
     if (!gone) std::this_thread::sleep_for(20ms);
   }
   EXPECT_TRUE(gone) << broker_.Output();
+  // Coming back with the removed key is refused.
+  RawPeer again(ctx_, TcpEndpoint(worker_port_), "", CurveClient(worker_keys_, server_));
+  again.Send({"MDPW02", Byte(0x01), "revoked"});
+  EXPECT_TRUE(broker_.WaitForOutput("unauthorized_key", 5s)) << broker_.Output();
+  client.Send({"MDPC02", Byte(0x01), "mmi.service", "revoked"});
+  auto answer = client.Recv(1s);
+  ASSERT_TRUE(answer.has_value());
+  EXPECT_EQ(answer->back(), "404");
 }
 
 // A bus under CURVE: its frontend (the broker's own ZMTP) and its backend

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -23,6 +24,7 @@
 #include "common/refusal.h"
 #include "raw_zmtp.h"
 #include "support.h"
+#include "transport/server_security.h"
 #include "transport/zmtp_framing.h"
 
 namespace plantd::transport {
@@ -49,6 +51,10 @@ class ZmtpRouterTest : public ::testing::Test {
     s.connect(TcpEndpoint(port_));
     return s;
   }
+
+  // A peer that sends 40,000 messages of 1,000 bytes while nothing is taken
+  // gets only so far; then every message arrives, in order.
+  void ExpectFloodIsReadNoFasterThanTaken(const std::function<void(zmq::socket_t&)>& secure);
 
   // Runs the router until `done` holds or `timeout` passes.
   bool PumpUntil(const std::function<bool()>& done, std::chrono::milliseconds timeout = 3s) {
@@ -456,10 +462,41 @@ TEST_F(ZmtpRouterTest, PeerThatStopsReadingMakesSendsFailWithEagain) {
 // without bound: the router stops reading it, and TCP pushes back.
 TEST_F(ZmtpRouterTest, AFloodingPeerIsReadNoFasterThanItsMessagesAreTaken) {
   Open();
+  ExpectFloodIsReadNoFasterThanTaken(nullptr);
+}
+
+// The same with CURVE, where bytes arrive boxed: what waits to be opened
+// counts as much as what was opened (issue 16 review: it did not, and one
+// peer could fill the whole buffer budget).
+TEST_F(ZmtpRouterTest, AFloodingCurvePeerIsReadNoFasterThanItsMessagesAreTaken) {
+  char server_public[41] = {}, server_secret[41] = {}, client_public[41] = {},
+       client_secret[41] = {};
+  ASSERT_EQ(zmq_curve_keypair(server_public, server_secret), 0);
+  ASSERT_EQ(zmq_curve_keypair(client_public, client_secret), 0);
+  test::TempDir dir;
+  const std::string secret_file =
+      dir.Write("broker_secret", std::string("curve\n    public-key = \"") + server_public +
+                                     "\"\n    secret-key = \"" + server_secret + "\"\n");
+  ASSERT_EQ(::chmod(secret_file.c_str(), 0600), 0);
+  auto security = ServerSecurity::LoadCurve(secret_file, "");
+  ASSERT_TRUE(security.ok()) << security.status().message();
+  Open({.security = security.value()});
+  ExpectFloodIsReadNoFasterThanTaken([&](zmq::socket_t& dealer) {
+    dealer.set(zmq::sockopt::curve_serverkey, std::string(server_public));
+    dealer.set(zmq::sockopt::curve_publickey, std::string(client_public));
+    dealer.set(zmq::sockopt::curve_secretkey, std::string(client_secret));
+  });
+}
+
+void ZmtpRouterTest::ExpectFloodIsReadNoFasterThanTaken(
+    const std::function<void(zmq::socket_t&)>& secure) {
   constexpr int kMessages = 40000;  // 40 MB
   std::atomic<int> sent{0};
   std::thread sender([&] {
-    zmq::socket_t dealer = Dealer("flood");
+    zmq::socket_t dealer(ctx_, zmq::socket_type::dealer);
+    dealer.set(zmq::sockopt::routing_id, "flood");
+    if (secure) secure(dealer);
+    dealer.connect(TcpEndpoint(port_));
     dealer.set(zmq::sockopt::sndtimeo, 100);
     dealer.set(zmq::sockopt::linger, 5000);
     const std::string body(1000, 'f');
