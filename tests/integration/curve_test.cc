@@ -57,6 +57,10 @@ std::function<void(zmq::socket_t&)> CurveClient(const KeyPair& client, const Key
     socket.set(zmq::sockopt::curve_serverkey, server.public_z85);
     socket.set(zmq::sockopt::curve_publickey, client.public_z85);
     socket.set(zmq::sockopt::curve_secretkey, client.secret_z85);
+    // A refused peer has no connection left to queue on: without a bound, a
+    // send after libzmq gave up (it does not retry an auth failure) would
+    // wait for ever.
+    socket.set(zmq::sockopt::sndtimeo, 1000);
   };
 }
 
