@@ -49,11 +49,19 @@ stress: build
 debug:
 	$(MAKE) build BUILD_DIR=build-debug BUILD_TYPE=Debug
 
+# SlowStoreRefusesTheExcessAsBusy must push more than the store's 256 MiB
+# queue through the broker while a test holds SQLite's write lock, and SQLite
+# gives up waiting for a lock after 5 s; in the unoptimised ASan build the
+# 320 MiB do not always arrive within that window (CI, 2026-12-02: the store's
+# BEGIN timed out first, so nothing was refused as busy). It runs in the
+# normal build, where it takes about 7 s.
+ASAN_EXCLUDE ?= SlowStoreRefusesTheExcessAsBusy
+
 test-asan: deps
 	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DPLANTD_SANITIZE=address -DPLANTD_BUILD_BENCH=OFF $(CMAKE_LAUNCHER) >/dev/null
 	cmake --build build-asan -j $(JOBS)
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  ctest --output-on-failure --timeout 600 -LE stress $(CTEST_ARGS)
+	  ctest --output-on-failure --timeout 600 -LE stress -E '$(ASAN_EXCLUDE)' $(CTEST_ARGS)
 
 # Under TSan everything runs 10-20x slower and libzmq is not instrumented:
 # the load tests and the drop-mode loss tests, whose timing windows assume
