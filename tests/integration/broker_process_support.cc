@@ -266,6 +266,17 @@ std::optional<Frames> RawPeer::Recv(std::chrono::milliseconds timeout) {
   return frames;
 }
 
+bool WaitUntilRegistered(RawPeer& client, const std::string& service) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (std::chrono::steady_clock::now() < deadline) {
+    client.Send({"MDPC02", Byte(0x01), "mmi.service", service});
+    auto answer = client.Recv(std::chrono::seconds(1));
+    if (answer && answer->back() == "200") return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
 bool IsHeartbeat(const Frames& f) {
   if (f.size() == 2 && f[0] == "MDPW02") return f[1] == Byte(0x05) || f[1] == "HEARTBEAT";
   if (f.size() == 3 && f[0].empty() && f[1] == "MDPW02") return f[2] == Byte(0x05);  // majortomo

@@ -88,19 +88,6 @@ class CurveTest : public ::testing::Test {
     ASSERT_TRUE(broker_.Start({.config_yaml = Config(extra, buses)})) << broker_.Output();
   }
 
-  // Asks mmi.service until it answers 200 for `service` (a worker's READY
-  // travels on its own connection).
-  bool WaitUntilRegistered(RawPeer& client, const std::string& service) {
-    const auto deadline = Clock::now() + 5s;
-    while (Clock::now() < deadline) {
-      client.Send({"MDPC02", Byte(0x01), "mmi.service", service});
-      auto answer = client.Recv(1s);
-      if (answer && answer->back() == "200") return true;
-      std::this_thread::sleep_for(20ms);
-    }
-    return false;
-  }
-
   TempDir keys_;
   const KeyPair server_ = MakeKeyPair();
   const KeyPair worker_keys_ = MakeKeyPair();

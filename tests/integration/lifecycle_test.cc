@@ -38,19 +38,6 @@ bool WaitFor(const std::function<bool()>& condition, std::chrono::milliseconds t
   return true;
 }
 
-// Asks mmi.service through `client` until it answers 200 for `service`. A
-// worker's READY travels on its own connection, so a client that asks at
-// once may be answered before the broker has read it.
-bool WaitUntilRegistered(RawPeer& client, const std::string& service) {
-  return WaitFor(
-      [&] {
-        client.Send({"MDPC02", Byte(0x01), "mmi.service", service});
-        auto answer = client.Recv(2s);
-        return answer && answer->back() == "200";
-      },
-      5s);
-}
-
 TEST(Lifecycle, SigtermExitsZeroInBoundedTime) {
   BrokerProcess broker;
   ASSERT_TRUE(broker.Start({.config_yaml = LocalConfig(FreeTcpPort(), FreeTcpPort())}))

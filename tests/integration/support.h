@@ -131,4 +131,9 @@ inline std::string Byte(int b) { return std::string(1, static_cast<char>(b)); }
 // Returns true when `frames` is a Majordomo worker HEARTBEAT in any dialect.
 bool IsHeartbeat(const Frames& frames);
 
+// Asks mmi.service through `client` (MDP/0.2) until it answers 200 for
+// `service`, for up to 5 s. A worker's READY travels on its own connection,
+// so a client that asks at once may be answered before the broker read it.
+bool WaitUntilRegistered(RawPeer& client, const std::string& service);
+
 }  // namespace plantd::test
