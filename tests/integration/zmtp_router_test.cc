@@ -52,6 +52,39 @@ class ZmtpRouterTest : public ::testing::Test {
     return s;
   }
 
+  // A CURVE server key pair loaded as a router's security, and a client key
+  // pair for libzmq peers. Null (with a failure) when keys cannot be made.
+  struct CurveKeys {
+    char server_public[41] = {}, server_secret[41] = {}, client_public[41] = {},
+         client_secret[41] = {};
+    test::TempDir dir;
+    std::shared_ptr<ServerSecurity> security;
+    void Secure(zmq::socket_t& socket) const {
+      socket.set(zmq::sockopt::curve_serverkey, std::string(server_public));
+      socket.set(zmq::sockopt::curve_publickey, std::string(client_public));
+      socket.set(zmq::sockopt::curve_secretkey, std::string(client_secret));
+    }
+  };
+  static std::unique_ptr<CurveKeys> MakeCurveKeys() {
+    auto keys = std::make_unique<CurveKeys>();
+    if (zmq_curve_keypair(keys->server_public, keys->server_secret) != 0 ||
+        zmq_curve_keypair(keys->client_public, keys->client_secret) != 0) {
+      ADD_FAILURE() << "zmq_curve_keypair failed";
+      return nullptr;
+    }
+    const std::string secret_file = keys->dir.Write(
+        "broker_secret", std::string("curve\n    public-key = \"") + keys->server_public +
+                             "\"\n    secret-key = \"" + keys->server_secret + "\"\n");
+    ::chmod(secret_file.c_str(), 0600);
+    auto security = ServerSecurity::LoadCurve(secret_file, "");
+    if (!security.ok()) {
+      ADD_FAILURE() << security.status().message();
+      return nullptr;
+    }
+    keys->security = std::move(security.value());
+    return keys;
+  }
+
   // A peer that sends 40,000 messages of 1,000 bytes while nothing is taken
   // gets only so far; then every message arrives, in order.
   void ExpectFloodIsReadNoFasterThanTaken(const std::function<void(zmq::socket_t&)>& secure);
@@ -469,23 +502,34 @@ TEST_F(ZmtpRouterTest, AFloodingPeerIsReadNoFasterThanItsMessagesAreTaken) {
 // counts as much as what was opened (issue 16 review: it did not, and one
 // peer could fill the whole buffer budget).
 TEST_F(ZmtpRouterTest, AFloodingCurvePeerIsReadNoFasterThanItsMessagesAreTaken) {
-  char server_public[41] = {}, server_secret[41] = {}, client_public[41] = {},
-       client_secret[41] = {};
-  ASSERT_EQ(zmq_curve_keypair(server_public, server_secret), 0);
-  ASSERT_EQ(zmq_curve_keypair(client_public, client_secret), 0);
-  test::TempDir dir;
-  const std::string secret_file =
-      dir.Write("broker_secret", std::string("curve\n    public-key = \"") + server_public +
-                                     "\"\n    secret-key = \"" + server_secret + "\"\n");
-  ASSERT_EQ(::chmod(secret_file.c_str(), 0600), 0);
-  auto security = ServerSecurity::LoadCurve(secret_file, "");
-  ASSERT_TRUE(security.ok()) << security.status().message();
-  Open({.security = security.value()});
-  ExpectFloodIsReadNoFasterThanTaken([&](zmq::socket_t& dealer) {
-    dealer.set(zmq::sockopt::curve_serverkey, std::string(server_public));
-    dealer.set(zmq::sockopt::curve_publickey, std::string(client_public));
-    dealer.set(zmq::sockopt::curve_secretkey, std::string(client_secret));
-  });
+  auto keys = MakeCurveKeys();
+  ASSERT_NE(keys, nullptr);
+  Open({.security = keys->security});
+  ExpectFloodIsReadNoFasterThanTaken([&](zmq::socket_t& dealer) { keys->Secure(dealer); });
+}
+
+// With CURVE a frame is opened whole, so one over max_message_size cannot be
+// skipped piece by piece as a clear one is: it is refused
+// (message_too_large), reported through on_oversized, and its connection
+// closed.
+TEST_F(ZmtpRouterTest, AnOversizedCurveFrameIsRefusedAndItsConnectionClosed) {
+  auto keys = MakeCurveKeys();
+  ASSERT_NE(keys, nullptr);
+  std::vector<std::string> oversized;
+  Open({.max_message_size = 1024,
+        .on_oversized = [&](std::string_view id) { oversized.emplace_back(id); },
+        .security = keys->security});
+  const uint64_t before = refusal::Total(refusal::Reason::kMessageTooLarge);
+  zmq::socket_t dealer(ctx_, zmq::socket_type::dealer);
+  dealer.set(zmq::sockopt::linger, 0);
+  dealer.set(zmq::sockopt::routing_id, "big");
+  keys->Secure(dealer);
+  dealer.connect(TcpEndpoint(port_));
+  ASSERT_TRUE(dealer.send(zmq::buffer(std::string(2000, 'x')), zmq::send_flags::none));
+  ASSERT_TRUE(PumpUntil([&] { return !oversized.empty(); }));
+  EXPECT_EQ(oversized.front(), "big");
+  EXPECT_EQ(refusal::Total(refusal::Reason::kMessageTooLarge), before + 1);
+  EXPECT_TRUE(PumpUntil([&] { return router_->peer_count() == 0; }));
 }
 
 void ZmtpRouterTest::ExpectFloodIsReadNoFasterThanTaken(
