@@ -3,7 +3,8 @@
 //
 // Exit status: 0 ok; 1 timeout or no reply (or no broker); 2 usage;
 // 3 service not found (no worker serves it); 4 refused by the broker (admin
-// from a remote peer).
+// from a remote peer, a CURVE key it does not let in, a request its access
+// rules deny).
 
 #include <fcntl.h>
 #include <signal.h>
@@ -24,6 +25,7 @@
 
 #include "build_info.h"
 #include "plantd/bus/bus.h"
+#include "plantd/curve.h"
 #include "plantd/mdp/client.h"
 #include "plantd/mdp/titanic_client.h"
 #include "plantd/mdp/worker.h"
@@ -46,6 +48,7 @@ int ExitCodeFor(const Status& s) {
     case Status::Code::kOk: return kExitOk;
     case Status::Code::kNotFound: return kExitNotFound;
     case Status::Code::kInvalidArgument: return kExitUsage;
+    case Status::Code::kPermissionDenied: return kExitRefused;
     default: return kExitNoReply;
   }
 }
@@ -79,6 +82,24 @@ struct Common {
   int attempts = 1;
   bool mdp01 = false;
   bool json = false;
+  // --server-key and --key: certificate files; `curve` is what they hold.
+  std::string server_key_file;
+  std::string key_file;
+  plantd::CurveOptions curve;
+
+  // Reads the key files, when given. An error is a usage error (exit 2).
+  Status LoadCurve() {
+    if (server_key_file.empty()) {
+      if (!key_file.empty()) return Status::InvalidArgument("--key needs --server-key");
+      return Status::Ok();
+    }
+    // Without --key: a fresh key pair, which only a broker with no
+    // authorized_keys_dir lets in (encryption without authentication).
+    auto loaded = plantd::LoadCurveOptions(server_key_file, key_file);
+    if (!loaded.ok()) return Status::InvalidArgument(loaded.status().message());
+    curve = std::move(loaded.value());
+    return Status::Ok();
+  }
 
   plantd::mdp::ClientOptions ClientOptions() const {
     plantd::mdp::ClientOptions o;
@@ -87,6 +108,7 @@ struct Common {
     o.timeout = std::chrono::milliseconds(std::stol(timeout));
     o.attempts = attempts;
     o.protocol = mdp01 ? plantd::mdp::Protocol::kMdp01 : plantd::mdp::Protocol::kMdp02;
+    o.curve = curve;
     return o;
   }
 };
@@ -186,6 +208,23 @@ int Admin(const Common& common, const std::string& command) {
   zmq::context_t context;
   zmq::socket_t socket(context, zmq::socket_type::dealer);
   socket.set(zmq::sockopt::linger, 0);
+  if (common.curve.enabled()) {
+    // Z85 text with its terminating NUL is one of the forms libzmq takes.
+    const plantd::CurveOptions& c = common.curve;
+    char public_key[41] = {};
+    char secret_key[41] = {};
+    if (c.public_key.empty() && zmq_curve_keypair(public_key, secret_key) != 0) {
+      return Fail(Status::InvalidArgument("libzmq cannot make CURVE keys"));
+    }
+    const char* pub = c.public_key.empty() ? public_key : c.public_key.c_str();
+    const char* sec = c.secret_key.empty() ? secret_key : c.secret_key.c_str();
+    const bool set = zmq_setsockopt(socket.handle(), ZMQ_CURVE_SERVERKEY, c.server_key.c_str(),
+                                    c.server_key.size() + 1) == 0 &&
+                     zmq_setsockopt(socket.handle(), ZMQ_CURVE_PUBLICKEY, pub, 41) == 0 &&
+                     zmq_setsockopt(socket.handle(), ZMQ_CURVE_SECRETKEY, sec, 41) == 0;
+    explicit_bzero(secret_key, sizeof(secret_key));
+    if (!set) return Fail(Status::InvalidArgument("the socket refuses the CURVE keys"));
+  }
   socket.connect(common.endpoint);
   const std::string service = "org.plantd.Admin";
   std::vector<std::string> request =
@@ -226,8 +265,9 @@ int Admin(const Common& common, const std::string& command) {
 }
 
 int EchoWorker(const std::string& endpoint, const std::string& service, long count, bool mdp01,
-               int credit, long heartbeat_ms) {
+               int credit, long heartbeat_ms, const plantd::CurveOptions& curve) {
   plantd::mdp::WorkerOptions o;
+  o.curve = curve;
   o.endpoints = {endpoint};
   o.service = service;
   o.credit = credit;
@@ -316,8 +356,9 @@ int KeyGen(const std::string& name) {
   return kExitOk;
 }
 
-int Publish(const std::string& endpoint, const std::string& topic, const Frames& message) {
-  plantd::bus::Publisher pub(endpoint);
+int Publish(const std::string& endpoint, const std::string& topic, const Frames& message,
+            const plantd::CurveOptions& curve) {
+  plantd::bus::Publisher pub(endpoint, {.curve = curve});
   if (Status s = pub.status(); !s.ok()) return Fail(s);
   // ZeroMQ's slow-joiner rule: give the connection and subscriptions a moment.
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
@@ -325,8 +366,9 @@ int Publish(const std::string& endpoint, const std::string& topic, const Frames&
   return kExitOk;
 }
 
-int Subscribe(const std::string& endpoint, const std::string& topic, long count, bool json) {
-  plantd::bus::Subscriber sub(endpoint, {topic});
+int Subscribe(const std::string& endpoint, const std::string& topic, long count, bool json,
+              const plantd::CurveOptions& curve) {
+  plantd::bus::Subscriber sub(endpoint, {topic}, {.curve = curve});
   if (Status s = sub.status(); !s.ok()) return Fail(s);
   long received = 0;
   while (!g_stop.load() && (count < 0 || received < count)) {
@@ -364,7 +406,18 @@ int Main(int argc, char** argv) {
                                            std::to_string(ZMQ_VERSION_PATCH) + ")");
   app.require_subcommand(1);
   Common common;
-  auto add_common = [&common](CLI::App* cmd) {
+  // Every command that connects to a broker or a bus can use CURVE.
+  auto add_curve = [&common](CLI::App* cmd) {
+    cmd->add_option("--server-key", common.server_key_file,
+                    "CURVE: the broker's public certificate (zcert file); turns CURVE on")
+        ->envname("PLANTD_SERVER_KEY");
+    cmd->add_option("--key", common.key_file,
+                    "CURVE: this client's secret certificate (NAME_secret from keygen); "
+                    "without it, a fresh key pair")
+        ->envname("PLANTD_KEY");
+  };
+  auto add_common = [&common, &add_curve](CLI::App* cmd) {
+    add_curve(cmd);
     cmd->add_option("-e,--endpoint", common.endpoint, "broker endpoint for clients")
         ->capture_default_str();
     cmd->add_option("--failover", common.more_endpoints, "further brokers, tried in order");
@@ -436,6 +489,7 @@ int Main(int argc, char** argv) {
   int credit = 1;
   echo->add_option("--credit", credit, "requests the broker may hand it at once (docs/credit.md)")
       ->check(CLI::Range(1, 1024));
+  add_curve(echo);
 
   std::string bus_endpoint, topic;
   CLI::App* pub = app.add_subcommand("pub", "publish one message to a bus backend");
@@ -447,6 +501,8 @@ int Main(int argc, char** argv) {
   sub->add_option("topic", topic, "topic prefix (default: everything)");
   sub->add_option("-n,--count", count, "exit after this many messages");
   sub->add_flag("--json", common.json, "print frames as a JSON array");
+  add_curve(pub);
+  add_curve(sub);
 
   std::string key_name;
   CLI::App* keygen = app.add_subcommand(
@@ -466,6 +522,7 @@ int Main(int argc, char** argv) {
     return kExitUsage;
   }
 
+  if (Status s = common.LoadCurve(); !s.ok()) return Fail(s);
   if (call->parsed() && durable) return CallDurable(common, service, frames, wait_ms);
   if (call->parsed()) return Call(common, service, frames, stream);
   if (reply_cmd->parsed()) {
@@ -503,10 +560,11 @@ int Main(int argc, char** argv) {
   }
   if (admin->parsed()) return Admin(common, admin_command);
   if (echo->parsed())
-    return EchoWorker(worker_endpoint, service, count, common.mdp01, credit, heartbeat_ms);
+    return EchoWorker(worker_endpoint, service, count, common.mdp01, credit, heartbeat_ms,
+                      common.curve);
   if (keygen->parsed()) return KeyGen(key_name);
-  if (pub->parsed()) return Publish(bus_endpoint, topic, frames);
-  if (sub->parsed()) return Subscribe(bus_endpoint, topic, count, common.json);
+  if (pub->parsed()) return Publish(bus_endpoint, topic, frames, common.curve);
+  if (sub->parsed()) return Subscribe(bus_endpoint, topic, count, common.json, common.curve);
   return kExitUsage;
 }
 

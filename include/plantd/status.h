@@ -17,12 +17,13 @@ class [[nodiscard]] Status {
  public:
   enum class Code {
     kOk,
-    kInvalidArgument,  // the caller asked for something impossible
-    kTimeout,          // no answer in time
-    kUnavailable,      // no broker could be reached
-    kNotFound,         // the service has no worker (8/MMI 404)
-    kProtocolError,    // the peer sent something that is not MDP
-    kCancelled,        // stopped on request
+    kInvalidArgument,   // the caller asked for something impossible
+    kTimeout,           // no answer in time
+    kUnavailable,       // no broker could be reached
+    kNotFound,          // the service has no worker (8/MMI 404)
+    kProtocolError,     // the peer sent something that is not MDP
+    kCancelled,         // stopped on request
+    kPermissionDenied,  // the broker refused this peer's key or request
     kInternal,
   };
 
@@ -37,6 +38,9 @@ class [[nodiscard]] Status {
   static Status NotFound(std::string m) { return Status(Code::kNotFound, std::move(m)); }
   static Status ProtocolError(std::string m) { return Status(Code::kProtocolError, std::move(m)); }
   static Status Cancelled(std::string m) { return Status(Code::kCancelled, std::move(m)); }
+  static Status PermissionDenied(std::string m) {
+    return Status(Code::kPermissionDenied, std::move(m));
+  }
 
   bool ok() const { return code_ == Code::kOk; }
   Code code() const { return code_; }

@@ -31,7 +31,7 @@ struct AsyncClient::Impl {
     socket.set(zmq::sockopt::rcvhwm, 0);
     if (options.endpoints.empty()) status = Status::InvalidArgument("no broker endpoint given");
     for (const std::string& e : options.endpoints) {
-      if (status.ok()) status = client::Connect(socket, e);
+      if (status.ok()) status = client::Connect(socket, e, options.curve);
     }
   }
 

@@ -19,7 +19,7 @@ Publisher::Publisher(const std::string& endpoint, PublisherOptions options) : im
   impl_->socket.set(zmq::sockopt::linger, 1000);
   impl_->socket.set(zmq::sockopt::sndhwm, options.send_hwm);
   if (options.block) impl_->socket.set(zmq::sockopt::xpub_nodrop, 1);
-  impl_->status = client::Connect(impl_->socket, endpoint);
+  impl_->status = client::Connect(impl_->socket, endpoint, options.curve);
 }
 
 Publisher::~Publisher() = default;
@@ -40,12 +40,17 @@ struct Subscriber::Impl {
   Status status;  // not ok: Receive returns nothing
 };
 
-Subscriber::Subscriber(const std::string& endpoint, const std::vector<std::string>& topics)
+Subscriber::Subscriber(const std::string& endpoint, const std::vector<std::string>& topics,
+                       SubscriberOptions options)
     : impl_(new Impl) {
+  if (options.receive_hwm < 0) {
+    impl_->status = Status::InvalidArgument("receive_hwm must not be negative");
+    return;
+  }
   impl_->socket.set(zmq::sockopt::linger, 0);
-  impl_->socket.set(zmq::sockopt::rcvhwm, 100000);
+  impl_->socket.set(zmq::sockopt::rcvhwm, options.receive_hwm);
   for (const std::string& t : topics) impl_->socket.set(zmq::sockopt::subscribe, t);
-  impl_->status = client::Connect(impl_->socket, endpoint);
+  impl_->status = client::Connect(impl_->socket, endpoint, options.curve);
 }
 
 Subscriber::~Subscriber() = default;

@@ -18,6 +18,8 @@ struct Client::Impl {
   // Events of `socket`: whether a broker has completed the ZMTP handshake.
   std::unique_ptr<zmq::socket_t> monitor;
   bool connected = false;
+  // Why the last handshake failed (a refused CURVE key), until one succeeds.
+  Status handshake_failure;
   uint64_t sockets_made = 0;
   size_t endpoint = 0;  // index into options.endpoints
 
@@ -42,7 +44,9 @@ struct Client::Impl {
     connected = false;
     const std::string events = "inproc://plantd-client-events-" + std::to_string(++sockets_made);
     if (zmq_socket_monitor(socket->handle(), events.c_str(),
-                           ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED) != 0) {
+                           ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) != 0) {
       socket.reset();
       return Status::Error(std::string("cannot watch the broker connection: ") +
                            zmq_strerror(zmq_errno()));
@@ -51,7 +55,7 @@ struct Client::Impl {
     monitor = std::make_unique<zmq::socket_t>(context, zmq::socket_type::pair);
     monitor->set(zmq::sockopt::linger, 0);
     monitor->connect(events);
-    Status status = client::Connect(*socket, options.endpoints[endpoint]);
+    Status status = client::Connect(*socket, options.endpoints[endpoint], options.curve);
     if (!status.ok()) Close();
     return status;
   }
@@ -71,8 +75,28 @@ struct Client::Impl {
       if (event[0].size() < sizeof(uint16_t)) continue;
       uint16_t id;
       std::memcpy(&id, event[0].data(), sizeof(id));
-      if (id == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) connected = true;
+      uint32_t value = 0;
+      if (event[0].size() >= sizeof(id) + sizeof(value)) {
+        std::memcpy(&value, event[0].data() + sizeof(id), sizeof(value));
+      }
+      const std::string where = event.size() > 1 ? event[1] : std::string("the broker");
+      if (id == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+        connected = true;
+        handshake_failure = Status::Ok();
+      }
       if (id == ZMQ_EVENT_DISCONNECTED) connected = false;
+      // libzmq retries a refused handshake by itself; remembered so that a
+      // request that never got through says why instead of "unreachable".
+      if (id == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
+        handshake_failure = Status::PermissionDenied(
+            where + " refused this client's CURVE key (ZAP status " + std::to_string(value) +
+            "): is its public key in the broker's security.authorized_keys_dir?");
+      }
+      if (id == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) {
+        handshake_failure =
+            Status::PermissionDenied("the security handshake with " + where +
+                                     " failed (a wrong server key, or CURVE on one side only?)");
+      }
     }
   }
 
@@ -148,6 +172,7 @@ Result<Frames> Client::Request(const std::string& service, const Frames& body,
     impl_->endpoint = (impl_->endpoint + 1) % options_.endpoints.size();
   }
   if (!ever_connected) {
+    if (!impl_->handshake_failure.ok()) return impl_->handshake_failure;
     return Status::Unavailable("no broker reachable at " + options_.endpoints[0] +
                                (options_.endpoints.size() > 1 ? " or the others" : ""));
   }

@@ -8,6 +8,8 @@
 #include <vector>
 #include <zmq.hpp>
 
+#include "client/curve_socket.h"
+#include "plantd/curve.h"
 #include "plantd/status.h"
 
 namespace plantd::client {
@@ -56,11 +58,15 @@ inline Frames RecvFrames(zmq::socket_t& socket) {
   return frames;
 }
 
-// Connects `socket` to `endpoint`. A malformed endpoint or an unknown
-// transport is the caller's mistake and comes back as kInvalidArgument
-// naming the endpoint; an unreachable host is not an error here (libzmq
-// connects in the background).
-inline Status Connect(zmq::socket_t& socket, const std::string& endpoint) {
+// Connects `socket` to `endpoint`, with CURVE when `curve` is enabled. A
+// malformed endpoint, an unknown transport or a malformed key is the
+// caller's mistake and comes back as kInvalidArgument naming it; an
+// unreachable host is not an error here (libzmq connects in the
+// background), nor a broker that refuses the key (libzmq retries).
+inline Status Connect(zmq::socket_t& socket, const std::string& endpoint,
+                      const CurveOptions& curve) {
+  Status keys = ApplyCurve(socket, curve);
+  if (!keys.ok()) return keys;
   try {
     socket.connect(endpoint);
   } catch (const zmq::error_t& e) {

@@ -65,7 +65,7 @@ struct Worker::Impl {
   void Connect(Connection& c) {
     c.socket = std::make_unique<zmq::socket_t>(context, zmq::socket_type::dealer);
     c.socket->set(zmq::sockopt::linger, 0);
-    Status connected = client::Connect(*c.socket, c.endpoint);
+    Status connected = client::Connect(*c.socket, c.endpoint, options.curve);
     if (!connected.ok()) {
       c.socket.reset();
       c.unusable = true;

@@ -1,9 +1,9 @@
 #include "transport/curve_keys.h"
 
 #include <fcntl.h>
-#include <sodium.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zmq.h>
 
 #include <algorithm>
 #include <array>
@@ -36,8 +36,9 @@ int Z85Value(char c) {
 }
 
 // Erases a string that held key material before it is freed.
+// explicit_bzero, not memset: the compiler may not drop it as a dead store.
 void Erase(std::string& s) {
-  if (!s.empty()) sodium_memzero(s.data(), s.size());
+  if (!s.empty()) explicit_bzero(s.data(), s.size());
   s.clear();
 }
 
@@ -167,20 +168,13 @@ Status ReadCertificateText(const std::string& path, std::string* text) {
   }
   ::close(fd);
   if (done != text->size()) {
-    sodium_memzero(text->data(), text->size());
-    text->clear();
+    Erase(*text);
     return Status::InvalidArgument(path + ": read failed (the file changed while it was read?)");
   }
   return Status::Ok();
 }
 
 }  // namespace
-
-bool InitSodium() {
-  // sodium_init is itself idempotent; the static makes later calls free.
-  static const bool ready = sodium_init() >= 0;
-  return ready;
-}
 
 bool Z85Encode(std::string_view data, std::string* text) {
   if (data.size() % 4 != 0) return false;
@@ -218,14 +212,17 @@ bool Z85Decode(std::string_view text, std::string* data) {
   return true;
 }
 
+// Through libzmq (zmq_curve_public), not libsodium: libplantd reads key
+// files too and links only libzmq.
 bool KeyPairMatches(std::string_view public_key, std::string_view secret_key) {
   if (public_key.size() != kCurveKeySize || secret_key.size() != kCurveKeySize) return false;
-  if (!InitSodium()) return false;
-  uint8_t derived[crypto_scalarmult_BYTES];
-  if (crypto_scalarmult_base(derived, reinterpret_cast<const uint8_t*>(secret_key.data())) != 0) {
-    return false;
-  }
-  return sodium_memcmp(derived, public_key.data(), sizeof(derived)) == 0;
+  std::string secret_z85;
+  std::string public_z85;
+  if (!Z85Encode(secret_key, &secret_z85) || !Z85Encode(public_key, &public_z85)) return false;
+  char derived[kCurveKeyZ85Size + 1] = {};
+  const bool derived_ok = zmq_curve_public(derived, secret_z85.c_str()) == 0;
+  Erase(secret_z85);
+  return derived_ok && public_z85 == derived;
 }
 
 Status LoadPublicKeyFile(const std::string& path, std::string* public_key) {

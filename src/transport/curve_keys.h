@@ -10,7 +10,8 @@
 //
 // The public file has only public-key; the "_secret" file has both. Keys in
 // memory are the 32 raw bytes. Every error names the file (and line) and
-// says what is wrong with it.
+// says what is wrong with it. Needs only libzmq and libc: libplantd (the
+// client library) reads key files with it too.
 #pragma once
 
 #include <cstddef>
@@ -25,13 +26,9 @@ namespace plantd::transport {
 inline constexpr size_t kCurveKeySize = 32;
 inline constexpr size_t kCurveKeyZ85Size = 40;
 
-// Initialises libsodium once per process (thread-safe). Every function here
-// and the CURVE mechanism call it; false only when the library cannot run.
-bool InitSodium();
-
 struct CurveKeyPair {
   std::string public_key;  // 32 raw bytes
-  std::string secret_key;  // 32 raw bytes; erase it when done (sodium_memzero)
+  std::string secret_key;  // 32 raw bytes; erase it when done (explicit_bzero)
 };
 
 // Z85 (RFC 32): 4 bytes become 5 printable characters. Encode requires a

@@ -68,6 +68,12 @@ struct Nonce {
 
 }  // namespace
 
+bool InitSodium() {
+  // sodium_init is itself idempotent; the static makes later calls free.
+  static const bool ready = sodium_init() >= 0;
+  return ready;
+}
+
 Status CurveServerOptions::Validate() const {
   if (public_key.size() != kCurveKeySize || secret_key.size() != kCurveKeySize) {
     return Status::InvalidArgument("CURVE server keys must be 32 bytes each (raw, not Z85)");

@@ -38,6 +38,11 @@
 
 namespace plantd::transport {
 
+// Initialises libsodium once per process (thread-safe); false only when the
+// library cannot run. The mechanism calls it; so does whatever loads keys
+// for it first (ServerSecurity).
+bool InitSodium();
+
 struct CurveServerOptions {
   // Our long-term key pair (S, s): 32 raw bytes each (curve_keys.h reads
   // them from zcert files).

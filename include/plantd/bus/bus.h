@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "plantd/curve.h"
 #include "plantd/status.h"
 
 namespace plantd::bus {
@@ -30,6 +31,14 @@ struct PublisherOptions {
   // ZeroMQ only.
   bool block = true;
   int send_hwm = 100000;
+  // CURVE keys for a bus that requires them (plantd/curve.h).
+  CurveOptions curve;
+};
+
+struct SubscriberOptions {
+  int receive_hwm = 100000;
+  // CURVE keys for a bus that requires them (plantd/curve.h).
+  CurveOptions curve;
 };
 
 // Not thread-safe.
@@ -52,7 +61,8 @@ class Subscriber {
  public:
   // Never throws: with a malformed endpoint, status() says so and Receive
   // returns nothing.
-  Subscriber(const std::string& endpoint, const std::vector<std::string>& topics);
+  Subscriber(const std::string& endpoint, const std::vector<std::string>& topics,
+             SubscriberOptions options = {});
   ~Subscriber();
   Status Subscribe(const std::string& topic_prefix);
   std::optional<Message> Receive(std::chrono::milliseconds timeout);

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "plantd/curve.h"
 #include "plantd/status.h"
 
 namespace plantd::mdp {
@@ -35,6 +36,8 @@ struct ClientOptions {
   // socket, reconnects and sends again (workers are assumed idempotent).
   int attempts = 3;
   Protocol protocol = Protocol::kMdp02;
+  // CURVE keys for a broker that requires them (plantd/curve.h).
+  CurveOptions curve;
 };
 
 class Client {

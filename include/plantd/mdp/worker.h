@@ -39,6 +39,8 @@ struct WorkerOptions {
   // Requests the broker may hand this worker at once (docs/credit.md). 1 is
   // standard MDP; more needs plantd-broker (an RFC broker ignores it).
   int credit = 1;
+  // CURVE keys for a broker that requires them (plantd/curve.h).
+  CurveOptions curve;
 };
 
 struct WorkerRequest {
