@@ -38,7 +38,8 @@ Status BrokerApp::Start() {
   }
   if (options_.security.mechanism == SecurityMechanism::kCurve) {
     auto loaded = transport::ServerSecurity::LoadCurve(options_.security.secret_key_file,
-                                                       options_.security.authorized_keys_dir);
+                                                       options_.security.authorized_keys_dir,
+                                                       options_.security.acl_file);
     if (!loaded.ok()) return loaded.status();
     security_ = std::move(loaded.value());
     auto zap = transport::ZapHandler::Start(
@@ -65,6 +66,7 @@ Status BrokerApp::Start() {
                        {"authorized_keys", security_->authorized_count()},
                        {"authorized_keys_dir", options_.security.authorized_keys_dir}});
     }
+    LogAccessRules();
   }
   // One budget for every native socket: the limits hold for the process.
   auto budget = transport::BufferBudget::Make(
@@ -120,7 +122,27 @@ Status BrokerApp::ReloadSecurity() {
                   {{"authorized_keys_dir", security_->authorized_keys_dir()},
                    {"before", before},
                    {"now", security_->authorized_count()}});
+  LogAccessRules();
   return Status::Ok();
+}
+
+// Says how many access rules are in force, and warns about each name they
+// give that no authorized key has: most likely a typo, which would deny
+// that peer everything.
+void BrokerApp::LogAccessRules() const {
+  const auto policy = security_->policy();
+  if (!policy) return;
+  PLANTD_LOG_INFO("access rules in force (default deny)",
+                  {{"acl_file", security_->acl_file()}, {"rules", policy->rule_count()}});
+  if (security_->authorized_keys_dir().empty()) return;  // names are then Z85 keys
+  for (const std::string& name : policy->named_peers()) {
+    if (!security_->HasKeyNamed(name)) {
+      PLANTD_LOG_WARN("access rules name a key that is not authorized",
+                      {{"name", name},
+                       {"acl_file", security_->acl_file()},
+                       {"authorized_keys_dir", security_->authorized_keys_dir()}});
+    }
+  }
 }
 
 bool BrokerApp::Stop(std::chrono::milliseconds http_wait) {

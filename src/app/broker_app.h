@@ -51,9 +51,9 @@ class BrokerApp {
     if (broker_) broker_->StallForTest(ms);
   }
   const std::vector<std::unique_ptr<bus::Bus>>& buses() const { return buses_; }
-  // SIGHUP: reads security.authorized_keys_dir again. Connections whose key
-  // is no longer there are closed (key_revoked); on an error the keys in
-  // use stay and the error names the file.
+  // SIGHUP: reads security.authorized_keys_dir and security.acl_file again.
+  // Connections whose key is no longer there are closed (key_revoked); on
+  // an error the keys and rules in use stay and the error names the file.
   Status ReloadSecurity();
   // The durable request store, or null when store.enabled is false. Its
   // health(), stats() and recovery() are thread-safe (for /healthz, /metrics
@@ -62,6 +62,7 @@ class BrokerApp {
   const store::RequestStore* store() const { return store_.get(); }
 
  private:
+  void LogAccessRules() const;
   const BrokerOptions options_;
   zmq::context_t context_;
   SystemClock clock_;

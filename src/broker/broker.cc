@@ -39,15 +39,7 @@ bool StartsWith(std::string_view s, std::string_view prefix) {
   return s.size() >= prefix.size() && s.compare(0, prefix.size(), prefix) == 0;
 }
 
-// A name off the wire, fit for a log line: at most 64 bytes, printable ASCII.
-std::string Printable(std::string_view s) {
-  std::string out(s.substr(0, 64));
-  for (char& c : out) {
-    if (c < 0x20 || c > 0x7e) c = '?';
-  }
-  if (s.size() > 64) out += "...";
-  return out;
-}
+using log::Printable;
 
 // The status frame of an error reply (docs/protocol.md, "Error replies"):
 // 429 when the client itself asked for too much, 503 when the broker cannot
@@ -56,6 +48,7 @@ const char* ErrorStatus(refusal::Reason reason) {
   switch (reason) {
     case refusal::Reason::kClientServices: return "429";
     case refusal::Reason::kAdminRemote: return "403";  // not allowed from there, ever
+    case refusal::Reason::kDeniedCall: return "403";   // not for this key
     default: return "503";
   }
 }
@@ -103,8 +96,9 @@ Broker::Broker(zmq::context_t& context, const BrokerOptions& options, const Cloc
                           .max_out_bytes = options.limits.max_connection_out_bytes,
                           .write_timeout = options.limits.write_timeout,
                           .handshake_timeout = options.limits.handshake_timeout,
-                          .security = std::move(security),
-                          .budget = std::move(budget)})) {
+                          .security = security,
+                          .budget = std::move(budget)})),
+      security_(std::move(security)) {
   frames_.resize(8);
   started_ = clock_.Now();
 }
@@ -346,6 +340,9 @@ void Broker::RouteMessage(size_t count) {
 
 void Broker::HandleClient(const mdp::Decoded& d, size_t count) {
   const std::string_view name = mdp::View(frames_[d.service]);
+  if (const transport::AccessPolicy* policy = Policy()) {
+    if (!MayCall(*policy, d, count)) return;
+  }
   if (StartsWith(name, mdp::kMmiPrefix) || name == mdp::kBrokerService) {
     HandleManagement(d, count);
     return;
@@ -408,6 +405,41 @@ void Broker::HandleClient(const mdp::Decoded& d, size_t count) {
   }
   if (s->queue().Push(r, now)) clients_.AddLane(mdp::View(r->client), s);
   DispatchPending(s);
+}
+
+// The access rules in force, or null when there are none. Taken again from
+// ServerSecurity only when the keys and rules were reread (SIGHUP), so a
+// request costs one atomic load here.
+const transport::AccessPolicy* Broker::Policy() {
+  if (!security_) return nullptr;
+  const uint64_t generation = security_->generation();
+  if (!policy_taken_ || generation != policy_generation_) {
+    policy_ = security_->policy();
+    policy_generation_ = generation;
+    policy_taken_ = true;
+  }
+  return policy_.get();
+}
+
+// Whether the sender's key may call the service, including, for
+// titanic.request, the service the stored request will go to. A denial is
+// answered with an error reply (403 denied_call), counted and logged.
+bool Broker::MayCall(const transport::AccessPolicy& policy, const mdp::Decoded& d, size_t count) {
+  const std::string_view peer = router_->PeerName(mdp::View(frames_[0]));
+  const std::string_view service = mdp::View(frames_[d.service]);
+  std::string_view denied;
+  if (!policy.MayCall(peer, service)) {
+    denied = service;
+  } else if (service == Titanic::kRequestService && count > d.body_begin) {
+    const std::string_view target = mdp::View(frames_[d.body_begin]);
+    if (!policy.MayCall(peer, target)) denied = target;
+  }
+  if (denied.empty()) return true;
+  refusal::Record(refusal::Reason::kDeniedCall, peer.empty() ? "(no key)" : peer,
+                  {{"service", Printable(denied)}, {"routing_id", ShortId(mdp::View(frames_[0]))}});
+  ReplyError(frames_[0], &frames_[d.envelope_begin], d.envelope_end - d.envelope_begin, d.dialect,
+             service, refusal::Reason::kDeniedCall);
+  return false;
 }
 
 void Broker::HandleManagement(const mdp::Decoded& d, size_t count) {
@@ -657,7 +689,10 @@ void Broker::ClientConnectionClosed(std::string_view identity) {
 
 void Broker::RefuseRequest(refusal::Reason reason, const mdp::Decoded& d) {
   const std::string_view service = mdp::View(frames_[d.service]);
-  refusal::Record(reason, ShortId(mdp::View(frames_[0])), {{"service", Printable(service)}});
+  // A client is named by its key where it has one (CURVE), else by its id.
+  const std::string_view key = router_->PeerName(mdp::View(frames_[0]));
+  refusal::Record(reason, key.empty() ? ShortId(mdp::View(frames_[0])) : std::string(key),
+                  {{"service", Printable(service)}});
   ReplyError(frames_[0], &frames_[d.envelope_begin], d.envelope_end - d.envelope_begin, d.dialect,
              service, reason);
 }
@@ -739,6 +774,14 @@ void Broker::HandleReady(const mdp::Decoded& d) {
     SendWorkerCommand(identity, d.dialect, mdp::Command::kDisconnect);
     return;
   }
+  const std::string_view peer = router_->PeerName(identity);
+  if (const transport::AccessPolicy* policy = Policy();
+      policy != nullptr && !policy->MayServe(peer, name)) {
+    refusal::Record(refusal::Reason::kDeniedServe, peer.empty() ? "(no key)" : peer,
+                    {{"service", Printable(name)}, {"routing_id", ShortId(identity)}});
+    SendWorkerCommand(identity, d.dialect, mdp::Command::kDisconnect);
+    return;
+  }
   if (workers_.size() >= options_.max_workers) {
     ++counters_.workers_refused;
     refusal::Record(refusal::Reason::kWorkersTotal, ShortId(identity),
@@ -756,6 +799,7 @@ void Broker::HandleReady(const mdp::Decoded& d) {
   }
   MarkServed(s);
   Worker* w = workers_.Add(identity);
+  w->key_name = peer;
   w->dialect = d.dialect;
   w->service = s;
   w->credit = ParseCredit(d);
@@ -769,6 +813,7 @@ void Broker::HandleReady(const mdp::Decoded& d) {
   // At debug the routing id too: it ties /status (short form) to a peer.
   PLANTD_LOG_DEBUG("worker ready", {{"service", name},
                                     {"worker", ShortId(identity)},
+                                    {"key", w->key_name},
                                     {"routing_id", log::Hex(identity)},
                                     {"dialect", mdp::DialectName(d.dialect)},
                                     {"credit", w->credit}});
@@ -1206,6 +1251,7 @@ std::shared_ptr<BrokerSnapshot> Broker::BuildSnapshot(SteadyTime now, bool with_
   workers_.ForEach([&](const Worker* w) {
     WorkerSnapshot ws;
     ws.identity = ShortId(w->identity);
+    ws.key = w->key_name;
     ws.service = w->service->name();
     ws.dialect = mdp::DialectName(w->dialect);
     ws.busy = !w->in_flight.empty();

@@ -31,6 +31,7 @@
 #include "mdp/codec.h"
 #include "store/request_store.h"
 #include "transport/router_socket.h"
+#include "transport/server_security.h"
 
 namespace plantd::broker {
 
@@ -101,6 +102,8 @@ class Broker final : public TitanicHost {
   size_t ReceiveMessage(bool* too_large, bool* too_many);
   void RouteMessage(size_t count);
   void HandleClient(const mdp::Decoded& d, size_t count);
+  const transport::AccessPolicy* Policy();
+  bool MayCall(const transport::AccessPolicy& policy, const mdp::Decoded& d, size_t count);
   void HandleWorker(const mdp::Decoded& d, size_t count);
   void HandleReady(const mdp::Decoded& d);
   void HandleReply(Worker* w, const mdp::Decoded& d, size_t count);
@@ -181,6 +184,10 @@ class Broker final : public TitanicHost {
   const Clock& clock_;
   SnapshotBoard* const board_;
   std::unique_ptr<transport::RouterSocket> router_;
+  const std::shared_ptr<const transport::ServerSecurity> security_;
+  std::shared_ptr<const transport::AccessPolicy> policy_;  // see Policy()
+  uint64_t policy_generation_ = 0;
+  bool policy_taken_ = false;
   std::atomic<bool> stop_{false};
   std::atomic<int> stall_ms_{0};
   std::function<void()> drain_handler_;

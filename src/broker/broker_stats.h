@@ -81,6 +81,7 @@ struct ServiceSnapshot {
 
 struct WorkerSnapshot {
   std::string identity;  // ShortId() of the routing id, never the id itself
+  std::string key;       // its CURVE key's name; empty with NULL
   std::string service;
   std::string dialect;
   bool busy = false;

@@ -16,7 +16,7 @@ using store::Frames;
 using store::RequestId;
 using store::StoreError;
 
-constexpr std::string_view kRequest = "titanic.request";
+constexpr std::string_view kRequest = Titanic::kRequestService;
 constexpr std::string_view kReply = "titanic.reply";
 constexpr std::string_view kClose = "titanic.close";
 constexpr size_t kMaxServiceName = 255;

@@ -96,6 +96,8 @@ class Titanic {
 
   // titanic.request, titanic.reply or titanic.close.
   static bool IsTitanicService(std::string_view service);
+  // The service that stores a request (its first body frame names where it goes).
+  static constexpr std::string_view kRequestService = "titanic.request";
 
   // Crash recovery: hands every pending and dispatched request found in the
   // store to the core again (in store order, window by window).

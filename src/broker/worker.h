@@ -18,6 +18,7 @@ inline constexpr int kMaxWorkerCredit = 1024;
 
 struct Worker {
   std::string identity;  // ROUTER routing id
+  std::string key_name;  // its CURVE key's name (what access rules use); empty with NULL
   mdp::Dialect dialect = mdp::Dialect::kMdp02;
   Service* service = nullptr;
   SteadyTime expires_at;  // dead if nothing is heard from it by then

@@ -164,6 +164,9 @@ Status Bus::Open() {
   if (Status s = Attach(backend_, options_.backend, options_.name, "backend", security_.get());
       !s.ok())
     return s;
+  // Publishers are known by key only where the backend binds with CURVE
+  // (libzmq does no CURVE over inproc): there the access rules apply.
+  publishers_have_keys_ = security_ && security_->curve() && ServedNatively(options_.backend);
   if (ServedNatively(options_.frontend)) {
     if (Status s = OpenNativeFrontend(ParseEndpoint(options_.frontend).value().address); !s.ok()) {
       return s;
@@ -298,6 +301,7 @@ bool Bus::ForwardMessage() {
         {{"bus", options_.name}, {"size", bytes}, {"max_message_size", options_.max_message_size}});
     return true;
   }
+  if (publishers_have_keys_ && !MayPublish()) return true;
   Add(counters_.messages_in, 1);
   Add(counters_.bytes_in, bytes);
 
@@ -309,6 +313,34 @@ bool Bus::ForwardMessage() {
     Add(counters_.bytes_out, bytes);
   }
   return true;
+}
+
+// The access rules in force, or null when there are none; taken again when
+// the keys and rules were reread (SIGHUP).
+const transport::AccessPolicy* Bus::Policy() {
+  if (!security_) return nullptr;
+  const uint64_t generation = security_->generation();
+  if (!policy_taken_ || generation != policy_generation_) {
+    policy_ = security_->policy();
+    policy_generation_ = generation;
+    policy_taken_ = true;
+  }
+  return policy_.get();
+}
+
+// Whether the publisher of frames_ may publish on its topic: our ZAP
+// handler gave its connection the key's name as User-Id. A denied message
+// is dropped, counted and logged (a PUB has no way to hear an error).
+bool Bus::MayPublish() {
+  const transport::AccessPolicy* policy = Policy();
+  if (policy == nullptr) return true;
+  const char* user = zmq_msg_gets(frames_[0].handle(), "User-Id");
+  const std::string_view peer = user != nullptr ? user : "";
+  const std::string_view topic(static_cast<const char*>(frames_[0].data()), frames_[0].size());
+  if (policy->MayPublish(peer, options_.name, topic)) return true;
+  refusal::Record(refusal::Reason::kDeniedPublish, peer.empty() ? "(no key)" : peer,
+                  {{"bus", options_.name}, {"topic", log::Printable(topic)}});
+  return false;
 }
 
 void Bus::CopyToCapture() {
@@ -488,6 +520,18 @@ void Bus::OnSubscription(std::string_view id, bool subscribe, std::string_view t
   if (trie_.subscriptions() >= options_.max_subscriptions) {
     refuse(refusal::Reason::kSubscriptionsTotal, "max_subscriptions", options_.max_subscriptions);
     return;
+  }
+  if (native_) {
+    if (const transport::AccessPolicy* policy = Policy()) {
+      const std::string_view peer = native_->PeerName(id);
+      if (!policy->MaySubscribe(peer, options_.name, topic)) {
+        // Ignored like a capped one: the subscriber stays, without it.
+        Add(counters_.subscriptions_refused, 1);
+        refusal::Record(refusal::Reason::kDeniedSubscribe, peer.empty() ? "(no key)" : peer,
+                        {{"bus", options_.name}, {"prefix", log::Printable(topic)}});
+        return;
+      }
+    }
   }
   const bool new_for_it = ++s.prefixes[std::string(topic)] == 1;
   ++s.subscriptions;

@@ -86,6 +86,10 @@ const char* ReasonName(Reason reason) {
     case Reason::kWorkersTotal: return "workers_total";
     case Reason::kShuttingDown: return "shutting_down";
     case Reason::kAdminRemote: return "admin_remote";
+    case Reason::kDeniedCall: return "denied_call";
+    case Reason::kDeniedServe: return "denied_serve";
+    case Reason::kDeniedPublish: return "denied_publish";
+    case Reason::kDeniedSubscribe: return "denied_subscribe";
     case Reason::kSubscriptionsPerSubscriber: return "subscriptions_per_subscriber";
     case Reason::kSubscriptionsTotal: return "subscriptions_total";
     case Reason::kSubscriptionTooLong: return "subscription_too_long";

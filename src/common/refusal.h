@@ -38,6 +38,11 @@ enum class Reason : uint8_t {
   kWorkersTotal,      // max_workers
   kShuttingDown,      // a request or READY that arrived while the broker stops
   kAdminRemote,       // org.plantd.Admin from a non-local peer (admin.allow_remote)
+  // Access rules (security.acl_file).
+  kDeniedCall,       // a request for a service the peer's key may not call
+  kDeniedServe,      // a READY for a service the peer's key may not serve
+  kDeniedPublish,    // a bus message on a topic the publisher's key may not publish
+  kDeniedSubscribe,  // a subscription the subscriber's key may not hold
   // Buses.
   kSubscriptionsPerSubscriber,
   kSubscriptionsTotal,

@@ -375,6 +375,9 @@ std::vector<KeySpec<B>> MakeBrokerKeys() {
           "the broker's CURVE secret certificate (zcert format, mode 0600)"));
   add(Key("security.authorized_keys_dir", String<B>(PLANTD_FIELD(security.authorized_keys_dir)),
           "directory of client public certificates allowed in; reread on SIGHUP"));
+  add(Key("security.acl_file", String<B>(PLANTD_FIELD(security.acl_file)),
+          "access rules by key name: services to call and serve, bus topics to publish and "
+          "subscribe to; default deny; reread on SIGHUP"));
 
   add(Key("admin.allow_remote", Bool<B>(PLANTD_FIELD(admin.allow_remote)),
           "take org.plantd.Admin commands (plantd-mdp admin drain) from non-loopback peers"));

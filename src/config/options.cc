@@ -232,6 +232,10 @@ std::vector<ConfigIssue> Validate(const BrokerOptions& o, const OriginMap& origi
            "security.mechanism is curve: the broker needs its secret certificate "
            "(make one with `plantd-mdp keygen broker`)");
   }
+  if (o.security.mechanism != SecurityMechanism::kCurve && !o.security.acl_file.empty()) {
+    v.Fail("security.acl_file", o.security.acl_file,
+           "access rules name CURVE keys: they need security.mechanism curve");
+  }
   if (o.store.enabled) {
     if (o.store.path.empty()) {
       v.Fail("store.path", "", "the store is enabled (store.enabled) and needs a file");

@@ -144,6 +144,10 @@ struct SecurityOptions {
   // again on SIGHUP. Empty: any client that completes the handshake (traffic
   // is encrypted, but not authenticated).
   std::string authorized_keys_dir;
+  // Access rules by key name (transport/access_policy.h); read again on
+  // SIGHUP. Empty: every peer let in may call, serve, publish and
+  // subscribe to anything.
+  std::string acl_file;
 };
 
 // org.plantd.Admin, the service behind `plantd-mdp admin drain|status`.

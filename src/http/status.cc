@@ -46,6 +46,7 @@ std::string RenderStatusJson(const broker::BrokerSnapshot* snap,
     }
     for (const auto& w : snap->workers) {
       workers.push_back({{"identity", w.identity},
+                         {"key", w.key.empty() ? json(nullptr) : json(w.key)},
                          {"service", w.service},
                          {"dialect", w.dialect},
                          {"busy", w.busy},

@@ -215,4 +215,14 @@ std::string Hex(std::string_view bytes) {
   return out;
 }
 
+std::string Printable(std::string_view s) {
+  constexpr size_t kMax = 64;
+  std::string out(s.substr(0, kMax));
+  for (char& c : out) {
+    if (c < 0x20 || c > 0x7e) c = '?';
+  }
+  if (s.size() > kMax) out += "...";
+  return out;
+}
+
 }  // namespace plantd::log

@@ -56,6 +56,10 @@ std::string JsonString(std::string_view s);
 // Renders bytes that may be binary (routing ids) as lowercase hex.
 std::string Hex(std::string_view bytes);
 
+// A name off the wire (a service, a topic), fit for a log line: at most 64
+// bytes, each outside printable ASCII shown as '?', "..." when cut.
+std::string Printable(std::string_view s);
+
 }  // namespace plantd::log
 
 #define PLANTD_LOG_AT(level, ...)                                                \

@@ -119,6 +119,17 @@ class RouterSocket {
     return {};
   }
 
+  // The name of the authenticated peer holding `routing_id`: its CURVE
+  // key's name (ServerSecurity::KeyName), what access rules and /status
+  // call it. Empty with NULL, or for an unknown peer. libzmq's ROUTER tells
+  // it only for the sender of the message Receive() returned last (its ZAP
+  // User-Id), which is when the core asks. Valid until the next Receive or
+  // Wait.
+  virtual std::string_view PeerName(std::string_view routing_id) const {
+    (void)routing_id;
+    return {};
+  }
+
   // Gives queued output up to `linger` to leave, then closes everything.
   virtual void Close(std::chrono::milliseconds linger) = 0;
 

@@ -16,7 +16,7 @@ ServerSecurity::~ServerSecurity() {
 }
 
 Result<std::shared_ptr<ServerSecurity>> ServerSecurity::LoadCurve(
-    const std::string& secret_key_file, std::string authorized_keys_dir) {
+    const std::string& secret_key_file, std::string authorized_keys_dir, std::string acl_file) {
   if (!InitSodium()) return Status::Error("libsodium cannot be initialised");
   auto security = std::make_shared<ServerSecurity>();
   security->curve_ = true;
@@ -31,7 +31,19 @@ Result<std::shared_ptr<ServerSecurity>> ServerSecurity::LoadCurve(
     }
     security->authorized_ = std::move(keys.value());
   }
+  security->acl_file_ = std::move(acl_file);
+  if (!security->acl_file_.empty()) {
+    auto policy = AccessPolicy::Load(security->acl_file_);
+    if (!policy.ok())
+      return Status::InvalidArgument("security.acl_file: " + policy.status().message());
+    security->policy_ = std::move(policy.value());
+  }
   return security;
+}
+
+std::shared_ptr<const AccessPolicy> ServerSecurity::policy() const {
+  std::lock_guard lock(mutex_);
+  return policy_;
 }
 
 Result<std::shared_ptr<const ServerSecurity::KeySet>> ServerSecurity::ReadKeys(
@@ -67,20 +79,42 @@ std::string ServerSecurity::KeyName(std::string_view client_key) const {
   return text;
 }
 
+bool ServerSecurity::HasKeyNamed(std::string_view name) const {
+  const auto set = keys();
+  if (set == nullptr) return false;
+  for (const auto& [key, file_name] : *set) {
+    if (file_name == name) return true;
+  }
+  return false;
+}
+
 size_t ServerSecurity::authorized_count() const {
   const auto set = keys();
   return set == nullptr ? 0 : set->size();
 }
 
 Status ServerSecurity::Reload() {
-  if (!curve_ || authorized_keys_dir_.empty()) return Status::Ok();
-  auto keys = ReadKeys(authorized_keys_dir_);
-  if (!keys.ok()) {
-    return Status::InvalidArgument("security.authorized_keys_dir: " + keys.status().message());
+  if (!curve_) return Status::Ok();
+  // Both read before either is replaced: a mistake in one file leaves the
+  // broker on the old keys and the old rules, not on a mix.
+  std::shared_ptr<const KeySet> keys;
+  if (!authorized_keys_dir_.empty()) {
+    auto read = ReadKeys(authorized_keys_dir_);
+    if (!read.ok()) {
+      return Status::InvalidArgument("security.authorized_keys_dir: " + read.status().message());
+    }
+    keys = std::move(read.value());
+  }
+  std::shared_ptr<const AccessPolicy> policy;
+  if (!acl_file_.empty()) {
+    auto read = AccessPolicy::Load(acl_file_);
+    if (!read.ok()) return Status::InvalidArgument("security.acl_file: " + read.status().message());
+    policy = std::move(read.value());
   }
   {
     std::lock_guard lock(mutex_);
-    authorized_ = std::move(keys.value());
+    authorized_ = std::move(keys);
+    policy_ = std::move(policy);
   }
   generation_.fetch_add(1, std::memory_order_acq_rel);
   return Status::Ok();

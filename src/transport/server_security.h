@@ -17,6 +17,7 @@
 
 #include "common/status.h"
 #include "common/string_map.h"
+#include "transport/access_policy.h"
 #include "transport/curve_keys.h"
 #include "transport/zmtp_mechanism.h"
 
@@ -35,11 +36,13 @@ class ServerSecurity {
   ServerSecurity& operator=(const ServerSecurity&) = delete;
 
   // CURVE: reads the broker's secret certificate (refused when group or
-  // others may read it) and every public certificate in
-  // `authorized_keys_dir` (empty: any client that completes the handshake).
-  // Errors name the file and what is wrong with it.
+  // others may read it), every public certificate in `authorized_keys_dir`
+  // (empty: any client that completes the handshake) and the access rules
+  // in `acl_file` (empty: every peer let in may do everything). Errors name
+  // the file and what is wrong with it.
   static Result<std::shared_ptr<ServerSecurity>> LoadCurve(const std::string& secret_key_file,
-                                                           std::string authorized_keys_dir);
+                                                           std::string authorized_keys_dir,
+                                                           std::string acl_file = {});
 
   bool curve() const { return curve_; }
   // The broker's keys (32 raw bytes each), empty with NULL. The secret one
@@ -56,9 +59,16 @@ class ServerSecurity {
   std::string KeyName(std::string_view client_key) const;
   // Keys currently authorized (0 with no authorized_keys_dir).
   size_t authorized_count() const;
+  // Whether an authorized key's certificate has this file name.
+  bool HasKeyNamed(std::string_view name) const;
 
-  // Reads authorized_keys_dir again and replaces the set. On any error the
-  // old set stays and the error says which file is wrong.
+  // The access rules (null: none, everything is allowed). Take it again
+  // when generation() changes.
+  std::shared_ptr<const AccessPolicy> policy() const;
+  const std::string& acl_file() const { return acl_file_; }
+
+  // Reads authorized_keys_dir and acl_file again and replaces both. On any
+  // error the old ones stay and the error says which file is wrong.
   Status Reload();
   // Grows by one with each successful Reload().
   uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
@@ -77,6 +87,8 @@ class ServerSecurity {
   std::string authorized_keys_dir_;
   mutable std::mutex mutex_;
   std::shared_ptr<const KeySet> authorized_;  // null: any key (guarded by mutex_)
+  std::string acl_file_;
+  std::shared_ptr<const AccessPolicy> policy_;  // null: no rules (guarded by mutex_)
   std::atomic<uint64_t> generation_{0};
 };
 

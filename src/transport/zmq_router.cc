@@ -24,6 +24,7 @@ ZmqRouter::ZmqRouter(zmq::context_t& context, const RouterOptions& options)
     socket_.set(zmq::sockopt::curve_server, 1);
     socket_.set(zmq::sockopt::curve_secretkey, options.security->secret_key());
     socket_.set(zmq::sockopt::zap_domain, kZapDomain);
+    curve_ = true;
   }
 }
 
@@ -45,7 +46,23 @@ void ZmqRouter::Wait(std::chrono::milliseconds timeout) {
 bool ZmqRouter::Receive(zmq_msg_t* msg, bool* more) {
   if (zmq_msg_recv(msg, socket_.handle(), ZMQ_DONTWAIT) < 0) return false;
   *more = zmq_msg_more(msg) != 0;
+  if (curve_) {
+    // The routing id frame is made by the ROUTER; the frames after it came
+    // off the wire and carry the connection's metadata.
+    if (next_frame_ == 0) {
+      sender_id_.assign(static_cast<const char*>(zmq_msg_data(msg)), zmq_msg_size(msg));
+      sender_name_.clear();
+    } else if (next_frame_ == 1) {
+      const char* user = zmq_msg_gets(msg, "User-Id");
+      if (user != nullptr) sender_name_.assign(user);
+    }
+    next_frame_ = *more ? next_frame_ + 1 : 0;
+  }
   return true;
+}
+
+std::string_view ZmqRouter::PeerName(std::string_view routing_id) const {
+  return routing_id == sender_id_ ? std::string_view(sender_name_) : std::string_view();
 }
 
 bool ZmqRouter::Send(zmq_msg_t* msg, bool more) {

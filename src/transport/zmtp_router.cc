@@ -109,6 +109,9 @@ struct ZmtpRouter::Peer : Pollable, ZmtpConnection {
   bool queued_flush = false;
   bool want_write = false;
   bool reading = true;  // EPOLLIN is registered
+  // Its key's name (ServerSecurity::KeyName) once the handshake is done;
+  // empty with NULL. Named again when the keys are reread.
+  std::string name;
 };
 
 ZmtpRouter::ZmtpRouter(const RouterOptions& options, ZmtpOptions zmtp)
@@ -333,13 +336,23 @@ void ZmtpRouter::CloseRevokedKeys() {
   security_generation_ = options_.security->generation();
   for (size_t i = peers_.size(); i-- > 0;) {
     Peer* p = peers_[i].get();
-    if (!p->ready() || options_.security->Authorized(p->user_id())) continue;
+    if (!p->ready()) continue;
+    if (options_.security->Authorized(p->user_id())) {
+      // Its certificate file may have been renamed.
+      if (!p->user_id().empty()) p->name = options_.security->KeyName(p->user_id());
+      continue;
+    }
     PLANTD_LOG_INFO("connection closed: its key is no longer authorized",
                     {{"remote", p->remote()},
                      {"key", options_.security->KeyName(p->user_id())},
                      {"id", log::Hex(p->id())}});
     ClosePeer(p, CloseReason::kKeyRevoked, "key no longer authorized");
   }
+}
+
+std::string_view ZmtpRouter::PeerName(std::string_view routing_id) const {
+  auto it = by_id_.find(routing_id);
+  return it == by_id_.end() ? std::string_view() : std::string_view(it->second->name);
 }
 
 std::string ZmtpRouter::RemoteAddress(std::string_view routing_id) const {
@@ -633,6 +646,9 @@ bool ZmtpRouter::OnHandshakeDone(ZmtpConnection* connection, std::string_view id
   auto* peer = static_cast<Peer*>(connection);
   if (!AssignRoutingId(peer, identity)) return false;
   UnlinkHandshake(peer);
+  if (options_.security && !peer->user_id().empty()) {
+    peer->name = options_.security->KeyName(peer->user_id());
+  }
   return true;
 }
 

@@ -67,6 +67,7 @@ class ZmtpRouter final : public RouterSocket, private ZmtpConnection::Host {
   bool Send(zmq_msg_t* msg, bool more) override;
   void TakeDisconnected(std::vector<std::string>* routing_ids) override;
   std::string RemoteAddress(std::string_view routing_id) const override;
+  std::string_view PeerName(std::string_view routing_id) const override;
   void Close(std::chrono::milliseconds linger) override;
 
   // Connected peers that finished the handshake (for tests and status).
