@@ -42,13 +42,15 @@ bool StartsWith(std::string_view s, std::string_view prefix) {
 using log::Printable;
 
 // The status frame of an error reply (docs/protocol.md, "Error replies"):
-// 429 when the client itself asked for too much, 503 when the broker cannot
-// take the request now.
+// 429 when the client itself asked for too much, 403 when it may not ask
+// (from there, or with its key), 503 when the broker cannot take the
+// request now.
 const char* ErrorStatus(refusal::Reason reason) {
   switch (reason) {
     case refusal::Reason::kClientServices: return "429";
-    case refusal::Reason::kAdminRemote: return "403";  // not allowed from there, ever
-    case refusal::Reason::kDeniedCall: return "403";   // not for this key
+    case refusal::Reason::kAdminRemote:  // not allowed from there, ever
+    case refusal::Reason::kDeniedCall:   // not for this key
+      return "403";
     default: return "503";
   }
 }

@@ -11,7 +11,8 @@ struct Publisher::Impl {
   Status status;  // not ok: every Publish returns it
 };
 
-Publisher::Publisher(const std::string& endpoint, PublisherOptions options) : impl_(new Impl) {
+Publisher::Publisher(const std::string& endpoint, const PublisherOptions& options)
+    : impl_(new Impl) {
   if (options.send_hwm < 0) {
     impl_->status = Status::InvalidArgument("send_hwm must not be negative");
     return;
@@ -41,7 +42,7 @@ struct Subscriber::Impl {
 };
 
 Subscriber::Subscriber(const std::string& endpoint, const std::vector<std::string>& topics,
-                       SubscriberOptions options)
+                       const SubscriberOptions& options)
     : impl_(new Impl) {
   if (options.receive_hwm < 0) {
     impl_->status = Status::InvalidArgument("receive_hwm must not be negative");

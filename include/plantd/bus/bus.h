@@ -46,7 +46,7 @@ class Publisher {
  public:
   // Never throws: a malformed endpoint makes status() and every Publish
   // return kInvalidArgument naming it.
-  explicit Publisher(const std::string& endpoint, PublisherOptions options = {});
+  explicit Publisher(const std::string& endpoint, const PublisherOptions& options = {});
   ~Publisher();
   Status Publish(const std::string& topic, const std::vector<std::string>& frames);
   Status status() const;
@@ -62,7 +62,7 @@ class Subscriber {
   // Never throws: with a malformed endpoint, status() says so and Receive
   // returns nothing.
   Subscriber(const std::string& endpoint, const std::vector<std::string>& topics,
-             SubscriberOptions options = {});
+             const SubscriberOptions& options = {});
   ~Subscriber();
   Status Subscribe(const std::string& topic_prefix);
   std::optional<Message> Receive(std::chrono::milliseconds timeout);
