@@ -6,6 +6,7 @@
 //                       sockets, thread per connection, as natsbench does)
 //   plantd-bench bus    --server broker|proxy                  pub/sub load
 //   plantd-bench memory --clients N --workers M                broker RSS with idle peers
+//   plantd-bench handshake --clients N [--curve 1]             N clients connecting at once
 //   plantd-bench relay  / proxy                                the baselines themselves
 //
 // The server runs in a child process pinned to --server-cpu; the load runs
@@ -13,6 +14,7 @@
 // is the server's alone. Every figure is printed on one line starting RESULT.
 #include <sched.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -198,6 +200,71 @@ struct Tag {
   uint64_t sent_ns;
 };
 
+// The CURVE keys of a benchmark run: the server's pair, and one pair that
+// every socket of the load uses.
+struct BenchKeys {
+  bool curve = false;
+  char server_public[41] = {};
+  char server_secret[41] = {};
+  char load_public[41] = {};
+  char load_secret[41] = {};
+
+  bool Make() {
+    curve = zmq_curve_keypair(server_public, server_secret) == 0 &&
+            zmq_curve_keypair(load_public, load_secret) == 0;
+    if (!curve) std::fprintf(stderr, "plantd-bench: libzmq cannot make CURVE keys\n");
+    return curve;
+  }
+  // Makes `socket` a CURVE client of the server (nothing without CURVE).
+  void Secure(zmq::socket_t& socket) const {
+    if (!curve) return;
+    socket.set(zmq::sockopt::curve_serverkey, std::string(server_public));
+    socket.set(zmq::sockopt::curve_publickey, std::string(load_public));
+    socket.set(zmq::sockopt::curve_secretkey, std::string(load_secret));
+  }
+};
+
+// The broker's config file (no buses, plus `extra_yaml`) and, with CURVE,
+// its certificate and the load's public key in an authorized_keys_dir, all
+// removed on destruction.
+class BrokerConfigFiles {
+ public:
+  BrokerConfigFiles(const BenchKeys& keys, const std::string& extra_yaml)
+      : base_("/tmp/plantd-bench-" + std::to_string(getpid())) {
+    std::string yaml = "buses: []\n" + extra_yaml;
+    if (keys.curve) {
+      std::filesystem::create_directories(base_ + "-clients");
+      auto certificate = [](const std::string& path, const char* public_key,
+                            const char* secret_key) {
+        std::ofstream out(path);
+        out << "curve\n    public-key = \"" << public_key << "\"\n";
+        if (secret_key != nullptr) out << "    secret-key = \"" << secret_key << "\"\n";
+        out.close();
+        std::filesystem::permissions(
+            path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+      };
+      certificate(base_ + "-broker_secret", keys.server_public, keys.server_secret);
+      certificate(base_ + "-clients/load", keys.load_public, nullptr);
+      yaml += "security:\n  mechanism: curve\n  secret_key_file: " + base_ +
+              "-broker_secret\n  authorized_keys_dir: " + base_ + "-clients\n";
+    }
+    std::ofstream(path()) << yaml;
+  }
+  ~BrokerConfigFiles() {
+    std::error_code ignored;
+    std::filesystem::remove_all(base_ + "-clients", ignored);
+    std::filesystem::remove(base_ + "-broker_secret", ignored);
+    std::filesystem::remove(path(), ignored);
+  }
+  BrokerConfigFiles(const BrokerConfigFiles&) = delete;
+  BrokerConfigFiles& operator=(const BrokerConfigFiles&) = delete;
+
+  std::string path() const { return base_ + ".yaml"; }
+
+ private:
+  std::string base_;
+};
+
 int RunMdp(const Args& args) {
   const std::string server = args.Str("--server", "broker");
   const int workers = static_cast<int>(args.Num("--workers", 16));
@@ -215,31 +282,10 @@ int RunMdp(const Args& args) {
 
   // --curve 1: every connection speaks CURVE (RFC 26), libzmq's load with
   // one client key pair; the broker authorizes that key from a directory.
-  const bool curve = args.Num("--curve", 0) != 0;
-  char server_public[41] = {}, server_secret[41] = {}, load_public[41] = {}, load_secret[41] = {};
-  if (curve && (zmq_curve_keypair(server_public, server_secret) != 0 ||
-                zmq_curve_keypair(load_public, load_secret) != 0)) {
-    std::fprintf(stderr, "plantd-bench: libzmq cannot make CURVE keys\n");
-    return 2;
-  }
-  auto secure = [&](zmq::socket_t& socket) {
-    if (!curve) return;
-    socket.set(zmq::sockopt::curve_serverkey, std::string(server_public));
-    socket.set(zmq::sockopt::curve_publickey, std::string(load_public));
-    socket.set(zmq::sockopt::curve_secretkey, std::string(load_secret));
-  };
-
-  // The broker's config file and certificates, removed when this returns.
-  const std::string base = "/tmp/plantd-bench-" + std::to_string(getpid());
-  struct RemoveFiles {
-    std::string base;
-    ~RemoveFiles() {
-      std::error_code ignored;
-      std::filesystem::remove_all(base + "-clients", ignored);
-      std::filesystem::remove(base + "-broker_secret", ignored);
-      std::filesystem::remove(base + ".yaml", ignored);
-    }
-  } remove_files{base};
+  BenchKeys keys;
+  if (args.Num("--curve", 0) != 0 && !keys.Make()) return 2;
+  const bool curve = keys.curve;
+  auto secure = [&](zmq::socket_t& socket) { keys.Secure(socket); };
 
   std::vector<std::string> argv;
   if (server == "broker") {
@@ -254,37 +300,19 @@ int RunMdp(const Args& args) {
             "warn",
             "--transport",
             args.Str("--transport", "native")};
-    // No buses: one Majordomo endpoint serves clients and workers.
   } else {
     argv = {SelfPath(), server == "relay" ? "relay" : "relay-pipelined", "--endpoint", endpoint};
     if (curve) {
       argv.push_back("--curve-secret");
-      argv.push_back(server_secret);
+      argv.push_back(keys.server_secret);
     }
   }
+  // No buses: one Majordomo endpoint serves clients and workers. With
+  // CURVE, the certificates are written beside the config file.
+  BrokerConfigFiles files(keys, "");
   if (server == "broker") {
-    // buses: [] comes from a config file, written next to the process; with
-    // CURVE, the certificates beside it.
-    std::string yaml = "buses: []\n";
-    if (curve) {
-      std::filesystem::create_directories(base + "-clients");
-      auto certificate = [](const std::string& path, const char* public_key,
-                            const char* secret_key) {
-        std::ofstream out(path);
-        out << "curve\n    public-key = \"" << public_key << "\"\n";
-        if (secret_key != nullptr) out << "    secret-key = \"" << secret_key << "\"\n";
-        out.close();
-        std::filesystem::permissions(
-            path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
-      };
-      certificate(base + "-broker_secret", server_public, server_secret);
-      certificate(base + "-clients/load", load_public, nullptr);
-      yaml += "security:\n  mechanism: curve\n  secret_key_file: " + base +
-              "-broker_secret\n  authorized_keys_dir: " + base + "-clients\n";
-    }
-    std::ofstream(base + ".yaml") << yaml;
     argv.push_back("--config");
-    argv.push_back(base + ".yaml");
+    argv.push_back(files.path());
   }
   ChildProcess child(argv, server_cpu);
   PinToCpu(load_cpu);
@@ -623,6 +651,84 @@ int RunBus(const Args& args) {
 }
 
 // ---------------------------------------------------------------------------
+// Handshakes: --clients DEALERs (default 1,000) connect at once and each asks
+// mmi.service once; the time until every one has its answer, and the
+// broker's CPU meanwhile. --curve 1: every client does the CURVE handshake
+// (with the one authorized key); otherwise NULL, the baseline.
+
+int RunHandshake(const Args& args) {
+  const int clients = static_cast<int>(args.Num("--clients", 1000));
+  const int server_cpu = static_cast<int>(args.Num("--server-cpu", 0));
+  const int load_cpu = static_cast<int>(args.Num("--load-cpu", 1));
+  const double timeout_s = args.Num("--timeout", 60);
+  const int port = plantd::bench::FreeTcpPort();
+  if (port == 0) {
+    std::fprintf(stderr, "plantd-bench: no free TCP port\n");
+    return 1;
+  }
+  // A descriptor per connection on each side.
+  rlimit files_limit{};
+  if (getrlimit(RLIMIT_NOFILE, &files_limit) == 0 && files_limit.rlim_cur < files_limit.rlim_max) {
+    files_limit.rlim_cur = files_limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &files_limit);
+  }
+  BenchKeys keys;
+  if (args.Num("--curve", 0) != 0 && !keys.Make()) return 2;
+  const std::string room = std::to_string(clients + 64);
+  BrokerConfigFiles files(keys, "limits:\n  max_connections: " + room +
+                                    "\n  max_connections_per_address: " + room + "\n");
+  ChildProcess child({args.Str("--broker", PLANTD_BROKER_BINARY), "--endpoint",
+                      "tcp://127.0.0.1:" + std::to_string(port), "--client-endpoint",
+                      "tcp://127.0.0.1:" + std::to_string(plantd::bench::FreeTcpPort()),
+                      "--health-port", "0", "--log-level", "warn", "--config", files.path()},
+                     server_cpu);
+  PinToCpu(load_cpu);
+  if (!plantd::bench::WaitForTcpPort(port, 5000)) {
+    std::fprintf(stderr, "plantd-bench: the broker did not start\n");
+    return 1;
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // settled, idle
+
+  zmq::context_t ctx(1);
+  ctx.set(zmq::ctxopt::max_sockets, clients + 64);
+  std::vector<zmq::socket_t> sockets;
+  sockets.reserve(static_cast<size_t>(clients));
+  const double cpu_start = ProcessCpuSeconds(child.pid());
+  const uint64_t start = NowNs();
+  const std::string endpoint = "tcp://127.0.0.1:" + std::to_string(port);
+  for (int i = 0; i < clients; ++i) {
+    sockets.emplace_back(ctx, zmq::socket_type::dealer);
+    sockets.back().set(zmq::sockopt::linger, 0);
+    keys.Secure(sockets.back());
+    sockets.back().connect(endpoint);
+    Send(sockets.back(), {"MDPC02", "\x01", "mmi.service", "echo"});
+  }
+  std::vector<zmq::pollitem_t> items;
+  for (auto& s : sockets) items.push_back({s.handle(), 0, ZMQ_POLLIN, 0});
+  std::vector<bool> answered(static_cast<size_t>(clients), false);
+  int done = 0;
+  const uint64_t deadline = start + static_cast<uint64_t>(timeout_s * 1e9);
+  while (done < clients && NowNs() < deadline) {
+    zmq::poll(items.data(), items.size(), std::chrono::milliseconds(50));
+    for (size_t i = 0; i < items.size(); ++i) {
+      if (!(items[i].revents & ZMQ_POLLIN)) continue;
+      if (!Recv(sockets[i]).empty() && !answered[i]) {
+        answered[i] = true;
+        ++done;
+      }
+    }
+  }
+  const double seconds = static_cast<double>(NowNs() - start) / 1e9;
+  const double cpu = ProcessCpuSeconds(child.pid()) - cpu_start;
+  std::printf(
+      "RESULT handshake server=broker curve=%d clients=%d answered=%d seconds=%.3f "
+      "server_cpu_ms=%.1f server_cpu_us_per_client=%.1f\n",
+      keys.curve ? 1 : 0, clients, done, seconds, cpu * 1e3,
+      done > 0 ? cpu * 1e6 / static_cast<double>(done) : NAN);
+  return done == clients ? 0 : 1;
+}
+
+// ---------------------------------------------------------------------------
 // Memory: idle peers, spread over child processes (each socket costs the
 // load generator two descriptors).
 
@@ -704,9 +810,9 @@ int RunMemory(const Args& args) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(
-        stderr,
-        "usage: plantd-bench mdp|bus|memory|relay|relay-pipelined|proxy [--key value]...\n");
+    std::fprintf(stderr,
+                 "usage: plantd-bench mdp|bus|memory|handshake|relay|relay-pipelined|proxy [--key "
+                 "value]...\n");
     return 2;
   }
   signal(SIGPIPE, SIG_IGN);
@@ -718,6 +824,7 @@ int main(int argc, char** argv) {
   if (mode == "mdp") return RunMdp(args);
   if (mode == "bus") return RunBus(args);
   if (mode == "memory") return RunMemory(args);
+  if (mode == "handshake") return RunHandshake(args);
   std::fprintf(stderr, "plantd-bench: unknown mode %s\n", mode.c_str());
   return 2;
 }

@@ -85,6 +85,8 @@ compare mdp "CURVE (docs/security.md), credit shape, libzmq load; baseline: the 
 compare mdp "CURVE, credit shape, libzmq load; baseline: libzmq's CURVE relay (pipelined)" \
   "--server relay-pipelined --curve 1 --workers 4 --clients 4 --inflight 16 --credit 16" \
   "--server broker --curve 1 --workers 4 --clients 4 --inflight 16 --credit 16" $mdp_fields
+compare handshake "CURVE handshakes: 1,000 libzmq clients connecting at once, each asking mmi.service once; baseline: the same with NULL" \
+  "--clients 1000" "--clients 1000 --curve 1" seconds server_cpu_us_per_client
 
 # NATS on the same shape, alternating with the broker: both load generators
 # are one thread and one plain socket per connection.
