@@ -99,7 +99,8 @@ class ZmtpCurveServerMechanism final : public ZmtpMechanism {
 
   Step OnHello(std::string_view body, std::string& out);
   Step OnInitiate(std::string_view body, std::string& out);
-  bool AppendWelcome(std::string& out);
+  // `hello_key`: crypto_box_beforenm(C', s), which opened HELLO.
+  bool AppendWelcome(const uint8_t* hello_key, std::string& out);
   void AppendReady(std::string& out);
   Step Refuse(const char* why);
 
