@@ -5,6 +5,8 @@
 #   make test-tsan    the same suite under ThreadSanitizer
 #   make stress       the long attack variants (label `stress`; CI runs them too)
 #   make bench        build and run the benchmarks (never part of `make test`)
+#   make fuzz         build the libFuzzer harnesses with clang (build-fuzz/) and run
+#                     each for FUZZ_SECONDS (default 30) from its seeds (fuzz/README.md)
 #   make lint         clang-tidy over the project's sources
 #   make format-check fail on code in src/, include/, apps/ that clang-format would change
 #   make package      the Debian packages, built in build-package/ (docs/packaging.md)
@@ -21,7 +23,7 @@ CCACHE := $(shell command -v ccache 2>/dev/null)
 CMAKE_LAUNCHER := $(if $(CCACHE),-DCMAKE_CXX_COMPILER_LAUNCHER=$(CCACHE))
 
 .PHONY: all deps configure build build-broker run test stress debug test-asan test-tsan lint format format-check bench \
-  package package-test container-test clean
+  fuzz package package-test container-test clean
 
 all: build
 
@@ -101,6 +103,18 @@ format-check: deps
 bench: build
 	./scripts/run-bench.sh $(BUILD_DIR)
 
+# The fuzzers need clang (libFuzzer, -fsanitize=fuzzer): their own build
+# tree, where only they and the sources they test are compiled
+# (fuzz/CMakeLists.txt). fuzz/run.sh replays fuzz/regressions/ and fuzzes
+# from fuzz/corpus/; any crash fails.
+FUZZ_SECONDS ?= 30
+
+fuzz: deps
+	@CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPLANTD_BUILD_FUZZ=ON \
+	  -DPLANTD_BUILD_TESTS=OFF -DPLANTD_BUILD_BENCH=OFF $(CMAKE_LAUNCHER) >/dev/null
+	cmake --build build-fuzz -j $(JOBS) --target fuzzers
+	./fuzz/run.sh build-fuzz $(FUZZ_SECONDS)
+
 # The packages are built for /usr with the system files (unit, /etc,
 # sysusers.d) and without the test hooks, in a directory of their own so
 # that build/ keeps its /usr/local prefix. Only the package tests are
@@ -119,4 +133,4 @@ package-test: package
 	cd $(PACKAGE_DIR) && ctest --output-on-failure --timeout 600 -L package $(CTEST_ARGS)
 
 clean:
-	rm -rf build build-debug build-asan build-tsan build-package build-container
+	rm -rf build build-debug build-asan build-tsan build-package build-container build-fuzz

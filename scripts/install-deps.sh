@@ -3,7 +3,7 @@
 # benchmarks need. Idempotent: packages already present are not touched, and
 # apt is not even consulted when nothing is missing. Works as root or via sudo.
 #
-#   install-deps.sh         everything (build, tests, benchmarks, lint)
+#   install-deps.sh         everything (build, tests, benchmarks, lint, fuzzing)
 #   install-deps.sh build   only what compiling the broker and plantd-mdp
 #                           needs: the container image's build stage uses it
 #   install-deps.sh container  everything, plus what the container image
@@ -47,6 +47,9 @@ if [ "$set_name" != build ]; then
     nats-server strace
     # lint
     clang-tidy clang-format
+    # fuzzing (make fuzz): clang, and libFuzzer's and the sanitizers'
+    # runtimes, which clang only recommends
+    clang libclang-rt-dev
   )
 fi
 if [ "$set_name" = container ]; then
