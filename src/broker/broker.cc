@@ -100,7 +100,7 @@ Broker::Broker(zmq::context_t& context, const BrokerOptions& options, const Cloc
                           .handshake_timeout = options.limits.handshake_timeout,
                           .security = security,
                           .budget = std::move(budget)})),
-      security_(std::move(security)) {
+      access_rules_(std::move(security)) {
   frames_.resize(8);
   started_ = clock_.Now();
 }
@@ -342,7 +342,7 @@ void Broker::RouteMessage(size_t count) {
 
 void Broker::HandleClient(const mdp::Decoded& d, size_t count) {
   const std::string_view name = mdp::View(frames_[d.service]);
-  if (const transport::AccessPolicy* policy = Policy()) {
+  if (const transport::AccessPolicy* policy = access_rules_.Get()) {
     if (!MayCall(*policy, d, count)) return;
   }
   if (StartsWith(name, mdp::kMmiPrefix) || name == mdp::kBrokerService) {
@@ -407,20 +407,6 @@ void Broker::HandleClient(const mdp::Decoded& d, size_t count) {
   }
   if (s->queue().Push(r, now)) clients_.AddLane(mdp::View(r->client), s);
   DispatchPending(s);
-}
-
-// The access rules in force, or null when there are none. Taken again from
-// ServerSecurity only when the keys and rules were reread (SIGHUP), so a
-// request costs one atomic load here.
-const transport::AccessPolicy* Broker::Policy() {
-  if (!security_) return nullptr;
-  const uint64_t generation = security_->generation();
-  if (!policy_taken_ || generation != policy_generation_) {
-    policy_ = security_->policy();
-    policy_generation_ = generation;
-    policy_taken_ = true;
-  }
-  return policy_.get();
 }
 
 // Whether the sender's key may call the service, including, for
@@ -777,7 +763,7 @@ void Broker::HandleReady(const mdp::Decoded& d) {
     return;
   }
   const std::string_view peer = router_->PeerName(identity);
-  if (const transport::AccessPolicy* policy = Policy();
+  if (const transport::AccessPolicy* policy = access_rules_.Get();
       policy != nullptr && !policy->MayServe(peer, name)) {
     refusal::Record(refusal::Reason::kDeniedServe, peer.empty() ? "(no key)" : peer,
                     {{"service", Printable(name)}, {"routing_id", ShortId(identity)}});

@@ -102,7 +102,6 @@ class Broker final : public TitanicHost {
   size_t ReceiveMessage(bool* too_large, bool* too_many);
   void RouteMessage(size_t count);
   void HandleClient(const mdp::Decoded& d, size_t count);
-  const transport::AccessPolicy* Policy();
   bool MayCall(const transport::AccessPolicy& policy, const mdp::Decoded& d, size_t count);
   void HandleWorker(const mdp::Decoded& d, size_t count);
   void HandleReady(const mdp::Decoded& d);
@@ -184,10 +183,7 @@ class Broker final : public TitanicHost {
   const Clock& clock_;
   SnapshotBoard* const board_;
   std::unique_ptr<transport::RouterSocket> router_;
-  const std::shared_ptr<const transport::ServerSecurity> security_;
-  std::shared_ptr<const transport::AccessPolicy> policy_;  // see Policy()
-  uint64_t policy_generation_ = 0;
-  bool policy_taken_ = false;
+  transport::AccessRulesView access_rules_;
   std::atomic<bool> stop_{false};
   std::atomic<int> stall_ms_{0};
   std::function<void()> drain_handler_;

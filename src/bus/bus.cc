@@ -315,24 +315,11 @@ bool Bus::ForwardMessage() {
   return true;
 }
 
-// The access rules in force, or null when there are none; taken again when
-// the keys and rules were reread (SIGHUP).
-const transport::AccessPolicy* Bus::Policy() {
-  if (!security_) return nullptr;
-  const uint64_t generation = security_->generation();
-  if (!policy_taken_ || generation != policy_generation_) {
-    policy_ = security_->policy();
-    policy_generation_ = generation;
-    policy_taken_ = true;
-  }
-  return policy_.get();
-}
-
 // Whether the publisher of frames_ may publish on its topic: our ZAP
 // handler gave its connection the key's name as User-Id. A denied message
 // is dropped, counted and logged (a PUB has no way to hear an error).
 bool Bus::MayPublish() {
-  const transport::AccessPolicy* policy = Policy();
+  const transport::AccessPolicy* policy = access_rules_.Get();
   if (policy == nullptr) return true;
   const char* user = zmq_msg_gets(frames_[0].handle(), "User-Id");
   const std::string_view peer = user != nullptr ? user : "";
@@ -522,7 +509,7 @@ void Bus::OnSubscription(std::string_view id, bool subscribe, std::string_view t
     return;
   }
   if (native_) {
-    if (const transport::AccessPolicy* policy = Policy()) {
+    if (const transport::AccessPolicy* policy = access_rules_.Get()) {
       const std::string_view peer = native_->PeerName(id);
       if (!policy->MaySubscribe(peer, options_.name, topic)) {
         // Ignored like a capped one: the subscriber stays, without it.

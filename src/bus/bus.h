@@ -87,8 +87,7 @@ class Bus {
   void HandleSubscription();  // libzmq's XPUB: subscriptions to the trie
   void HandleMonitorEvent();
   bool SendToSubscribers();  // frames_ to the XPUB, per the delivery mode
-  const transport::AccessPolicy* Policy();
-  bool MayPublish();  // frames_ per the access rules
+  bool MayPublish();         // frames_ per the access rules
 
   Status OpenNativeFrontend(const std::string& address);
   void OnSubscriber(std::string_view id, bool connected, std::string_view remote);
@@ -106,10 +105,8 @@ class Bus {
   const BusOptions options_;
   const LimitsOptions limits_;
   const std::shared_ptr<const transport::ServerSecurity> security_;
-  bool publishers_have_keys_ = false;                      // the backend binds with CURVE
-  std::shared_ptr<const transport::AccessPolicy> policy_;  // see Policy()
-  uint64_t policy_generation_ = 0;
-  bool policy_taken_ = false;
+  bool publishers_have_keys_ = false;  // the backend binds with CURVE
+  transport::AccessRulesView access_rules_{security_};
   zmq::context_t& context_;
   zmq::socket_t backend_;   // XSUB, when the backend connects
   zmq::socket_t frontend_;  // XPUB, when the frontend connects

@@ -14,6 +14,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "common/status.h"
 #include "common/string_map.h"
@@ -90,6 +91,33 @@ class ServerSecurity {
   std::string acl_file_;
   std::shared_ptr<const AccessPolicy> policy_;  // null: no rules (guarded by mutex_)
   std::atomic<uint64_t> generation_{0};
+};
+
+// One thread's view of the access rules in force: ServerSecurity::policy()
+// takes a lock, so the rules are taken again only when generation() says
+// they were reread (SIGHUP); otherwise a look costs one atomic load.
+class AccessRulesView {
+ public:
+  explicit AccessRulesView(std::shared_ptr<const ServerSecurity> security)
+      : security_(std::move(security)) {}
+
+  // The rules, or null when there are none (or no security at all).
+  const AccessPolicy* Get() {
+    if (!security_) return nullptr;
+    const uint64_t generation = security_->generation();
+    if (!taken_ || generation != generation_) {
+      policy_ = security_->policy();
+      generation_ = generation;
+      taken_ = true;
+    }
+    return policy_.get();
+  }
+
+ private:
+  std::shared_ptr<const ServerSecurity> security_;
+  std::shared_ptr<const AccessPolicy> policy_;
+  uint64_t generation_ = 0;
+  bool taken_ = false;
 };
 
 }  // namespace plantd::transport
