@@ -1,5 +1,6 @@
 #include "config/config_loader.h"
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <cctype>
@@ -33,6 +34,29 @@ std::string Join(const std::vector<std::string>& items) {
   for (const std::string& s : items) out += (out.empty() ? "" : ", ") + s;
   return out;
 }
+
+// Where each YAML document of a text starts, and nothing else: lets the reader
+// count documents without building them.
+class DocumentStarts : public YAML::EventHandler {
+ public:
+  const std::vector<YAML::Mark>& starts() const { return starts_; }
+
+  void OnDocumentStart(const YAML::Mark& mark) override { starts_.push_back(mark); }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+
+ private:
+  std::vector<YAML::Mark> starts_;
+};
 
 // The keys one section ("limits") holds, for an error that says what goes there.
 std::string SectionKeys(const std::string& section) {
@@ -71,21 +95,36 @@ class FileReader {
                                   "; is this the configuration file?"});
       return;
     }
-    std::vector<YAML::Node> documents;
+    // Count the documents (at most two are needed) before loading the first.
+    // Not YAML::LoadAll: on some invalid input (a lone "," line) yaml-cpp
+    // 0.7's parser returns the same empty document forever without reading
+    // on (yaml-cpp#1040), and LoadAll collects them until memory runs out.
+    // A document that starts where the previous one did is that loop.
+    DocumentStarts documents;
+    YAML::Node root;
     try {
-      documents = YAML::LoadAll(text);
+      std::istringstream in(text);
+      YAML::Parser parser(in);
+      while (documents.starts().size() < 2 && parser.HandleNextDocument(documents)) {
+      }
+      if (documents.starts().empty()) return;  // an empty file configures nothing
+      if (documents.starts().size() > 1) {
+        const YAML::Mark& second = documents.starts()[1];
+        if (second.pos <= documents.starts()[0].pos) {
+          out_->errors.push_back({"config", path_ + ":" + std::to_string(second.line + 1), "",
+                                  "not valid YAML: the parser cannot read on from here"});
+        } else {
+          out_->errors.push_back({"config", path_ + ":" + std::to_string(second.line + 1), "",
+                                  "more than one YAML document (---); put every key in one"});
+        }
+        return;
+      }
+      root = YAML::Load(text);
     } catch (const YAML::Exception& e) {
       out_->errors.push_back({"config", path_ + ":" + std::to_string(e.mark.line + 1), "",
                               "not valid YAML: " + e.msg});
       return;
     }
-    if (documents.empty()) return;  // an empty file configures nothing
-    if (documents.size() > 1) {
-      out_->errors.push_back({"config", Where(path_, documents[1]), "",
-                              "more than one YAML document (---); put every key in one"});
-      return;
-    }
-    const YAML::Node& root = documents[0];
     if (root.IsNull()) return;
     if (!root.IsMap()) {
       out_->errors.push_back(
@@ -246,9 +285,21 @@ void ApplyOverride(const KeySpec<BrokerOptions>& spec, const std::string& value,
 std::string Quote(const std::string& s) {
   if (!s.empty() && s.find_first_not_of("0123456789") == std::string::npos) return s;
   std::string q = "\"";
+  // YAML double-quoted escapes, so that any value, even one with a line
+  // break the validation would refuse, prints as one line that loads back.
+  static constexpr char kHex[] = "0123456789abcdef";
   for (char c : s) {
-    if (c == '"' || c == '\\') q += '\\';
-    q += c;
+    const auto byte = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      q += '\\';
+      q += c;
+    } else if (byte < 0x20 || byte == 0x7f) {
+      q += "\\x";
+      q += kHex[byte >> 4];
+      q += kHex[byte & 0xf];
+    } else {
+      q += c;
+    }
   }
   return q + "\"";
 }

@@ -21,6 +21,12 @@ Result<Endpoint> ParseEndpoint(std::string_view text) {
     ep.bind = text.front() == '@';
     text.remove_prefix(1);
   }
+  for (char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte <= 0x20 || byte == 0x7f) {
+      return Status::Error("an endpoint has no spaces, line breaks or control characters");
+    }
+  }
   ep.address = std::string(text);
   const size_t scheme_end = text.find("://");
   if (scheme_end == std::string_view::npos) return Status::Error(kExpected);

@@ -44,6 +44,7 @@ const char* SecurityMechanismName(SecurityMechanism mechanism) {
 
 }  // namespace plantd
 
+#include <algorithm>
 #include <set>
 #include <utility>
 
@@ -252,6 +253,13 @@ std::vector<ConfigIssue> Validate(const BrokerOptions& o, const OriginMap& origi
     const std::string prefix = "buses[" + std::to_string(i) + "].";
     if (bus.name.empty()) {
       v.Fail(prefix + "name", "", "every bus needs a name");
+    } else if (std::any_of(bus.name.begin(), bus.name.end(), [](char c) {
+                 const auto byte = static_cast<unsigned char>(c);
+                 return byte <= 0x20 || byte == 0x7f;
+               })) {
+      v.Fail(prefix + "name", bus.name,
+             "a bus name is shown in logs and metric labels: no spaces, line breaks or "
+             "control characters");
     } else if (!bus_names.insert(bus.name).second) {
       v.Fail(prefix + "name", bus.name, "another bus already has this name");
     }

@@ -409,7 +409,38 @@ TEST_F(ConfigLoaderTest, KeyThatIsNotANameIsAnError) {
 }
 
 TEST_F(ConfigLoaderTest, SecondYamlDocumentIsAnError) {
-  ExpectErrorAt("buses: []\n---\nmax_services: 5\n", "config", 3, "more than one YAML document");
+  ExpectErrorAt("buses: []\n---\nmax_services: 5\n", "config", 2, "more than one YAML document");
+}
+
+// Found by fuzz/config_loader_fuzzer.cc (fuzz/regressions/config_loader/):
+// yaml-cpp 0.7 returns the same empty document forever on this input, and
+// YAML::LoadAll collected them until memory ran out.
+TEST_F(ConfigLoaderTest, LoneCommaIsInvalidYamlNotAnEndlessLoad) {
+  ExpectErrorAt(",\n", "config", 1, "not valid YAML");
+}
+
+TEST_F(ConfigLoaderTest, ControlCharacterInBusNameOrEndpointIsAnError) {
+  const std::string name = OnlyError(LoadYaml(
+      "buses:\n  - name: \"a\\nb\"\n    backend: tcp://*:15000\n    frontend: tcp://*:15001\n"));
+  EXPECT_NE(name.find("buses[0].name"), std::string::npos) << name;
+  EXPECT_NE(name.find("no spaces, line breaks or control characters"), std::string::npos) << name;
+  const std::string endpoint = OnlyError(LoadYaml("endpoint: \"tcp://*:7200\\t\"\n"));
+  EXPECT_NE(endpoint.find("endpoint"), std::string::npos) << endpoint;
+  EXPECT_NE(endpoint.find("no spaces, line breaks or control characters"), std::string::npos)
+      << endpoint;
+}
+
+// Any string value, even one the validation would refuse, prints as one
+// line that YAML reads back to the same bytes.
+TEST_F(ConfigLoaderTest, PrintedConfigEscapesControlCharacters) {
+  LoadedConfig first = LoadYaml("store:\n  path: \"./da\\nta/\\x01\\\"q\\\\.db\"\n");
+  ASSERT_TRUE(first.ok()) << AllErrors(first);
+  EXPECT_EQ(first.options.store.path, "./da\nta/\x01\"q\\.db");
+  const std::string printed = RenderConfigYaml(first);
+  EXPECT_NE(printed.find("path: \"./da\\x0ata/\\x01\\\"q\\\\.db\""), std::string::npos) << printed;
+  LoadedConfig second = LoadYaml(printed);
+  ASSERT_TRUE(second.ok()) << AllErrors(second);
+  EXPECT_EQ(second.options.store.path, first.options.store.path);
 }
 
 // --- Duplicate keys: yaml-cpp keeps both entries and node[key] finds the first.
