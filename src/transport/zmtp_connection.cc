@@ -351,6 +351,7 @@ bool ZmtpConnection::Handshake() {
   }
   in.Consume(h.header_size + static_cast<size_t>(h.size));
   if (step == ZmtpMechanism::Step::kContinue) return true;
+  mechanism_ready_ = true;
 
   const zmtp::PeerMetadata& peer = mechanism_->peer();
   const ZmtpOptions& zmtp_options = *context_->zmtp;
@@ -437,10 +438,16 @@ void ZmtpConnection::QueueFrame(const void* data, size_t size, bool more) {
 }
 
 void ZmtpConnection::SendError(std::string_view reason) {
-  // ERROR travels in clear: before traffic (RFC 37), and a peer whose
-  // handshake we refuse has no keys for a box anyway.
+  // In clear while the handshake runs (RFC 37; a peer whose handshake is
+  // refused has no keys for a box anyway). After a CURVE READY the peer
+  // opens every frame as a MESSAGE: a clear ERROR would reach it as a
+  // broken box, so it travels boxed like PING and PONG.
   const size_t before = out_.size();
-  zmtp::AppendError(out_, reason);
+  if (wraps_ && mechanism_ready_) {
+    mechanism_->WrapFrame(zmtp::ErrorBody(reason), false, true, out_);
+  } else {
+    zmtp::AppendError(out_, reason);
+  }
   QueuedOutput(out_.size() - before);
   Write();
 }

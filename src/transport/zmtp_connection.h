@@ -89,7 +89,8 @@ class ZmtpConnection {
   // ends the message.
   void QueueFrame(const void* data, size_t size, bool more);
   // Queues an ERROR command and tries to write it at once: the last thing a
-  // refused peer hears (RFC 37).
+  // refused peer hears (RFC 37). Boxed once the mechanism has sent its
+  // READY (CURVE), since the peer then opens every frame as a MESSAGE.
   void SendError(std::string_view reason);
 
   enum class WriteResult { kDone, kWouldBlock, kPeerReset, kFailed };
@@ -147,6 +148,7 @@ class ZmtpConnection {
   const bool wraps_;  // the mechanism boxes traffic (CURVE)
   const Clock::time_point accepted_at_;
   Stage stage_ = Stage::kGreeting;
+  bool mechanism_ready_ = false;  // the mechanism's handshake is complete
   std::string id_;
   bool eof_ = false;
   bool closed_ = false;

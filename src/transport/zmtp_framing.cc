@@ -175,13 +175,17 @@ bool ParseMetadata(std::string_view properties, PeerMetadata* metadata) {
   return !metadata->socket_type.empty();
 }
 
-void AppendError(std::string& out, std::string_view reason) {
+std::string ErrorBody(std::string_view reason) {
   std::string body;
   AppendCommandName(body, kError);
   const std::string_view r = reason.substr(0, 255);
   body.push_back(static_cast<char>(r.size()));
   body.append(r);
-  AppendFrame(out, body, false, true);
+  return body;
+}
+
+void AppendError(std::string& out, std::string_view reason) {
+  AppendFrame(out, ErrorBody(reason), false, true);
 }
 
 bool ParsePing(std::string_view body, std::string_view* context) {

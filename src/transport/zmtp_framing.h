@@ -81,7 +81,9 @@ bool ParseMetadata(std::string_view properties, PeerMetadata* metadata);
 // big-endian value length, the value).
 void AppendProperty(std::string& body, std::string_view name, std::string_view value);
 
-// Appends an ERROR command with a reason, sent before closing a connection.
+// An ERROR command's body with a reason (cut to 255 bytes), sent before
+// closing a connection; AppendError appends it as a command frame.
+std::string ErrorBody(std::string_view reason);
 void AppendError(std::string& out, std::string_view reason);
 
 // PING (ZMTP 3.1): the context to return in the PONG, up to 16 bytes.

@@ -111,6 +111,41 @@ TEST_F(CurveTest, UnknownClientKeyIsRefusedAndNamed) {
                                                               << broker_.Output();
 }
 
+// A refusal after the CURVE handshake (here a second connection claiming a
+// live routing id) ends with an ERROR inside a MESSAGE box: after READY a
+// libzmq peer opens every frame as a box, and would report a clear ERROR
+// as a protocol failure (a broken box) instead of being told and closed.
+TEST_F(CurveTest, ErrorAfterTheHandshakeTravelsBoxed) {
+  StartBroker();
+  auto set_identity = [&](zmq::socket_t& socket) {
+    socket.set(zmq::sockopt::routing_id, "twin");
+    CurveClient(client_keys_, server_)(socket);
+  };
+  RawPeer first(ctx_, TcpEndpoint(client_port_), "", set_identity);
+  first.Send({"MDPC02", Byte(0x01), "mmi.service", "x"});
+  ASSERT_TRUE(first.Recv().has_value()) << broker_.Output();
+
+  RawPeer second(ctx_, TcpEndpoint(client_port_), "", [&](zmq::socket_t& socket) {
+    set_identity(socket);
+    ASSERT_EQ(zmq_socket_monitor(socket.handle(), "inproc://twin-monitor",
+                                 ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_DISCONNECTED),
+              0);
+  });
+  zmq::socket_t monitor(ctx_, zmq::socket_type::pair);
+  monitor.set(zmq::sockopt::rcvtimeo, 5000);
+  monitor.connect("inproc://twin-monitor");
+  zmq::message_t event;
+  ASSERT_TRUE(monitor.recv(event)) << "the second connection was not closed\n"
+                                   << broker_.Output();
+  uint16_t event_id = 0;
+  std::memcpy(&event_id, event.data(), sizeof(event_id));
+  EXPECT_EQ(event_id, ZMQ_EVENT_DISCONNECTED)
+      << "libzmq reported a protocol failure: the ERROR was not boxed";
+  zmq::message_t address;
+  (void)monitor.recv(address);
+  EXPECT_TRUE(broker_.WaitForOutput("duplicate_identity", 5s)) << broker_.Output();
+}
+
 // transport: zmq serves CURVE through libzmq and the broker's ZAP handler:
 // the same authorized peers get through, a stranger is refused with 400.
 TEST_F(CurveTest, ZmqTransportServesCurveThroughTheZapHandler) {
