@@ -6,6 +6,7 @@
 #include <future>
 #include <vector>
 
+#include "config/endpoint.h"
 #include "log/log.h"
 #include "store/sqlite_store.h"
 
@@ -37,9 +38,14 @@ Status BrokerApp::Start() {
          {"failed", r.counts.by_state[static_cast<size_t>(RequestState::kFailed)]}});
   }
   if (options_.security.mechanism == SecurityMechanism::kCurve) {
+    // As the sockets bind them: without the "@" (Validate has parsed each).
+    std::vector<std::string> null_endpoints;
+    for (const std::string& text : options_.security.null_endpoints) {
+      if (auto ep = ParseEndpoint(text); ep.ok()) null_endpoints.push_back(ep.value().address);
+    }
     auto loaded = transport::ServerSecurity::LoadCurve(options_.security.secret_key_file,
                                                        options_.security.authorized_keys_dir,
-                                                       options_.security.acl_file);
+                                                       options_.security.acl_file, null_endpoints);
     if (!loaded.ok()) return loaded.status();
     security_ = std::move(loaded.value());
     auto zap = transport::ZapHandler::Start(
@@ -61,10 +67,18 @@ Status BrokerApp::Start() {
           "encrypted, but any client key is let in",
           {{"public_key", public_key}});
     } else {
-      PLANTD_LOG_INFO("CURVE security on every bound endpoint",
+      PLANTD_LOG_INFO(null_endpoints.empty() ? "CURVE security on every bound endpoint"
+                                             : "CURVE security on every bound endpoint but "
+                                               "security.null_endpoints",
                       {{"public_key", public_key},
                        {"authorized_keys", security_->authorized_count()},
                        {"authorized_keys_dir", options_.security.authorized_keys_dir}});
+    }
+    for (const std::string& address : null_endpoints) {
+      PLANTD_LOG_INFO(
+          "NULL security (no key, in clear) on a security.null_endpoints endpoint; "
+          "its peers are named anonymous",
+          {{"endpoint", address}});
     }
     LogAccessRules();
   }

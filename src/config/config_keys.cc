@@ -200,6 +200,15 @@ KeySpec<Target> List() {
   return s;
 }
 
+// A std::vector<std::string> field of endpoints, written as a YAML list.
+template <typename Target, typename Field>
+KeySpec<Target> EndpointList(Field field) {
+  KeySpec<Target> s = List<Target>();
+  s.items = [field](const Target& o) -> const std::vector<std::string>& { return field(o); };
+  s.mutable_items = [field](Target& o) -> std::vector<std::string>& { return field(o); };
+  return s;
+}
+
 // Fills in what every row has: its key and doc, and for a documented
 // top-level row the environment variable and flag derived from the key
 // ("limits.max_buffered_bytes" -> PLANTD_BROKER_LIMITS_MAX_BUFFERED_BYTES,
@@ -252,7 +261,7 @@ std::vector<KeySpec<B>> MakeBrokerKeys() {
           "Majordomo endpoint where workers connect"));
   add(Alias("client-endpoint", "client_endpoint",
             String<B>(PLANTD_FIELD(client_endpoint), KeyType::kEndpoint)));
-  add(Key("extra_endpoints", List<B>(),
+  add(Key("extra_endpoints", EndpointList<B>(PLANTD_FIELD(extra_endpoints)),
           "further Majordomo endpoints (ipc://, another tcp://), each for clients and workers"));
   add(Key("transport",
           Choice<B>(PLANTD_FIELD(transport),
@@ -378,6 +387,9 @@ std::vector<KeySpec<B>> MakeBrokerKeys() {
   add(Key("security.acl_file", String<B>(PLANTD_FIELD(security.acl_file)),
           "access rules by key name: services to call and serve, bus topics to publish and "
           "subscribe to; default deny; reread on SIGHUP"));
+  add(Key("security.null_endpoints", EndpointList<B>(PLANTD_FIELD(security.null_endpoints)),
+          "endpoints the broker binds that take NULL peers while the others require CURVE "
+          "(a local ipc://); their peers are named anonymous"));
 
   add(Key("admin.allow_remote", Bool<B>(PLANTD_FIELD(admin.allow_remote)),
           "take org.plantd.Admin commands (plantd-mdp admin drain) from non-loopback peers"));
@@ -633,7 +645,7 @@ std::vector<KeyDoc> DocumentedKeys() {
       if (other.alias_of == spec.key) aliases.push_back(other.key);
     }
     KeyDoc d = MakeDoc(spec, spec.key, defaults, aliases);
-    if (spec.key == "extra_endpoints") {
+    if (spec.items) {
       d.type = "list of endpoints";
       d.default_value = "[]";
     } else if (spec.key == "buses") {

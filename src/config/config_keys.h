@@ -29,7 +29,7 @@ enum class KeyType {
   kDuration,  // a number with a unit (250ms, 2.5s), in [min, max] milliseconds
   kBool,      // true/false, yes/no, on/off
   kChoice,    // one of `choices`
-  kList,      // a YAML sequence, read by the loader itself (extra_endpoints, buses)
+  kList,      // a YAML sequence: of endpoints (`items`), or the buses
 };
 
 // One key that configures a Target (BrokerOptions, or BusOptions for the
@@ -53,6 +53,11 @@ struct KeySpec {
   // The field's range check on already-typed options (options built in
   // code, or the result of loading): Ok or the same error `set` gives.
   std::function<Status(const Target&)> check;
+  // A kList of endpoints (extra_endpoints): the field, read and written
+  // whole. Empty for other rows, and for `buses`, which the loader reads
+  // itself.
+  std::function<const std::vector<std::string>&(const Target&)> items;
+  std::function<std::vector<std::string>&(Target&)> mutable_items;
 
   const std::string& canonical() const { return alias_of.empty() ? key : alias_of; }
 };

@@ -171,9 +171,10 @@ class FileReader {
                    const std::string key = prefix + name;
                    if (key == "buses") {
                      ReadBuses(key_node, value);
-                   } else if (key == "extra_endpoints") {
-                     ReadList(key, key_node, value, &out_->options.extra_endpoints);
-                   } else if (const KeySpec<BrokerOptions>* spec = FindBrokerKey(key)) {
+                   } else if (const KeySpec<BrokerOptions>* spec = FindBrokerKey(key);
+                              spec != nullptr && spec->mutable_items) {
+                     ReadList(key, key_node, value, &spec->mutable_items(out_->options));
+                   } else if (spec != nullptr) {
                      if (ReadScalar(*spec, key, key_node, value, &out_->options)) {
                        out_->origins[spec->canonical()] = Where(path_, key_node);
                      }
@@ -357,7 +358,8 @@ std::string RenderConfigYaml(const LoadedConfig& config) {
   y << "# plantd-broker effective configuration; '#' gives where each value came from\n";
   std::string section;
   for (const auto& spec : BrokerKeys()) {
-    if (!spec.get) continue;  // aliases are shown under their canonical key; lists below
+    // Aliases are shown under their canonical key, the buses below.
+    if (!spec.get && !spec.items) continue;
     std::string name = spec.key;
     const size_t dot = name.find('.');
     std::string indent;
@@ -370,12 +372,16 @@ std::string RenderConfigYaml(const LoadedConfig& config) {
     } else {
       section.clear();
     }
+    if (spec.items) {
+      const std::vector<std::string>& items = spec.items(o);
+      y << indent << name << ":" << (items.empty() ? " []" : "") << "\n";
+      for (size_t i = 0; i < items.size(); ++i) {
+        y << indent << "  - " << Quote(items[i]) << "  # "
+          << origin(spec.key + "[" + std::to_string(i) + "]") << "\n";
+      }
+      continue;
+    }
     y << indent << name << ": " << Quote(spec.get(o)) << "  # " << origin(spec.key) << "\n";
-  }
-  y << "extra_endpoints:" << (o.extra_endpoints.empty() ? " []" : "") << "\n";
-  for (size_t i = 0; i < o.extra_endpoints.size(); ++i) {
-    y << "  - " << Quote(o.extra_endpoints[i]) << "  # "
-      << origin("extra_endpoints[" + std::to_string(i) + "]") << "\n";
   }
   y << "buses:" << (o.buses.empty() ? " []" : "") << "  # " << origin("buses") << "\n";
   for (size_t i = 0; i < o.buses.size(); ++i) {
@@ -417,9 +423,11 @@ std::map<std::string, std::string> ProcessEnvironment() {
 std::vector<std::string> ChangedKeys(const BrokerOptions& before, const BrokerOptions& after) {
   std::vector<std::string> changed;
   for (const auto& spec : BrokerKeys()) {
-    if (spec.get && spec.get(before) != spec.get(after)) changed.push_back(spec.key);
+    if ((spec.get && spec.get(before) != spec.get(after)) ||
+        (spec.items && spec.items(before) != spec.items(after))) {
+      changed.push_back(spec.key);
+    }
   }
-  if (before.extra_endpoints != after.extra_endpoints) changed.push_back("extra_endpoints");
   bool buses_changed = before.buses.size() != after.buses.size();
   for (size_t i = 0; !buses_changed && i < before.buses.size(); ++i) {
     for (const auto& spec : BusKeys()) {

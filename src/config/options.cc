@@ -170,6 +170,57 @@ class Validator {
   std::vector<std::pair<std::string, Endpoint>> bound_;
 };
 
+// security.null_endpoints: each must be an endpoint the broker binds on its
+// own ZMTP engine, as the other keys write it, for the exception to mean
+// what it says.
+void CheckNullEndpoints(const BrokerOptions& o, Validator* v) {
+  const std::vector<std::string>& null_endpoints = o.security.null_endpoints;
+  if (null_endpoints.empty()) return;
+  if (o.security.mechanism != SecurityMechanism::kCurve) {
+    v->Fail("security.null_endpoints[0]", null_endpoints[0],
+            "exempts endpoints from CURVE: it needs security.mechanism curve");
+    return;
+  }
+  // An address as bound: "@" removed, as ParseEndpoint gives it.
+  auto bound = [](const std::string& text) {
+    auto ep = ParseEndpoint(text);
+    return ep.ok() && ep.value().bind ? ep.value().address : std::string();
+  };
+  for (size_t i = 0; i < null_endpoints.size(); ++i) {
+    const std::string key = "security.null_endpoints[" + std::to_string(i) + "]";
+    const std::string address = bound(null_endpoints[i]);
+    if (address.empty()) {
+      v->Fail(key, null_endpoints[i], "expected an endpoint the broker binds");
+      continue;
+    }
+    bool majordomo = false;
+    for (const std::string& endpoint : o.MajordomoEndpoints()) {
+      majordomo = majordomo || bound(endpoint) == address;
+    }
+    bool frontend = false;
+    bool backend = false;
+    for (const BusOptions& bus : o.buses) {
+      auto ep = ParseEndpoint(bus.frontend);
+      frontend = frontend || (bound(bus.frontend) == address &&
+                              ep.value().transport != Endpoint::Transport::kInproc);
+      backend = backend || bound(bus.backend) == address || bound(bus.capture) == address;
+    }
+    if (majordomo && o.transport == Transport::kZmq) {
+      v->Fail(key, null_endpoints[i],
+              "with transport zmq one libzmq socket serves every Majordomo endpoint, with one "
+              "mechanism; per-endpoint NULL needs transport native");
+    } else if (backend) {
+      v->Fail(key, null_endpoints[i],
+              "a bus backend or capture endpoint is a libzmq socket, with one mechanism; only "
+              "Majordomo endpoints and bus frontends can take NULL peers");
+    } else if (!majordomo && !frontend) {
+      v->Fail(key, null_endpoints[i],
+              "not an endpoint the broker binds: write it as endpoint, client_endpoint, "
+              "extra_endpoints or a bus frontend writes it");
+    }
+  }
+}
+
 }  // namespace
 
 std::vector<ConfigIssue> Validate(const BrokerOptions& o, const OriginMap& origins) {
@@ -237,6 +288,7 @@ std::vector<ConfigIssue> Validate(const BrokerOptions& o, const OriginMap& origi
     v.Fail("security.acl_file", o.security.acl_file,
            "access rules name CURVE keys: they need security.mechanism curve");
   }
+  CheckNullEndpoints(o, &v);
   if (o.store.enabled) {
     if (o.store.path.empty()) {
       v.Fail("store.path", "", "the store is enabled (store.enabled) and needs a file");

@@ -148,6 +148,13 @@ struct SecurityOptions {
   // SIGHUP. Empty: every peer let in may call, serve, publish and
   // subscribe to anything.
   std::string acl_file;
+  // Endpoints among those the broker binds (endpoint, client_endpoint,
+  // extra_endpoints, a bus frontend) where peers may connect with NULL while
+  // the mechanism is curve: a local ipc:// socket that file permissions
+  // already guard. Their peers are named "anonymous" in the access rules,
+  // /status and logs. Native transport only: a libzmq socket has one
+  // mechanism for all of its endpoints.
+  std::vector<std::string> null_endpoints;
 };
 
 // org.plantd.Admin, the service behind `plantd-mdp admin drain|status`.

@@ -213,7 +213,7 @@ Result<std::shared_ptr<const AccessPolicy>> AccessPolicy::Parse(std::string_view
     policy->anyone_ = it->second;
     policy->has_anyone_ = true;
     for (auto& [peer, grants] : policy->by_peer_) {
-      if (peer != kAnyone) Merge(&grants, policy->anyone_);
+      if (peer != kAnyone && peer != kAnonymousPeer) Merge(&grants, policy->anyone_);
     }
   }
   policy->named_peers_.assign(named.begin(), named.end());
@@ -224,7 +224,7 @@ const AccessPolicy::Grants* AccessPolicy::Find(std::string_view peer) const {
   // An unauthenticated peer (empty name) is no key: "*" is "any key".
   if (peer.empty()) return nullptr;
   if (auto it = by_peer_.find(peer); it != by_peer_.end()) return &it->second;
-  return has_anyone_ ? &anyone_ : nullptr;
+  return has_anyone_ && peer != kAnonymousPeer ? &anyone_ : nullptr;
 }
 
 bool AccessPolicy::MayCall(std::string_view peer, std::string_view service) const {

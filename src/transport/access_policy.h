@@ -20,7 +20,9 @@
 //
 // A key's name is what /status shows for it: its certificate's file name in
 // security.authorized_keys_dir, or the key in Z85 when there is no such
-// directory. Immutable once loaded; shared by the broker's threads.
+// directory. Peers of a NULL endpoint (security.null_endpoints) have no key
+// and are named kAnonymousPeer; "*" does not include them, a rule must name
+// them. Immutable once loaded; shared by the broker's threads.
 #pragma once
 
 #include <memory>
@@ -32,6 +34,10 @@
 #include "common/string_map.h"
 
 namespace plantd::transport {
+
+// The name of every peer that connected with NULL to one of the
+// security.null_endpoints of a CURVE broker. No certificate may take it.
+inline constexpr std::string_view kAnonymousPeer = "anonymous";
 
 class AccessPolicy {
  public:
@@ -64,7 +70,8 @@ class AccessPolicy {
   };
 
  private:
-  // The grants of `peer`, merged with those of "*"; null when it has none.
+  // The grants of `peer`, merged with those of "*" (but for kAnonymousPeer);
+  // null when it has none.
   const Grants* Find(std::string_view peer) const;
 
   StringMap<Grants> by_peer_;  // each named peer's grants, including "*"'s

@@ -2,6 +2,7 @@
 
 #include <sodium.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <utility>
 #include <vector>
@@ -16,7 +17,8 @@ ServerSecurity::~ServerSecurity() {
 }
 
 Result<std::shared_ptr<ServerSecurity>> ServerSecurity::LoadCurve(
-    const std::string& secret_key_file, std::string authorized_keys_dir, std::string acl_file) {
+    const std::string& secret_key_file, std::string authorized_keys_dir, std::string acl_file,
+    std::vector<std::string> null_endpoints) {
   if (!InitSodium()) return Status::Error("libsodium cannot be initialised");
   auto security = std::make_shared<ServerSecurity>();
   security->curve_ = true;
@@ -38,7 +40,14 @@ Result<std::shared_ptr<ServerSecurity>> ServerSecurity::LoadCurve(
       return Status::InvalidArgument("security.acl_file: " + policy.status().message());
     security->policy_ = std::move(policy.value());
   }
+  security->null_endpoints_ = std::move(null_endpoints);
   return security;
+}
+
+bool ServerSecurity::NullAcceptedOn(std::string_view address) const {
+  if (!curve_) return true;
+  return std::find(null_endpoints_.begin(), null_endpoints_.end(), address) !=
+         null_endpoints_.end();
 }
 
 std::shared_ptr<const AccessPolicy> ServerSecurity::policy() const {
@@ -53,6 +62,11 @@ Result<std::shared_ptr<const ServerSecurity::KeySet>> ServerSecurity::ReadKeys(
   auto set = std::make_shared<KeySet>();
   for (CurvePublicKeyFile& file : files) {
     std::string name = std::filesystem::path(file.path).filename().string();
+    if (name == kAnonymousPeer) {
+      return Status::InvalidArgument(file.path + ": the name \"" + std::string(kAnonymousPeer) +
+                                     "\" is kept for peers of security.null_endpoints; rename "
+                                     "the certificate");
+    }
     set->insert_or_assign(std::move(file.public_key), std::move(name));
   }
   return std::shared_ptr<const KeySet>(std::move(set));

@@ -15,6 +15,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "common/status.h"
 #include "common/string_map.h"
@@ -40,10 +41,12 @@ class ServerSecurity {
   // others may read it), every public certificate in `authorized_keys_dir`
   // (empty: any client that completes the handshake) and the access rules
   // in `acl_file` (empty: every peer let in may do everything). Errors name
-  // the file and what is wrong with it.
-  static Result<std::shared_ptr<ServerSecurity>> LoadCurve(const std::string& secret_key_file,
-                                                           std::string authorized_keys_dir,
-                                                           std::string acl_file = {});
+  // the file and what is wrong with it. Peers of the `null_endpoints`
+  // (addresses as bound, without "@") connect with NULL instead, and are
+  // named kAnonymousPeer.
+  static Result<std::shared_ptr<ServerSecurity>> LoadCurve(
+      const std::string& secret_key_file, std::string authorized_keys_dir,
+      std::string acl_file = {}, std::vector<std::string> null_endpoints = {});
 
   bool curve() const { return curve_; }
   // The broker's keys (32 raw bytes each), empty with NULL. The secret one
@@ -74,7 +77,12 @@ class ServerSecurity {
   // Grows by one with each successful Reload().
   uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
 
-  // The mechanism for a new native connection, announcing `socket_type`.
+  // Whether peers of this bound address connect with NULL: always with the
+  // NULL mechanism, and with CURVE for the null_endpoints.
+  bool NullAcceptedOn(std::string_view address) const;
+
+  // The mechanism for a new native connection, announcing `socket_type`:
+  // CURVE's server side with CURVE, else NULL.
   std::unique_ptr<ZmtpMechanism> MakeMechanism(const std::string& socket_type) const;
 
  private:
@@ -89,6 +97,7 @@ class ServerSecurity {
   mutable std::mutex mutex_;
   std::shared_ptr<const KeySet> authorized_;  // null: any key (guarded by mutex_)
   std::string acl_file_;
+  std::vector<std::string> null_endpoints_;
   std::shared_ptr<const AccessPolicy> policy_;  // null: no rules (guarded by mutex_)
   std::atomic<uint64_t> generation_{0};
 };

@@ -93,6 +93,9 @@ struct ZmtpRouter::Pollable {
 struct ZmtpRouter::Listener : Pollable {
   int fd = -1;
   std::string ipc_path;  // removed on close, as libzmq does
+  // Its peers connect with NULL although the socket's security is CURVE
+  // (ServerSecurity::NullAcceptedOn).
+  bool null_under_curve = false;
 };
 
 // A connection and what the router keeps about it.
@@ -110,8 +113,10 @@ struct ZmtpRouter::Peer : Pollable, ZmtpConnection {
   bool want_write = false;
   bool reading = true;  // EPOLLIN is registered
   // Its key's name (ServerSecurity::KeyName) once the handshake is done;
-  // empty with NULL. Named again when the keys are reread.
+  // kAnonymousPeer on a NULL endpoint of a CURVE socket; empty with NULL
+  // everywhere. Named again when the keys are reread.
   std::string name;
+  bool anonymous = false;  // connected with NULL to a CURVE socket
 };
 
 ZmtpRouter::ZmtpRouter(const RouterOptions& options, ZmtpOptions zmtp)
@@ -194,6 +199,8 @@ Status ZmtpRouter::Bind(const std::string& address) {
     return s;
   }
   listener->fd = fd;
+  listener->null_under_curve =
+      options_.security && options_.security->curve() && options_.security->NullAcceptedOn(address);
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.ptr = static_cast<Pollable*>(listener.get());
@@ -336,7 +343,7 @@ void ZmtpRouter::CloseRevokedKeys() {
   security_generation_ = options_.security->generation();
   for (size_t i = peers_.size(); i-- > 0;) {
     Peer* p = peers_[i].get();
-    if (!p->ready()) continue;
+    if (!p->ready() || p->anonymous) continue;
     if (options_.security->Authorized(p->user_id())) {
       // Its certificate file may have been renamed.
       if (!p->user_id().empty()) p->name = options_.security->KeyName(p->user_id());
@@ -418,11 +425,13 @@ void ZmtpRouter::Accept(Listener* listener) {
       setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     }
     std::unique_ptr<ZmtpMechanism> mechanism =
-        options_.security ? options_.security->MakeMechanism(zmtp_.socket_type)
-                          : std::make_unique<ZmtpNullMechanism>(zmtp_.socket_type);
+        options_.security && !listener->null_under_curve
+            ? options_.security->MakeMechanism(zmtp_.socket_type)
+            : std::make_unique<ZmtpNullMechanism>(zmtp_.socket_type);
     auto peer =
         std::make_unique<Peer>(fd, remote, std::move(key), &context_,
                                static_cast<ZmtpConnection::Host*>(this), std::move(mechanism));
+    peer->anonymous = listener->null_under_curve;
     peer->admitted = true;
     peer->reading = !input_paused_;
     epoll_event ev{};
@@ -646,7 +655,9 @@ bool ZmtpRouter::OnHandshakeDone(ZmtpConnection* connection, std::string_view id
   auto* peer = static_cast<Peer*>(connection);
   if (!AssignRoutingId(peer, identity)) return false;
   UnlinkHandshake(peer);
-  if (options_.security && !peer->user_id().empty()) {
+  if (peer->anonymous) {
+    peer->name = kAnonymousPeer;
+  } else if (options_.security && !peer->user_id().empty()) {
     peer->name = options_.security->KeyName(peer->user_id());
   }
   return true;

@@ -270,6 +270,113 @@ TEST_F(AccessControlTest, BusPublishAndSubscribeByTopicPrefix) {
   EXPECT_GE(Refused("denied_subscribe"), 2);
 }
 
+// security.null_endpoints: a local ipc:// endpoint takes NULL peers while
+// tcp:// requires CURVE. Its peers are named "anonymous": the rules must
+// name them ("*" means any key, and they have none), /status shows the
+// name, and a SIGHUP that rereads the keys leaves them connected.
+TEST_F(AccessControlTest, NullEndpointTakesAnonymousPeersUnderTheirOwnRules) {
+  acl_file_ = keys_.Write("acl.yaml", std::string(kRules) +
+                                          "  - peers: [\"*\"]\n    call: [\"mmi.*\"]\n"
+                                          "  - peers: [anonymous]\n    call: [plant.valve]\n"
+                                          "    serve: [plant.local]\n");
+  const std::string local = "ipc://" + keys_.path() + "/broker.ipc";
+  StartBroker("  null_endpoints:\n    - " + local + "\nextra_endpoints:\n  - " + local +
+              "\nlog:\n  level: info\n");
+  ASSERT_TRUE(broker_.WaitForOutput("security.null_endpoints", 5s)) << broker_.Output();
+
+  // A NULL worker and a NULL client on the ipc endpoint.
+  RawPeer local_worker(ctx_, local);
+  local_worker.Send({"MDPW02", Byte(0x01), "plant.local"});
+  RawPeer curve_worker(ctx_, TcpEndpoint(worker_port_), "", CurveClient(worker_keys_, server_));
+  curve_worker.Send({"MDPW02", Byte(0x01), "plant.valve"});
+  RawPeer operator_peer(ctx_, TcpEndpoint(client_port_), "", CurveClient(client_keys_, server_));
+  ASSERT_TRUE(WaitUntilRegistered(operator_peer, "plant.valve")) << broker_.Output();
+  RawPeer local_client(ctx_, local);
+  local_client.Send({"MDPC02", Byte(0x01), "plant.valve", "open"});
+  auto request = curve_worker.RecvSkippingHeartbeats();
+  ASSERT_TRUE(request.has_value()) << "anonymous may call plant.valve\n" << broker_.Output();
+  ASSERT_GE(request->size(), 5u);
+  curve_worker.Send({"MDPW02", Byte(0x04), (*request)[2], "", "opened"});
+  auto reply = local_client.Recv();
+  ASSERT_TRUE(reply.has_value()) << broker_.Output();
+  EXPECT_EQ(*reply, (Frames{"MDPC02", Byte(0x03), "plant.valve", "opened"}));
+
+  local_client.Send({"MDPC02", Byte(0x01), "mmi.service", "plant.valve"});
+  EXPECT_EQ(local_client.Recv(),
+            (Frames{"MDPC02", Byte(0x03), "mmi.service", "403", "denied_call"}))
+      << "\"*\" grants any key, and an anonymous peer has none";
+  EXPECT_EQ(Call(client_keys_, "mmi.service", {"plant.local"}), (Frames{"200"}))
+      << "the anonymous worker's READY was taken";
+
+  nlohmann::json workers;
+  const auto deadline = Clock::now() + 5s;
+  while (workers.size() != 2 && Clock::now() < deadline) {
+    auto status = HttpGet(http_port_, "/status");
+    ASSERT_TRUE(status.has_value());
+    workers = nlohmann::json::parse(status->body)["workers"];
+    if (workers.size() != 2) std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_EQ(workers.size(), 2u);
+  for (const auto& worker : workers) {
+    EXPECT_EQ(worker["key"], worker["service"] == "plant.local" ? "anonymous" : "worker");
+  }
+
+  // Rereading the keys closes connections whose key was removed; an
+  // anonymous one has no key to lose.
+  broker_.Signal(SIGHUP);
+  ASSERT_TRUE(broker_.WaitForOutput("authorized keys reread", 5s)) << broker_.Output();
+  local_client.Send({"MDPC02", Byte(0x01), "plant.valve", "close"});
+  request = curve_worker.RecvSkippingHeartbeats();
+  ASSERT_TRUE(request.has_value()) << broker_.Output();
+  curve_worker.Send({"MDPW02", Byte(0x04), (*request)[2], "", "closed"});
+  EXPECT_EQ(local_client.Recv(), (Frames{"MDPC02", Byte(0x03), "plant.valve", "closed"}));
+
+  // The tcp:// endpoint still requires CURVE: a NULL peer gets nothing.
+  RawPeer outsider(ctx_, TcpEndpoint(client_port_));
+  outsider.Send({"MDPC02", Byte(0x01), "mmi.service", "plant.valve"});
+  EXPECT_FALSE(outsider.Recv(500ms).has_value());
+}
+
+// A bus frontend among security.null_endpoints: a libzmq SUB without keys
+// subscribes there, as anonymous, to what the rules let anonymous hear.
+TEST_F(AccessControlTest, NullBusFrontendServesAnonymousSubscribers) {
+  acl_file_ = keys_.Write("acl.yaml", std::string(kRules) +
+                                          "  - peers: [anonymous]\n"
+                                          "    subscribe: {data: [\"plant.\"]}\n");
+  const int backend = FreeTcpPort();
+  const std::string frontend = "ipc://" + keys_.path() + "/data.ipc";
+  StartBroker(
+      "  null_endpoints: [\"" + frontend + "\"]\n",
+      "\n  - name: data\n    backend: " + TcpEndpoint(backend) + "\n    frontend: " + frontend);
+  zmq::socket_t sub(ctx_, zmq::socket_type::sub);
+  sub.set(zmq::sockopt::linger, 0);
+  sub.set(zmq::sockopt::subscribe, "plant.");
+  sub.connect(frontend);
+  zmq::socket_t denied(ctx_, zmq::socket_type::sub);
+  denied.set(zmq::sockopt::linger, 0);
+  denied.set(zmq::sockopt::subscribe, "secret.");
+  denied.connect(frontend);
+  zmq::socket_t pub(ctx_, zmq::socket_type::pub);
+  pub.set(zmq::sockopt::linger, 0);
+  CurveClient(worker_keys_, server_)(pub);
+  pub.connect(TcpEndpoint(backend));
+
+  bool heard = false;
+  const auto deadline = Clock::now() + 5s;
+  while (!heard && Clock::now() < deadline) {
+    (void)pub.send(zmq::str_buffer("plant.temp 21.5"), zmq::send_flags::dontwait);
+    zmq::pollitem_t item{sub.handle(), 0, ZMQ_POLLIN, 0};
+    if (zmq::poll(&item, 1, 50ms) > 0) {
+      zmq::message_t message;
+      ASSERT_TRUE(sub.recv(message));
+      EXPECT_EQ(message.to_string(), "plant.temp 21.5");
+      heard = true;
+    }
+  }
+  EXPECT_TRUE(heard) << broker_.Output();
+  EXPECT_TRUE(broker_.WaitForOutput("denied_subscribe", 5s)) << broker_.Output();
+}
+
 // A mistake in the ACL file stops the broker at start, naming the file and
 // line and what is wrong.
 TEST_F(AccessControlTest, MalformedRulesStopTheBrokerWithFileAndLine) {

@@ -81,6 +81,26 @@ TEST(AccessPolicy, BusTopicsArePrefixesPerBus) {
   EXPECT_FALSE(policy->MayPublish("ui", "telemetry", "x"));
 }
 
+// Peers of a security.null_endpoints endpoint are named kAnonymousPeer and
+// have no key: "*" ("any key") does not reach them; a rule must name them.
+TEST(AccessPolicy, AnyoneMeansAnyKeyNotAnonymousPeers) {
+  auto policy = MustParse(R"(rules:
+  - peers: ["*"]
+    call: ["mmi.*"]
+  - peers: [anonymous]
+    call: [plant.valve]
+)");
+  ASSERT_TRUE(policy);
+  EXPECT_TRUE(policy->MayCall("alice", "mmi.service"));
+  EXPECT_FALSE(policy->MayCall(kAnonymousPeer, "mmi.service"));
+  EXPECT_TRUE(policy->MayCall(kAnonymousPeer, "plant.valve"));
+  EXPECT_FALSE(policy->MayCall("alice", "plant.valve"));
+  auto none = MustParse("rules:\n  - peers: [\"*\"]\n    call: [\"*\"]\n");
+  ASSERT_TRUE(none);
+  EXPECT_FALSE(none->MayCall(kAnonymousPeer, "plant.valve"))
+      << "no rule names anonymous: it may do nothing";
+}
+
 TEST(AccessPolicy, AnEmptyRuleListDeniesAll) {
   auto policy = MustParse("rules: []\n");
   ASSERT_TRUE(policy);

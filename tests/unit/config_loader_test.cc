@@ -443,6 +443,51 @@ TEST_F(ConfigLoaderTest, PrintedConfigEscapesControlCharacters) {
   EXPECT_EQ(second.options.store.path, first.options.store.path);
 }
 
+// security.null_endpoints names endpoints the broker binds natively, under
+// CURVE; anything else is refused with the entry's line and the reason.
+TEST_F(ConfigLoaderTest, NullEndpointsMustBeNativeEndpointsOfACurveBroker) {
+  const std::string curve =
+      "security:\n  mechanism: curve\n  secret_key_file: /etc/plantd/broker_secret\n";
+  const std::string bus =
+      "buses:\n  - name: data\n    backend: tcp://*:15000\n    frontend: ipc:///tmp/data\n";
+  LoadedConfig ok = LoadYaml(curve +
+                             "  null_endpoints:\n    - ipc:///tmp/b\n    - "
+                             "ipc:///tmp/data\nextra_endpoints: [\"@ipc:///tmp/b\"]\n" +
+                             bus);
+  ASSERT_TRUE(ok.ok()) << AllErrors(ok);
+  EXPECT_EQ(ok.options.security.null_endpoints,
+            (std::vector<std::string>{"ipc:///tmp/b", "ipc:///tmp/data"}));
+
+  ExpectErrorAt("security:\n  null_endpoints: [ipc:///tmp/b]\nextra_endpoints: [ipc:///tmp/b]\n",
+                "security.null_endpoints[0]", 2, "needs security.mechanism curve");
+  ExpectErrorAt(curve + "  null_endpoints:\n    - ipc:///tmp/elsewhere\n",
+                "security.null_endpoints[0]", 5, "not an endpoint the broker binds");
+  ExpectErrorAt(curve + "  null_endpoints:\n    - tcp://*:15000\n" + bus,
+                "security.null_endpoints[0]", 5, "a bus backend or capture endpoint");
+  ExpectErrorAt(curve +
+                    "  null_endpoints:\n    - ipc:///tmp/b\nextra_endpoints: [ipc:///tmp/b]\n"
+                    "transport: zmq\n",
+                "security.null_endpoints[0]", 5, "needs transport native");
+  ExpectErrorAt(curve + "  null_endpoints: ipc:///tmp/b\n", "security.null_endpoints", 4,
+                "expected a list of endpoints");
+}
+
+TEST_F(ConfigLoaderTest, PrintedConfigListsNullEndpointsInTheSecuritySection) {
+  LoadedConfig first = LoadYaml(
+      "security:\n  mechanism: curve\n  secret_key_file: /k\n  null_endpoints: [ipc:///tmp/b]\n"
+      "extra_endpoints: [ipc:///tmp/b]\n");
+  ASSERT_TRUE(first.ok()) << AllErrors(first);
+  const std::string printed = RenderConfigYaml(first);
+  EXPECT_NE(printed.find("  null_endpoints:\n    - \"ipc:///tmp/b\""), std::string::npos)
+      << printed;
+  LoadedConfig second = LoadYaml(printed);
+  ASSERT_TRUE(second.ok()) << AllErrors(second);
+  EXPECT_TRUE(ChangedKeys(first.options, second.options).empty());
+  second.options.security.null_endpoints.clear();
+  EXPECT_EQ(ChangedKeys(first.options, second.options),
+            (std::vector<std::string>{"security.null_endpoints"}));
+}
+
 // --- Duplicate keys: yaml-cpp keeps both entries and node[key] finds the first.
 
 TEST_F(ConfigLoaderTest, DuplicateKeyRejected) {
