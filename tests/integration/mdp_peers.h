@@ -33,8 +33,10 @@ inline void PrintTo(Dialect d, std::ostream* os) { *os << Name(d); }
 // A client: sends REQUEST, receives PARTIAL/FINAL.
 class TestClient {
  public:
-  TestClient(zmq::context_t& ctx, const std::string& endpoint, Dialect d)
-      : peer_(ctx, endpoint), dialect_(d) {}
+  // `before_connect` sets further socket options (CURVE keys), as RawPeer.
+  TestClient(zmq::context_t& ctx, const std::string& endpoint, Dialect d,
+             const std::function<void(zmq::socket_t&)>& before_connect = nullptr)
+      : peer_(ctx, endpoint, "", before_connect), dialect_(d) {}
 
   void Request(const std::string& service, const Frames& body) {
     Frames f;
@@ -109,8 +111,9 @@ class TestClient {
 class TestWorker {
  public:
   TestWorker(zmq::context_t& ctx, const std::string& endpoint, Dialect d,
-             const std::string& routing_id = "")
-      : peer_(ctx, endpoint, routing_id), dialect_(d) {}
+             const std::string& routing_id = "",
+             const std::function<void(zmq::socket_t&)>& before_connect = nullptr)
+      : peer_(ctx, endpoint, routing_id, before_connect), dialect_(d) {}
 
   void Ready(const std::string& service) { peer_.Send(Command(0x01, "READY", {service})); }
   void Heartbeat() { peer_.Send(Command(dialect_ == Dialect::kMdp01 ? 0x04 : 0x05, "HEARTBEAT")); }
