@@ -48,13 +48,17 @@ std::string JoinKeys(const std::vector<std::string>& keys) {
 // SIGHUP: read the configuration again; apply what can change live.
 void Reload(const plantd::ConfigSources& sources, plantd::LoadedConfig* current,
             plantd::BrokerApp* app) {
-  // The authorized client keys are reread whatever the file says: adding
-  // or removing a key is the everyday reason for a SIGHUP.
-  if (plantd::Status s = app->ReloadSecurity(); !s.ok()) {
-    PLANTD_LOG_ERROR("authorized keys not reloaded; keeping the keys in use",
-                     {{"error", s.message()}});
-  }
   plantd::LoadedConfig next = plantd::LoadConfig(sources);
+  // The authorized client keys are reread even when the rest of the file
+  // is refused: adding or removing a key is the everyday reason for a
+  // SIGHUP. The keys listed in the file itself come from it only when it
+  // loads.
+  const plantd::Status keys =
+      app->ReloadSecurity(next.ok() ? &next.options.security.authorized_keys : nullptr);
+  if (!keys.ok()) {
+    PLANTD_LOG_ERROR("authorized keys not reloaded; keeping the keys in use",
+                     {{"error", keys.message()}});
+  }
   for (const plantd::ConfigIssue& w : next.warnings) {
     PLANTD_LOG_WARN("config warning", {{"issue", w.ToString()}});
   }
@@ -67,9 +71,14 @@ void Reload(const plantd::ConfigSources& sources, plantd::LoadedConfig* current,
   }
   std::vector<std::string> applied, need_restart;
   for (const std::string& key : plantd::ChangedKeys(current->options, next.options)) {
+    if (key == "security.authorized_keys") {
+      if (keys.ok()) applied.push_back(key);  // else the error above says why not
+      continue;
+    }
     (key == "log.level" || key == "log.format" ? applied : need_restart).push_back(key);
   }
   current->options.log = next.options.log;
+  if (keys.ok()) current->options.security.authorized_keys = next.options.security.authorized_keys;
   plantd::log::Configure(current->options.log);
   PLANTD_LOG_INFO("configuration reloaded",
                   {{"applied", applied.empty() ? "nothing changed" : JoinKeys(applied)},

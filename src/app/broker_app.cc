@@ -43,9 +43,12 @@ Status BrokerApp::Start() {
     for (const std::string& text : options_.security.null_endpoints) {
       if (auto ep = ParseEndpoint(text); ep.ok()) null_endpoints.push_back(ep.value().address);
     }
-    auto loaded = transport::ServerSecurity::LoadCurve(options_.security.secret_key_file,
-                                                       options_.security.authorized_keys_dir,
-                                                       options_.security.acl_file, null_endpoints);
+    auto loaded = transport::ServerSecurity::LoadCurve(
+        {.secret_key_file = options_.security.secret_key_file,
+         .authorized_keys_dir = options_.security.authorized_keys_dir,
+         .authorized_keys = options_.security.authorized_keys,
+         .acl_file = options_.security.acl_file,
+         .null_endpoints = null_endpoints});
     if (!loaded.ok()) return loaded.status();
     security_ = std::move(loaded.value());
     auto zap = transport::ZapHandler::Start(
@@ -61,10 +64,10 @@ Status BrokerApp::Start() {
     zap_ = std::move(zap.value());
     std::string public_key;
     transport::Z85Encode(security_->public_key(), &public_key);
-    if (options_.security.authorized_keys_dir.empty()) {
+    if (security_->any_key()) {
       PLANTD_LOG_WARN(
-          "security.mechanism is curve without security.authorized_keys_dir: traffic is "
-          "encrypted, but any client key is let in",
+          "security.mechanism is curve without security.authorized_keys_dir or "
+          "security.authorized_keys: traffic is encrypted, but any client key is let in",
           {{"public_key", public_key}});
     } else {
       PLANTD_LOG_INFO(null_endpoints.empty() ? "CURVE security on every bound endpoint"
@@ -128,10 +131,10 @@ Status BrokerApp::Start() {
   return Status::Ok();
 }
 
-Status BrokerApp::ReloadSecurity() {
+Status BrokerApp::ReloadSecurity(const std::vector<std::string>* authorized_keys) {
   if (!security_) return Status::Ok();
   const size_t before = security_->authorized_count();
-  if (Status s = security_->Reload(); !s.ok()) return s;
+  if (Status s = security_->Reload(authorized_keys); !s.ok()) return s;
   PLANTD_LOG_INFO("authorized keys reread",
                   {{"authorized_keys_dir", security_->authorized_keys_dir()},
                    {"before", before},
@@ -148,7 +151,7 @@ void BrokerApp::LogAccessRules() const {
   if (!policy) return;
   PLANTD_LOG_INFO("access rules in force (default deny)",
                   {{"acl_file", security_->acl_file()}, {"rules", policy->rule_count()}});
-  if (security_->authorized_keys_dir().empty()) return;  // names are then Z85 keys
+  if (security_->any_key()) return;  // names are then Z85 keys
   for (const std::string& name : policy->named_peers()) {
     if (!security_->HasKeyNamed(name)) {
       PLANTD_LOG_WARN("access rules name a key that is not authorized",

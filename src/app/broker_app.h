@@ -51,10 +51,12 @@ class BrokerApp {
     if (broker_) broker_->StallForTest(ms);
   }
   const std::vector<std::unique_ptr<bus::Bus>>& buses() const { return buses_; }
-  // SIGHUP: reads security.authorized_keys_dir and security.acl_file again.
-  // Connections whose key is no longer there are closed (key_revoked); on
-  // an error the keys and rules in use stay and the error names the file.
-  Status ReloadSecurity();
+  // SIGHUP: reads security.authorized_keys_dir and security.acl_file again,
+  // with `authorized_keys` (security.authorized_keys of a configuration
+  // read again; null: the listed keys in use). Connections whose key is no
+  // longer authorized are closed (key_revoked); on an error the keys and
+  // rules in use stay and the error names the file or key.
+  Status ReloadSecurity(const std::vector<std::string>* authorized_keys = nullptr);
   // The durable request store, or null when store.enabled is false. Its
   // health(), stats() and recovery() are thread-safe (for /healthz, /metrics
   // and /status: store/store_metrics.h renders them). Valid from Start()

@@ -200,12 +200,14 @@ KeySpec<Target> List() {
   return s;
 }
 
-// A std::vector<std::string> field of endpoints, written as a YAML list.
+// A std::vector<std::string> field written as a YAML list, each item an
+// `item` ("endpoint"); Validate checks the items.
 template <typename Target, typename Field>
-KeySpec<Target> EndpointList(Field field) {
+KeySpec<Target> StringList(Field field, const std::string& item) {
   KeySpec<Target> s = List<Target>();
   s.items = [field](const Target& o) -> const std::vector<std::string>& { return field(o); };
   s.mutable_items = [field](Target& o) -> std::vector<std::string>& { return field(o); };
+  s.item = item;
   return s;
 }
 
@@ -261,7 +263,7 @@ std::vector<KeySpec<B>> MakeBrokerKeys() {
           "Majordomo endpoint where workers connect"));
   add(Alias("client-endpoint", "client_endpoint",
             String<B>(PLANTD_FIELD(client_endpoint), KeyType::kEndpoint)));
-  add(Key("extra_endpoints", EndpointList<B>(PLANTD_FIELD(extra_endpoints)),
+  add(Key("extra_endpoints", StringList<B>(PLANTD_FIELD(extra_endpoints), "endpoint"),
           "further Majordomo endpoints (ipc://, another tcp://), each for clients and workers"));
   add(Key("transport",
           Choice<B>(PLANTD_FIELD(transport),
@@ -384,10 +386,14 @@ std::vector<KeySpec<B>> MakeBrokerKeys() {
           "the broker's CURVE secret certificate (zcert format, mode 0600)"));
   add(Key("security.authorized_keys_dir", String<B>(PLANTD_FIELD(security.authorized_keys_dir)),
           "directory of client public certificates allowed in; reread on SIGHUP"));
+  add(Key("security.authorized_keys", StringList<B>(PLANTD_FIELD(security.authorized_keys), "key"),
+          "further clients allowed in, each \"KEY NAME\": a public key in Z85 and its name; "
+          "with those of authorized_keys_dir; reread on SIGHUP"));
   add(Key("security.acl_file", String<B>(PLANTD_FIELD(security.acl_file)),
           "access rules by key name: services to call and serve, bus topics to publish and "
           "subscribe to; default deny; reread on SIGHUP"));
-  add(Key("security.null_endpoints", EndpointList<B>(PLANTD_FIELD(security.null_endpoints)),
+  add(Key("security.null_endpoints",
+          StringList<B>(PLANTD_FIELD(security.null_endpoints), "endpoint"),
           "endpoints the broker binds that take NULL peers while the others require CURVE "
           "(a local ipc://); their peers are named anonymous"));
 
@@ -646,7 +652,7 @@ std::vector<KeyDoc> DocumentedKeys() {
     }
     KeyDoc d = MakeDoc(spec, spec.key, defaults, aliases);
     if (spec.items) {
-      d.type = "list of endpoints";
+      d.type = "list of " + spec.item + "s";
       d.default_value = "[]";
     } else if (spec.key == "buses") {
       d.type = "list of buses";

@@ -29,7 +29,7 @@ enum class KeyType {
   kDuration,  // a number with a unit (250ms, 2.5s), in [min, max] milliseconds
   kBool,      // true/false, yes/no, on/off
   kChoice,    // one of `choices`
-  kList,      // a YAML sequence: of endpoints (`items`), or the buses
+  kList,      // a YAML sequence: of strings (`items`), or the buses
 };
 
 // One key that configures a Target (BrokerOptions, or BusOptions for the
@@ -53,11 +53,12 @@ struct KeySpec {
   // The field's range check on already-typed options (options built in
   // code, or the result of loading): Ok or the same error `set` gives.
   std::function<Status(const Target&)> check;
-  // A kList of endpoints (extra_endpoints): the field, read and written
-  // whole. Empty for other rows, and for `buses`, which the loader reads
-  // itself.
+  // A kList of strings (extra_endpoints, security.authorized_keys): the
+  // field, read and written whole, and what one item is ("endpoint"). Empty
+  // for other rows, and for `buses`, which the loader reads itself.
   std::function<const std::vector<std::string>&(const Target&)> items;
   std::function<std::vector<std::string>&(Target&)> mutable_items;
+  std::string item;
 
   const std::string& canonical() const { return alias_of.empty() ? key : alias_of; }
 };

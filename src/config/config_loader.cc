@@ -20,6 +20,12 @@ std::string Where(const std::string& file, const YAML::Node& node) {
   return file + ":" + std::to_string(node.Mark().line + 1);
 }
 
+// "a " or "an ", for "an endpoint", "a key".
+const char* Article(const std::string& noun) {
+  return !noun.empty() && std::string_view("aeiou").find(noun[0]) != std::string_view::npos ? "an "
+                                                                                            : "a ";
+}
+
 const char* NodeKind(const YAML::Node& node) {
   switch (node.Type()) {
     case YAML::NodeType::Map: return "a mapping";
@@ -166,31 +172,32 @@ class FileReader {
   }
 
   void ReadMap(const YAML::Node& map, const std::string& prefix) {
-    ForEachEntry(map, prefix,
-                 [&](const std::string& name, const YAML::Node& key_node, const YAML::Node& value) {
-                   const std::string key = prefix + name;
-                   if (key == "buses") {
-                     ReadBuses(key_node, value);
-                   } else if (const KeySpec<BrokerOptions>* spec = FindBrokerKey(key);
-                              spec != nullptr && spec->mutable_items) {
-                     ReadList(key, key_node, value, &spec->mutable_items(out_->options));
-                   } else if (spec != nullptr) {
-                     if (ReadScalar(*spec, key, key_node, value, &out_->options)) {
-                       out_->origins[spec->canonical()] = Where(path_, key_node);
-                     }
-                   } else if (IsKeySection(key)) {
-                     if (value.IsMap()) {
-                       ReadMap(value, key + ".");
-                     } else if (!value.IsNull()) {  // "limits:" alone sets nothing
-                       out_->errors.push_back({key, Where(path_, key_node), "",
-                                               std::string("expected a mapping with ") +
-                                                   SectionKeys(key) + ", got " + NodeKind(value)});
-                     }
-                   } else {
-                     out_->warnings.push_back({key, Where(path_, key_node), "",
-                                               "unknown key, ignored (check its spelling)"});
-                   }
-                 });
+    ForEachEntry(
+        map, prefix,
+        [&](const std::string& name, const YAML::Node& key_node, const YAML::Node& value) {
+          const std::string key = prefix + name;
+          if (key == "buses") {
+            ReadBuses(key_node, value);
+          } else if (const KeySpec<BrokerOptions>* spec = FindBrokerKey(key);
+                     spec != nullptr && spec->mutable_items) {
+            ReadList(key, spec->item, key_node, value, &spec->mutable_items(out_->options));
+          } else if (spec != nullptr) {
+            if (ReadScalar(*spec, key, key_node, value, &out_->options)) {
+              out_->origins[spec->canonical()] = Where(path_, key_node);
+            }
+          } else if (IsKeySection(key)) {
+            if (value.IsMap()) {
+              ReadMap(value, key + ".");
+            } else if (!value.IsNull()) {  // "limits:" alone sets nothing
+              out_->errors.push_back({key, Where(path_, key_node), "",
+                                      std::string("expected a mapping with ") + SectionKeys(key) +
+                                          ", got " + NodeKind(value)});
+            }
+          } else {
+            out_->warnings.push_back(
+                {key, Where(path_, key_node), "", "unknown key, ignored (check its spelling)"});
+          }
+        });
   }
 
   // Parses one value of a scalar key into `target`; false after an error.
@@ -212,19 +219,20 @@ class FileReader {
     return true;
   }
 
-  void ReadList(const std::string& key, const YAML::Node& key_node, const YAML::Node& value,
-                std::vector<std::string>* out) {
+  void ReadList(const std::string& key, const std::string& item, const YAML::Node& key_node,
+                const YAML::Node& value, std::vector<std::string>* out) {
     if (!value.IsSequence()) {
       out_->errors.push_back({key, Where(path_, key_node), "",
-                              std::string("expected a list of endpoints, got ") + NodeKind(value)});
+                              "expected a list of " + item + "s, got " + NodeKind(value)});
       return;
     }
     out->clear();
     for (size_t i = 0; i < value.size(); ++i) {
       const std::string item_key = key + "[" + std::to_string(i) + "]";
       if (!value[i].IsScalar()) {
-        out_->errors.push_back({item_key, Where(path_, value[i]), "",
-                                std::string("expected an endpoint, got ") + NodeKind(value[i])});
+        out_->errors.push_back(
+            {item_key, Where(path_, value[i]), "",
+             std::string("expected ") + Article(item) + item + ", got " + NodeKind(value[i])});
         continue;
       }
       out->push_back(value[i].Scalar());

@@ -46,6 +46,7 @@ const char* SecurityMechanismName(SecurityMechanism mechanism) {
 
 #include <algorithm>
 #include <set>
+#include <string_view>
 #include <utility>
 
 #include "common/units.h"
@@ -170,6 +171,51 @@ class Validator {
   std::vector<std::pair<std::string, Endpoint>> bound_;
 };
 
+bool IsZ85Key(std::string_view text) {
+  static constexpr std::string_view kZ85 =
+      "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#";
+  return text.size() == 40 && text.find_first_not_of(kZ85) == std::string_view::npos;
+}
+
+bool HasSpaceOrControl(std::string_view text) {
+  return std::any_of(text.begin(), text.end(), [](char c) {
+    const auto byte = static_cast<unsigned char>(c);
+    return byte <= 0x20 || byte == 0x7f;
+  });
+}
+
+// security.authorized_keys: each "KEY NAME", every key and name once.
+void CheckAuthorizedKeys(const BrokerOptions& o, Validator* v) {
+  const std::vector<std::string>& entries = o.security.authorized_keys;
+  if (entries.empty()) return;
+  if (o.security.mechanism != SecurityMechanism::kCurve) {
+    v->Fail("security.authorized_keys[0]", entries[0],
+            "authorizes CURVE keys: it needs security.mechanism curve");
+    return;
+  }
+  std::set<std::string, std::less<>> keys;
+  std::set<std::string, std::less<>> names;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const std::string key = "security.authorized_keys[" + std::to_string(i) + "]";
+    const std::string& entry = entries[i];
+    const size_t space = entry.find(' ');
+    const std::string_view public_key = std::string_view(entry).substr(0, space);
+    const std::string_view name =
+        space == std::string::npos ? std::string_view() : std::string_view(entry).substr(space + 1);
+    if (!IsZ85Key(public_key) || name.empty() || HasSpaceOrControl(name)) {
+      v->Fail(key, entry,
+              "expected \"KEY NAME\": a public key in Z85 (40 characters, the public-key line "
+              "of a certificate), one space, and a name without spaces");
+    } else if (name == "anonymous") {
+      v->Fail(key, entry, "the name anonymous is kept for peers of security.null_endpoints");
+    } else if (!keys.emplace(public_key).second) {
+      v->Fail(key, entry, "this key is listed twice");
+    } else if (!names.emplace(name).second) {
+      v->Fail(key, entry, "another key already has this name");
+    }
+  }
+}
+
 // security.null_endpoints: each must be an endpoint the broker binds on its
 // own ZMTP engine, as the other keys write it, for the exception to mean
 // what it says.
@@ -289,6 +335,7 @@ std::vector<ConfigIssue> Validate(const BrokerOptions& o, const OriginMap& origi
            "access rules name CURVE keys: they need security.mechanism curve");
   }
   CheckNullEndpoints(o, &v);
+  CheckAuthorizedKeys(o, &v);
   if (o.store.enabled) {
     if (o.store.path.empty()) {
       v.Fail("store.path", "", "the store is enabled (store.enabled) and needs a file");
@@ -305,10 +352,7 @@ std::vector<ConfigIssue> Validate(const BrokerOptions& o, const OriginMap& origi
     const std::string prefix = "buses[" + std::to_string(i) + "].";
     if (bus.name.empty()) {
       v.Fail(prefix + "name", "", "every bus needs a name");
-    } else if (std::any_of(bus.name.begin(), bus.name.end(), [](char c) {
-                 const auto byte = static_cast<unsigned char>(c);
-                 return byte <= 0x20 || byte == 0x7f;
-               })) {
+    } else if (HasSpaceOrControl(bus.name)) {
       v.Fail(prefix + "name", bus.name,
              "a bus name is shown in logs and metric labels: no spaces, line breaks or "
              "control characters");

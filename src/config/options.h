@@ -144,6 +144,10 @@ struct SecurityOptions {
   // again on SIGHUP. Empty: any client that completes the handshake (traffic
   // is encrypted, but not authenticated).
   std::string authorized_keys_dir;
+  // Further clients allowed in, written in the configuration itself: each
+  // "KEY NAME", the public key in Z85 (40 characters) and the name the
+  // access rules, /status and logs use for it. Read again on SIGHUP.
+  std::vector<std::string> authorized_keys;
   // Access rules by key name (transport/access_policy.h); read again on
   // SIGHUP. Empty: every peer let in may call, serve, publish and
   // subscribe to anything.

@@ -16,31 +16,27 @@ ServerSecurity::~ServerSecurity() {
   if (!keys_.secret_key.empty()) sodium_memzero(keys_.secret_key.data(), keys_.secret_key.size());
 }
 
-Result<std::shared_ptr<ServerSecurity>> ServerSecurity::LoadCurve(
-    const std::string& secret_key_file, std::string authorized_keys_dir, std::string acl_file,
-    std::vector<std::string> null_endpoints) {
+Result<std::shared_ptr<ServerSecurity>> ServerSecurity::LoadCurve(CurveFiles files) {
   if (!InitSodium()) return Status::Error("libsodium cannot be initialised");
   auto security = std::make_shared<ServerSecurity>();
   security->curve_ = true;
-  if (Status s = LoadSecretKeyFile(secret_key_file, &security->keys_); !s.ok()) {
+  if (Status s = LoadSecretKeyFile(files.secret_key_file, &security->keys_); !s.ok()) {
     return Status::InvalidArgument("security.secret_key_file: " + s.message());
   }
-  security->authorized_keys_dir_ = std::move(authorized_keys_dir);
-  if (!security->authorized_keys_dir_.empty()) {
-    auto keys = ReadKeys(security->authorized_keys_dir_);
-    if (!keys.ok()) {
-      return Status::InvalidArgument("security.authorized_keys_dir: " + keys.status().message());
-    }
-    security->authorized_ = std::move(keys.value());
-  }
-  security->acl_file_ = std::move(acl_file);
+  security->authorized_keys_dir_ = std::move(files.authorized_keys_dir);
+  security->listed_keys_ = std::move(files.authorized_keys);
+  auto keys = ReadKeys(security->authorized_keys_dir_, security->listed_keys_);
+  if (!keys.ok()) return keys.status();
+  security->authorized_ = std::move(keys.value());
+  security->any_key_ = security->authorized_keys_dir_.empty() && security->listed_keys_.empty();
+  security->acl_file_ = std::move(files.acl_file);
   if (!security->acl_file_.empty()) {
     auto policy = AccessPolicy::Load(security->acl_file_);
     if (!policy.ok())
       return Status::InvalidArgument("security.acl_file: " + policy.status().message());
     security->policy_ = std::move(policy.value());
   }
-  security->null_endpoints_ = std::move(null_endpoints);
+  security->null_endpoints_ = std::move(files.null_endpoints);
   return security;
 }
 
@@ -56,18 +52,47 @@ std::shared_ptr<const AccessPolicy> ServerSecurity::policy() const {
 }
 
 Result<std::shared_ptr<const ServerSecurity::KeySet>> ServerSecurity::ReadKeys(
-    const std::string& directory) {
-  std::vector<CurvePublicKeyFile> files;
-  if (Status s = LoadPublicKeysFromDirectory(directory, &files); !s.ok()) return s;
+    const std::string& directory, const std::vector<std::string>& listed) {
   auto set = std::make_shared<KeySet>();
-  for (CurvePublicKeyFile& file : files) {
-    std::string name = std::filesystem::path(file.path).filename().string();
-    if (name == kAnonymousPeer) {
-      return Status::InvalidArgument(file.path + ": the name \"" + std::string(kAnonymousPeer) +
-                                     "\" is kept for peers of security.null_endpoints; rename "
-                                     "the certificate");
+  if (!directory.empty()) {
+    std::vector<CurvePublicKeyFile> files;
+    if (Status s = LoadPublicKeysFromDirectory(directory, &files); !s.ok()) {
+      return Status::InvalidArgument("security.authorized_keys_dir: " + s.message());
     }
-    set->insert_or_assign(std::move(file.public_key), std::move(name));
+    for (CurvePublicKeyFile& file : files) {
+      std::string name = std::filesystem::path(file.path).filename().string();
+      if (name == kAnonymousPeer) {
+        return Status::InvalidArgument("security.authorized_keys_dir: " + file.path +
+                                       ": the name \"" + std::string(kAnonymousPeer) +
+                                       "\" is kept for peers of security.null_endpoints; "
+                                       "rename the certificate");
+      }
+      set->insert_or_assign(std::move(file.public_key), std::move(name));
+    }
+  }
+  // "KEY NAME" (config Validate checked the form). A key or name that a
+  // certificate file has already is a mistake: which name would apply?
+  for (const std::string& entry : listed) {
+    const size_t space = entry.find(' ');
+    std::string key;
+    if (space == std::string::npos || !Z85Decode(entry.substr(0, space), &key) ||
+        key.size() != 32) {
+      return Status::InvalidArgument("security.authorized_keys: \"" + entry +
+                                     "\" is not \"KEY NAME\" with a Z85 public key");
+    }
+    std::string name = entry.substr(space + 1);
+    if (auto it = set->find(key); it != set->end()) {
+      return Status::InvalidArgument("security.authorized_keys: the key named " + name +
+                                     " is authorized already, as " + it->second);
+    }
+    for (const auto& [other_key, other_name] : *set) {
+      if (other_name == name) {
+        std::string message = "security.authorized_keys: the name " + name;
+        message += " is taken already (by a certificate in " + directory + ")";
+        return Status::InvalidArgument(message);
+      }
+    }
+    set->insert_or_assign(std::move(key), std::move(name));
   }
   return std::shared_ptr<const KeySet>(std::move(set));
 }
@@ -79,9 +104,13 @@ std::shared_ptr<const ServerSecurity::KeySet> ServerSecurity::keys() const {
 
 bool ServerSecurity::Authorized(std::string_view client_key) const {
   if (!curve_) return true;
-  if (authorized_keys_dir_.empty()) return true;
-  const auto set = keys();
-  return set != nullptr && set->contains(client_key);
+  std::lock_guard lock(mutex_);
+  return any_key_ || (authorized_ != nullptr && authorized_->contains(client_key));
+}
+
+bool ServerSecurity::any_key() const {
+  std::lock_guard lock(mutex_);
+  return any_key_;
 }
 
 std::string ServerSecurity::KeyName(std::string_view client_key) const {
@@ -107,18 +136,18 @@ size_t ServerSecurity::authorized_count() const {
   return set == nullptr ? 0 : set->size();
 }
 
-Status ServerSecurity::Reload() {
+Status ServerSecurity::Reload(const std::vector<std::string>* authorized_keys) {
   if (!curve_) return Status::Ok();
   // Both read before either is replaced: a mistake in one file leaves the
   // broker on the old keys and the old rules, not on a mix.
-  std::shared_ptr<const KeySet> keys;
-  if (!authorized_keys_dir_.empty()) {
-    auto read = ReadKeys(authorized_keys_dir_);
-    if (!read.ok()) {
-      return Status::InvalidArgument("security.authorized_keys_dir: " + read.status().message());
-    }
-    keys = std::move(read.value());
+  std::vector<std::string> listed;
+  {
+    std::lock_guard lock(mutex_);
+    listed = authorized_keys != nullptr ? *authorized_keys : listed_keys_;
   }
+  auto read = ReadKeys(authorized_keys_dir_, listed);
+  if (!read.ok()) return read.status();
+  std::shared_ptr<const KeySet> keys = std::move(read.value());
   std::shared_ptr<const AccessPolicy> policy;
   if (!acl_file_.empty()) {
     auto read = AccessPolicy::Load(acl_file_);
@@ -127,7 +156,11 @@ Status ServerSecurity::Reload() {
   }
   {
     std::lock_guard lock(mutex_);
+    // Keys where there were none close the door to any key; the reverse
+    // (every listed key removed, no directory) leaves it closed.
+    any_key_ = any_key_ && keys->empty();
     authorized_ = std::move(keys);
+    listed_keys_ = std::move(listed);
     policy_ = std::move(policy);
   }
   generation_.fetch_add(1, std::memory_order_acq_rel);
@@ -138,9 +171,7 @@ std::unique_ptr<ZmtpMechanism> ServerSecurity::MakeMechanism(const std::string& 
   if (!curve_) return std::make_unique<ZmtpNullMechanism>(socket_type);
   CurveServerOptions options{
       .public_key = keys_.public_key, .secret_key = keys_.secret_key, .socket_type = socket_type};
-  if (!authorized_keys_dir_.empty()) {
-    options.authorize = [this](std::string_view client_key) { return Authorized(client_key); };
-  }
+  options.authorize = [this](std::string_view client_key) { return Authorized(client_key); };
   return std::make_unique<ZmtpCurveServerMechanism>(std::move(options));
 }
 

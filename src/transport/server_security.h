@@ -37,16 +37,25 @@ class ServerSecurity {
   ServerSecurity(const ServerSecurity&) = delete;
   ServerSecurity& operator=(const ServerSecurity&) = delete;
 
+  // What LoadCurve reads (SecurityOptions in config/options.h says more).
+  struct CurveFiles {
+    std::string secret_key_file;
+    // Public certificates of the clients let in; with no `authorized_keys`
+    // either, any client that completes the handshake is.
+    std::string authorized_keys_dir;
+    // Further clients, each "KEY NAME" (Z85 public key, one space, name).
+    std::vector<std::string> authorized_keys;
+    // Empty: every peer let in may do everything.
+    std::string acl_file;
+    // Addresses as bound (without "@") whose peers connect with NULL, named
+    // kAnonymousPeer.
+    std::vector<std::string> null_endpoints;
+  };
+
   // CURVE: reads the broker's secret certificate (refused when group or
-  // others may read it), every public certificate in `authorized_keys_dir`
-  // (empty: any client that completes the handshake) and the access rules
-  // in `acl_file` (empty: every peer let in may do everything). Errors name
-  // the file and what is wrong with it. Peers of the `null_endpoints`
-  // (addresses as bound, without "@") connect with NULL instead, and are
-  // named kAnonymousPeer.
-  static Result<std::shared_ptr<ServerSecurity>> LoadCurve(
-      const std::string& secret_key_file, std::string authorized_keys_dir,
-      std::string acl_file = {}, std::vector<std::string> null_endpoints = {});
+  // others may read it), the authorized keys and the access rules. Errors
+  // name the file (or key) and what is wrong with it.
+  static Result<std::shared_ptr<ServerSecurity>> LoadCurve(CurveFiles files);
 
   bool curve() const { return curve_; }
   // The broker's keys (32 raw bytes each), empty with NULL. The secret one
@@ -55,15 +64,17 @@ class ServerSecurity {
   const std::string& secret_key() const { return keys_.secret_key; }
   const std::string& authorized_keys_dir() const { return authorized_keys_dir_; }
 
-  // Whether the client with this long-term public key may connect. With no
-  // authorized_keys_dir, every key may.
+  // Whether the client with this long-term public key may connect. When the
+  // broker started with no authorized keys at all, every key may (until a
+  // reload brings some: the broker never opens up without a restart).
   bool Authorized(std::string_view client_key) const;
-  // The key's name for logs and /status: its certificate's file name, or the
-  // key in Z85 when it has no file (no authorized_keys_dir).
+  bool any_key() const;
+  // The key's name for logs and /status: its certificate's file name or
+  // its name in security.authorized_keys, else the key in Z85.
   std::string KeyName(std::string_view client_key) const;
-  // Keys currently authorized (0 with no authorized_keys_dir).
+  // Keys currently authorized (0 when any key is).
   size_t authorized_count() const;
-  // Whether an authorized key's certificate has this file name.
+  // Whether an authorized key has this name.
   bool HasKeyNamed(std::string_view name) const;
 
   // The access rules (null: none, everything is allowed). Take it again
@@ -71,9 +82,11 @@ class ServerSecurity {
   std::shared_ptr<const AccessPolicy> policy() const;
   const std::string& acl_file() const { return acl_file_; }
 
-  // Reads authorized_keys_dir and acl_file again and replaces both. On any
-  // error the old ones stay and the error says which file is wrong.
-  Status Reload();
+  // Reads authorized_keys_dir and acl_file again and replaces both, with
+  // `authorized_keys` (when given: from a configuration read again) as the
+  // listed keys. On any error the old ones stay and the error says which
+  // file or key is wrong.
+  Status Reload(const std::vector<std::string>* authorized_keys = nullptr);
   // Grows by one with each successful Reload().
   uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
 
@@ -88,14 +101,17 @@ class ServerSecurity {
  private:
   // Client key (32 raw bytes) -> its certificate's file name.
   using KeySet = StringMap<std::string>;
-  static Result<std::shared_ptr<const KeySet>> ReadKeys(const std::string& directory);
+  static Result<std::shared_ptr<const KeySet>> ReadKeys(const std::string& directory,
+                                                        const std::vector<std::string>& listed);
   std::shared_ptr<const KeySet> keys() const;
 
   bool curve_ = false;
   CurveKeyPair keys_;
   std::string authorized_keys_dir_;
+  std::vector<std::string> listed_keys_;  // security.authorized_keys (guarded by mutex_)
   mutable std::mutex mutex_;
-  std::shared_ptr<const KeySet> authorized_;  // null: any key (guarded by mutex_)
+  std::shared_ptr<const KeySet> authorized_;  // (guarded by mutex_)
+  bool any_key_ = true;                       // (guarded by mutex_)
   std::string acl_file_;
   std::vector<std::string> null_endpoints_;
   std::shared_ptr<const AccessPolicy> policy_;  // null: no rules (guarded by mutex_)

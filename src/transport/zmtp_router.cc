@@ -351,7 +351,7 @@ void ZmtpRouter::CloseRevokedKeys() {
     }
     PLANTD_LOG_INFO("connection closed: its key is no longer authorized",
                     {{"remote", p->remote()},
-                     {"key", options_.security->KeyName(p->user_id())},
+                     {"key", p->name},  // its name while it was authorized
                      {"id", log::Hex(p->id())}});
     ClosePeer(p, CloseReason::kKeyRevoked, "key no longer authorized");
   }

@@ -207,6 +207,54 @@ TEST_F(CurveTest, ZmqTransportServesCurveThroughTheZapHandler) {
   EXPECT_TRUE(broker_.WaitForOutput("zap: client refused", 5s)) << broker_.Output();
 }
 
+// security.authorized_keys lists clients in the configuration itself
+// ("KEY NAME"), with no certificate directory: they get in under their
+// names, a stranger does not, and a SIGHUP after a key is taken out of the
+// file closes that key's connection.
+TEST_F(CurveTest, KeysListedInTheConfigurationAreAuthorizedAndReloaded) {
+  auto config = [&](bool with_worker) {
+    std::string yaml = "endpoint: " + TcpEndpoint(client_port_) +
+                       "\nclient_endpoint: " + TcpEndpoint(worker_port_) +
+                       "\nbuses: []\nhealth:\n  port: 0\nstore:\n  enabled: false\n"
+                       "log:\n  level: info\nsecurity:\n  mechanism: curve\n  secret_key_file: " +
+                       keys_.path() + "/broker_secret\n  authorized_keys:\n    - \"" +
+                       client_keys_.public_z85 + " operator\"\n";
+    if (with_worker) yaml += "    - \"" + worker_keys_.public_z85 + " valve-driver\"\n";
+    return keys_.Write("broker.yaml", yaml);
+  };
+  const std::string path = config(true);
+  ASSERT_TRUE(broker_.Start({.args = {"--config", path}})) << broker_.Output();
+  EXPECT_EQ(broker_.Output().find("any client key is let in"), std::string::npos)
+      << broker_.Output();
+
+  RawPeer worker(ctx_, TcpEndpoint(worker_port_), "", CurveClient(worker_keys_, server_));
+  worker.Send({"MDPW02", Byte(0x01), "listed"});
+  RawPeer client(ctx_, TcpEndpoint(client_port_), "", CurveClient(client_keys_, server_));
+  ASSERT_TRUE(WaitUntilRegistered(client, "listed")) << broker_.Output();
+  client.Send({"MDPC02", Byte(0x01), "listed", "open"});
+  auto request = worker.RecvSkippingHeartbeats();
+  ASSERT_TRUE(request.has_value()) << broker_.Output();
+  ASSERT_GE(request->size(), 5u);
+  worker.Send({"MDPW02", Byte(0x04), (*request)[2], "", "opened"});
+  EXPECT_EQ(client.Recv(), (Frames{"MDPC02", Byte(0x03), "listed", "opened"}));
+
+  const KeyPair stranger = MakeKeyPair();
+  RawPeer intruder(ctx_, TcpEndpoint(client_port_), "", CurveClient(stranger, server_));
+  intruder.Send({"MDPC02", Byte(0x01), "mmi.service", "listed"});
+  EXPECT_FALSE(intruder.Recv(500ms).has_value());
+  EXPECT_TRUE(broker_.WaitForOutput("unauthorized_key", 5s)) << broker_.Output();
+
+  config(false);
+  broker_.Signal(SIGHUP);
+  ASSERT_TRUE(broker_.WaitForOutput("its key is no longer authorized", 5s)) << broker_.Output();
+  EXPECT_TRUE(broker_.WaitForOutput("valve-driver", 1s)) << "the closed key is named\n"
+                                                         << broker_.Output();
+  EXPECT_TRUE(broker_.WaitForOutput("security.authorized_keys", 5s)) << broker_.Output();
+  client.Send({"MDPC02", Byte(0x01), "mmi.service", "x"});
+  EXPECT_EQ(client.Recv(), (Frames{"MDPC02", Byte(0x03), "mmi.service", "404"}))
+      << "the key still listed keeps its connection";
+}
+
 // A client with the wrong server key cannot open HELLO's box: nothing
 // passes, and the broker says so (handshake_failed).
 TEST_F(CurveTest, ClientWithTheWrongServerKeyGetsNothingThrough) {

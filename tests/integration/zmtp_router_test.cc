@@ -76,7 +76,7 @@ class ZmtpRouterTest : public ::testing::Test {
         "broker_secret", std::string("curve\n    public-key = \"") + keys->server_public +
                              "\"\n    secret-key = \"" + keys->server_secret + "\"\n");
     ::chmod(secret_file.c_str(), 0600);
-    auto security = ServerSecurity::LoadCurve(secret_file, "");
+    auto security = ServerSecurity::LoadCurve({.secret_key_file = secret_file});
     if (!security.ok()) {
       ADD_FAILURE() << security.status().message();
       return nullptr;

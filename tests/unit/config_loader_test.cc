@@ -472,6 +472,34 @@ TEST_F(ConfigLoaderTest, NullEndpointsMustBeNativeEndpointsOfACurveBroker) {
                 "expected a list of endpoints");
 }
 
+// security.authorized_keys: each "KEY NAME", a Z85 public key and a name,
+// every key and every name once, under CURVE.
+TEST_F(ConfigLoaderTest, AuthorizedKeysAreKeyAndNamePairs) {
+  const std::string key_a = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7";
+  const std::string key_b = "Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID";
+  const std::string curve =
+      "security:\n  mechanism: curve\n  secret_key_file: /etc/plantd/broker_secret\n"
+      "  authorized_keys:\n";
+  LoadedConfig ok = LoadYaml(curve + "    - \"" + key_a + " alice\"\n    - \"" + key_b + " bob\"\n");
+  ASSERT_TRUE(ok.ok()) << AllErrors(ok);
+  EXPECT_EQ(ok.options.security.authorized_keys.size(), 2u);
+
+  ExpectErrorAt(curve + "    - \"" + key_a + "\"\n", "security.authorized_keys[0]", 5,
+                "expected \"KEY NAME\"");
+  ExpectErrorAt(curve + "    - \"" + key_a.substr(1) + " alice\"\n", "security.authorized_keys[0]",
+                5, "a public key in Z85 (40 characters");
+  ExpectErrorAt(curve + "    - \"" + key_a + " anonymous\"\n", "security.authorized_keys[0]", 5,
+                "kept for peers of security.null_endpoints");
+  ExpectErrorAt(curve + "    - \"" + key_a + " alice\"\n    - \"" + key_a + " bob\"\n",
+                "security.authorized_keys[1]", 6, "listed twice");
+  ExpectErrorAt(curve + "    - \"" + key_a + " alice\"\n    - \"" + key_b + " alice\"\n",
+                "security.authorized_keys[1]", 6, "another key already has this name");
+  ExpectErrorAt("security:\n  authorized_keys: [\"" + key_a + " alice\"]\n",
+                "security.authorized_keys[0]", 2, "needs security.mechanism curve");
+  ExpectErrorAt(curve + "    - {alice: 1}\n", "security.authorized_keys[0]", 5,
+                "expected a key, got a mapping");
+}
+
 TEST_F(ConfigLoaderTest, PrintedConfigListsNullEndpointsInTheSecuritySection) {
   LoadedConfig first = LoadYaml(
       "security:\n  mechanism: curve\n  secret_key_file: /k\n  null_endpoints: [ipc:///tmp/b]\n"
