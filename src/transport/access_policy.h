@@ -19,10 +19,11 @@
 // titanic.*; titanic.request also needs `call` on the service it names.
 //
 // A key's name is what /status shows for it: its certificate's file name in
-// security.authorized_keys_dir, or the key in Z85 when there is no such
-// directory. Peers of a NULL endpoint (security.null_endpoints) have no key
-// and are named kAnonymousPeer; "*" does not include them, a rule must name
-// them. Immutable once loaded; shared by the broker's threads.
+// security.authorized_keys_dir or its name in security.authorized_keys, or
+// the key in Z85 when the broker lets any key in. Peers of a NULL endpoint
+// (security.null_endpoints) have no key and are named kAnonymousPeer; "*"
+// does not include them, a rule must name them. Immutable once loaded;
+// shared by the broker's threads.
 #pragma once
 
 #include <memory>
