@@ -41,7 +41,15 @@ Status BrokerApp::Start() {
     // As the sockets bind them: without the "@" (Validate has parsed each).
     std::vector<std::string> null_endpoints;
     for (const std::string& text : options_.security.null_endpoints) {
-      if (auto ep = ParseEndpoint(text); ep.ok()) null_endpoints.push_back(ep.value().address);
+      auto ep = ParseEndpoint(text);
+      if (!ep.ok()) continue;
+      null_endpoints.push_back(ep.value().address);
+      if (!ep.value().IsLocal()) {
+        PLANTD_LOG_WARN(
+            "security.null_endpoints names an endpoint other machines can reach: its traffic "
+            "crosses the network in clear and anyone who reaches it is let in as anonymous",
+            {{"endpoint", ep.value().address}});
+      }
     }
     auto loaded = transport::ServerSecurity::LoadCurve(
         {.secret_key_file = options_.security.secret_key_file,

@@ -53,6 +53,11 @@ Result<Endpoint> ParseEndpoint(std::string_view text) {
   return ep;
 }
 
+bool Endpoint::IsLocal() const {
+  if (transport != Transport::kTcp) return true;
+  return host == "localhost" || host == "::1" || host == "[::1]" || host.rfind("127.", 0) == 0;
+}
+
 bool Endpoint::ConflictsWith(const Endpoint& other) const {
   if (!bind || !other.bind || transport != other.transport) return false;
   if (transport != Transport::kTcp) return path == other.path;

@@ -24,6 +24,9 @@ struct Endpoint {
 
   // True when binding both would fight over the same address.
   bool ConflictsWith(const Endpoint& other) const;
+  // True when only this machine can reach it: ipc://, inproc://, or tcp://
+  // on a loopback address (127.0.0.0/8, ::1, localhost).
+  bool IsLocal() const;
 };
 
 // Parses and checks one endpoint. The error says what a valid one looks like.

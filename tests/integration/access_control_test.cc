@@ -283,6 +283,9 @@ TEST_F(AccessControlTest, NullEndpointTakesAnonymousPeersUnderTheirOwnRules) {
   StartBroker("  null_endpoints:\n    - " + local + "\nextra_endpoints:\n  - " + local +
               "\nlog:\n  level: info\n");
   ASSERT_TRUE(broker_.WaitForOutput("security.null_endpoints", 5s)) << broker_.Output();
+  EXPECT_EQ(broker_.Output().find("other machines can reach"), std::string::npos)
+      << "an ipc:// endpoint is local: no warning\n"
+      << broker_.Output();
 
   // A NULL worker and a NULL client on the ipc endpoint.
   RawPeer local_worker(ctx_, local);

@@ -11,6 +11,7 @@
 
 #include "common/units.h"
 #include "config/config_keys.h"
+#include "config/endpoint.h"
 
 namespace plantd {
 namespace {
@@ -217,6 +218,23 @@ TEST_F(ConfigLoaderTest, BadEndpointNamesKeyLineValueAndSyntax) {
   EXPECT_NE(e.find("broker.yaml:2"), std::string::npos) << e;
   EXPECT_NE(e.find("tcp//nowhere"), std::string::npos) << e;
   EXPECT_NE(e.find("expected tcp://HOST:PORT"), std::string::npos) << e;
+}
+
+// Endpoint::IsLocal decides the warning for a security.null_endpoints entry
+// that other machines can reach.
+TEST_F(ConfigLoaderTest, LocalEndpointsAreIpcInprocAndLoopback) {
+  for (const char* local : {"ipc:///run/plantd/broker.ipc", "inproc://bus", "tcp://127.0.0.1:7200",
+                            "tcp://127.0.1.1:7200", "tcp://localhost:7200", "tcp://[::1]:7200"}) {
+    auto ep = ParseEndpoint(local);
+    ASSERT_TRUE(ep.ok()) << local;
+    EXPECT_TRUE(ep.value().IsLocal()) << local;
+  }
+  for (const char* remote : {"tcp://*:7200", "tcp://0.0.0.0:7200", "tcp://10.0.0.5:7200",
+                             "tcp://plant-host:7200", "tcp://[::]:7200"}) {
+    auto ep = ParseEndpoint(remote);
+    ASSERT_TRUE(ep.ok()) << remote;
+    EXPECT_FALSE(ep.value().IsLocal()) << remote;
+  }
 }
 
 TEST_F(ConfigLoaderTest, PortOutOfRangeIsAnError) {
