@@ -97,7 +97,9 @@ Status BrokerApp::Start() {
   auto budget = transport::BufferBudget::Make(
       {.max_buffered_bytes = options_.limits.max_buffered_bytes,
        .max_connections = options_.limits.max_connections,
-       .max_connections_per_address = options_.limits.max_connections_per_address});
+       .max_connections_per_address = options_.limits.max_connections_per_address,
+       .curve_handshakes_per_second = options_.limits.curve_handshakes_per_second,
+       .curve_handshake_burst = options_.limits.curve_handshake_burst});
   broker_ = std::make_unique<broker::Broker>(context_, options_, clock_, &snapshots_, budget,
                                              nullptr, security_);
   if (store_) broker_->EnableTitanic(store_.get());

@@ -75,6 +75,7 @@ const char* ReasonName(Reason reason) {
     case Reason::kDuplicateIdentity: return "duplicate_identity";
     case Reason::kConnectionsTotal: return "connections_total";
     case Reason::kConnectionsPerAddress: return "connections_per_address";
+    case Reason::kHandshakeRate: return "handshake_rate";
     case Reason::kMessageTooLarge: return "message_too_large";
     case Reason::kTooManyFrames: return "too_many_frames";
     case Reason::kSlowConsumer: return "slow_consumer";

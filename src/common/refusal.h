@@ -26,6 +26,7 @@ enum class Reason : uint8_t {
   kDuplicateIdentity,      // a routing id that a live connection holds
   kConnectionsTotal,       // limits.max_connections
   kConnectionsPerAddress,  // limits.max_connections_per_address
+  kHandshakeRate,          // limits.curve_handshakes_per_second (and _burst) from one address
   kMessageTooLarge,        // max_message_size (or a bus's)
   kTooManyFrames,          // max_message_frames
   kSlowConsumer,           // output past max_connection_out_bytes or write_timeout

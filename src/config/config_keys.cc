@@ -353,6 +353,13 @@ std::vector<KeySpec<B>> MakeBrokerKeys() {
   add(Key("limits.max_connections_per_address",
           Integer<B>(PLANTD_FIELD(limits.max_connections_per_address), 1, 1'000'000),
           "open connections from one remote address"));
+  add(Key("limits.curve_handshakes_per_second",
+          Integer<B>(PLANTD_FIELD(limits.curve_handshakes_per_second), 1, 1'000'000),
+          "CURVE handshakes one remote address may start per second, past its burst; more "
+          "are closed on accept"));
+  add(Key("limits.curve_handshake_burst",
+          Integer<B>(PLANTD_FIELD(limits.curve_handshake_burst), 1, 1'000'000),
+          "CURVE handshakes one remote address may start at once (a plant reconnecting)"));
   add(Key("limits.max_client_services",
           Integer<B>(PLANTD_FIELD(limits.max_client_services), 0, 10'000'000),
           "services without a worker that one client connection may create by asking"));

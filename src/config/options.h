@@ -101,6 +101,11 @@ struct LimitsOptions {
   // handshake goes first; a new connection is refused when there is none.
   size_t max_connections = 20000;
   size_t max_connections_per_address = 2000;
+  // CURVE handshakes one remote address may start, per second and at once
+  // (transport/handshake_rate.h): a HELLO costs the broker a Curve25519
+  // multiplication, so a flood of them from one host is refused on accept.
+  size_t curve_handshakes_per_second = 100;
+  size_t curve_handshake_burst = 2000;
   // Services that exist only because clients asked for them (no worker has
   // ever served them): per client connection and in total. Requests to such
   // a service wait for a worker; past the cap, a request naming a new

@@ -1,6 +1,7 @@
 // What all native sockets of the process may hold together: bytes buffered
 // (input being assembled or waiting for its thread, output waiting for the
-// network) and open connections, in total and per remote address.
+// network), open connections, in total and per remote address, and the rate
+// of CURVE handshakes per remote address (transport/handshake_rate.h).
 //
 // The broker core and every bus thread own their own ZmtpRouter; they share
 // one BufferBudget (RouterOptions::budget), so an attacker cannot multiply a
@@ -14,6 +15,7 @@
 // connection).
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -22,6 +24,8 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+
+#include "transport/handshake_rate.h"
 
 namespace plantd::transport {
 
@@ -34,10 +38,18 @@ class BufferBudget {
     // Open connections, past and in their handshake. 0 is no limit.
     size_t max_connections = 20000;
     size_t max_connections_per_address = 2000;
+    // CURVE handshakes one address may start: sustained per second (0 is no
+    // limit), and at once.
+    size_t curve_handshakes_per_second = 100;
+    size_t curve_handshake_burst = 2000;
   };
 
   BufferBudget() : BufferBudget(Limits{}) {}
-  explicit BufferBudget(const Limits& limits) : limits_(limits) {}
+  explicit BufferBudget(const Limits& limits)
+      : limits_(limits),
+        curve_handshakes_({.per_second = limits.curve_handshakes_per_second,
+                           .burst = limits.curve_handshake_burst,
+                           .max_addresses = std::max<size_t>(limits.max_connections, 1024)}) {}
   BufferBudget(const BufferBudget&) = delete;
   BufferBudget& operator=(const BufferBudget&) = delete;
 
@@ -68,6 +80,12 @@ class BufferBudget {
   size_t connections() const { return connections_.load(std::memory_order_relaxed); }
   size_t connections_from(std::string_view address) const;
 
+  // --- CURVE handshakes --------------------------------------------------
+  // Takes one from `address`'s allowance; false: refuse the connection.
+  bool AdmitCurveHandshake(std::string_view address, HandshakeRate::Clock::time_point now) {
+    return curve_handshakes_.Admit(address, now);
+  }
+
  private:
   const Limits limits_;
   std::atomic<int64_t> bytes_{0};
@@ -76,6 +94,7 @@ class BufferBudget {
   mutable std::mutex mutex_;
   // address -> open connections from it; entries at 0 are erased.
   std::unordered_map<std::string, size_t> per_address_;  // GUARDED_BY(mutex_)
+  HandshakeRate curve_handshakes_;
 };
 
 }  // namespace plantd::transport

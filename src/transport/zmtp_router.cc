@@ -409,6 +409,21 @@ void ZmtpRouter::Accept(Listener* listener) {
     }
     const std::string remote = SocketAddressText(address);
     std::string key = AddressKey(address);
+    const bool curve =
+        options_.security && options_.security->curve() && !listener->null_under_curve;
+    if (curve && !budget_->AdmitCurveHandshake(key, context_.now)) {
+      // Before any byte of the handshake: the cost of a refusal is the
+      // accept and the close.
+      ::close(fd);
+      CountClose(CloseReason::kConnectionLimit);
+      refusal::Record(
+          Reason::kHandshakeRate, key,
+          {{"remote", remote},
+           {"curve_handshakes_per_second", budget_->limits().curve_handshakes_per_second},
+           {"curve_handshake_burst", budget_->limits().curve_handshake_burst},
+           {"action", "new connection closed"}});
+      continue;
+    }
     if (!Admit(key, remote)) {
       // Refused: accept and close at once, so the peer learns now and the
       // listen backlog keeps moving for everyone else.

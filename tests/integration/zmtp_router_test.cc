@@ -776,6 +776,48 @@ TEST_F(ZmtpRouterTest, PerAddressLimitLeavesOtherAddressesServed) {
   for (int fd : fds) ::close(fd);
 }
 
+// A CURVE endpoint takes from one address its burst of handshakes, then
+// closes its further connections on accept (a HELLO costs the broker a
+// Curve25519 multiplication before it knows the peer), counted as
+// handshake_rate. Another address is served meanwhile.
+TEST_F(ZmtpRouterTest, CurveHandshakesPastTheirRateAreClosedOnAccept) {
+  auto keys = MakeCurveKeys();
+  ASSERT_NE(keys, nullptr);
+  auto budget = BufferBudget::Make({.curve_handshakes_per_second = 1, .curve_handshake_burst = 3});
+  Open({.security = keys->security, .budget = budget});
+  const uint64_t before = refusal::Total(refusal::Reason::kHandshakeRate);
+  std::vector<int> admitted;
+  for (int i = 0; i < 3; ++i) {
+    admitted.push_back(RawConnect("127.0.0.4"));
+    ASSERT_GE(admitted.back(), 0);
+    std::string greeting;
+    ASSERT_TRUE(PumpUntil([&] {
+      char buf[64];
+      const ssize_t n = ::recv(admitted.back(), buf, sizeof(buf), MSG_DONTWAIT);
+      if (n > 0) greeting.append(buf, static_cast<size_t>(n));
+      return !greeting.empty();
+    })) << "connection " << i << " within the burst gets the greeting";
+  }
+  const int flooding = RawConnect("127.0.0.4");
+  ASSERT_GE(flooding, 0);
+  std::string received;
+  EXPECT_TRUE(ReadUntilClosed(flooding, &received));
+  EXPECT_TRUE(received.empty()) << "closed before any byte of the handshake";
+  EXPECT_EQ(refusal::Total(refusal::Reason::kHandshakeRate), before + 1);
+
+  zmq::socket_t real(ctx_, zmq::socket_type::dealer);
+  real.set(zmq::sockopt::linger, 0);
+  real.set(zmq::sockopt::routing_id, "real");
+  keys->Secure(real);
+  real.connect(TcpEndpoint(port_));  // from 127.0.0.1
+  PeerSend(real, {"served"});
+  auto got = RouterReceive();
+  ASSERT_TRUE(got.has_value()) << "another address is not limited";
+  EXPECT_EQ(*got, (Frames{"real", "served"}));
+  ::close(flooding);
+  for (int fd : admitted) ::close(fd);
+}
+
 TEST_F(ZmtpRouterTest, TotalLimitClosesTheOldestHalfOpenConnectionFirst) {
   auto budget = BufferBudget::Make({.max_connections = 3, .max_connections_per_address = 0});
   Open({.budget = budget});
