@@ -675,8 +675,11 @@ int RunHandshake(const Args& args) {
   BenchKeys keys;
   if (args.Num("--curve", 0) != 0 && !keys.Make()) return 2;
   const std::string room = std::to_string(clients + 64);
+  // All from one address, at once: the per-address limits would measure
+  // themselves, not the handshakes.
   BrokerConfigFiles files(keys, "limits:\n  max_connections: " + room +
-                                    "\n  max_connections_per_address: " + room + "\n");
+                                    "\n  max_connections_per_address: " + room +
+                                    "\n  curve_handshake_burst: " + room + "\n");
   ChildProcess child({args.Str("--broker", PLANTD_BROKER_BINARY), "--endpoint",
                       "tcp://127.0.0.1:" + std::to_string(port), "--client-endpoint",
                       "tcp://127.0.0.1:" + std::to_string(plantd::bench::FreeTcpPort()),
