@@ -51,10 +51,17 @@ void Reload(const plantd::ConfigSources& sources, plantd::LoadedConfig* current,
   plantd::LoadedConfig next = plantd::LoadConfig(sources);
   // The authorized client keys are reread even when the rest of the file
   // is refused: adding or removing a key is the everyday reason for a
-  // SIGHUP. The keys listed in the file itself come from it only when it
-  // loads.
+  // SIGHUP. The keys listed in the file itself are taken from it only when
+  // it loads and the security it runs under is the one in force: a new
+  // mechanism or key directory needs a restart, and applying the list
+  // alone (say, keys moved from the list into a new directory) would lock
+  // their owners out.
+  const plantd::SecurityOptions& running = current->options.security;
+  const bool list_live = next.ok() && running.mechanism == plantd::SecurityMechanism::kCurve &&
+                         next.options.security.mechanism == running.mechanism &&
+                         next.options.security.authorized_keys_dir == running.authorized_keys_dir;
   const plantd::Status keys =
-      app->ReloadSecurity(next.ok() ? &next.options.security.authorized_keys : nullptr);
+      app->ReloadSecurity(list_live ? &next.options.security.authorized_keys : nullptr);
   if (!keys.ok()) {
     PLANTD_LOG_ERROR("authorized keys not reloaded; keeping the keys in use",
                      {{"error", keys.message()}});
@@ -72,13 +79,19 @@ void Reload(const plantd::ConfigSources& sources, plantd::LoadedConfig* current,
   std::vector<std::string> applied, need_restart;
   for (const std::string& key : plantd::ChangedKeys(current->options, next.options)) {
     if (key == "security.authorized_keys") {
-      if (keys.ok()) applied.push_back(key);  // else the error above says why not
+      if (!list_live) {
+        need_restart.push_back(key);
+      } else if (keys.ok()) {
+        applied.push_back(key);
+      }  // else the error above says why not
       continue;
     }
     (key == "log.level" || key == "log.format" ? applied : need_restart).push_back(key);
   }
   current->options.log = next.options.log;
-  if (keys.ok()) current->options.security.authorized_keys = next.options.security.authorized_keys;
+  if (list_live && keys.ok()) {
+    current->options.security.authorized_keys = next.options.security.authorized_keys;
+  }
   plantd::log::Configure(current->options.log);
   PLANTD_LOG_INFO("configuration reloaded",
                   {{"applied", applied.empty() ? "nothing changed" : JoinKeys(applied)},

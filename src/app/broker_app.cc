@@ -163,6 +163,7 @@ void BrokerApp::LogAccessRules() const {
                   {{"acl_file", security_->acl_file()}, {"rules", policy->rule_count()}});
   if (security_->any_key()) return;  // names are then Z85 keys
   for (const std::string& name : policy->named_peers()) {
+    if (name == transport::kAnonymousPeer) continue;  // no key has it, by design
     if (!security_->HasKeyNamed(name)) {
       PLANTD_LOG_WARN("access rules name a key that is not authorized",
                       {{"name", name},

@@ -1,5 +1,8 @@
 #include "config/endpoint.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include "common/units.h"
 
 namespace plantd {
@@ -55,7 +58,17 @@ Result<Endpoint> ParseEndpoint(std::string_view text) {
 
 bool Endpoint::IsLocal() const {
   if (transport != Transport::kTcp) return true;
-  return host == "localhost" || host == "::1" || host == "[::1]" || host.rfind("127.", 0) == 0;
+  if (host == "localhost") return true;
+  // An address, parsed: a name that merely starts with "127." may resolve
+  // to anything.
+  std::string literal = host;
+  if (literal.size() > 2 && literal.front() == '[' && literal.back() == ']') {
+    literal = literal.substr(1, literal.size() - 2);
+  }
+  in_addr v4{};
+  if (inet_pton(AF_INET, literal.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  in6_addr v6{};
+  return inet_pton(AF_INET6, literal.c_str(), &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
 }
 
 bool Endpoint::ConflictsWith(const Endpoint& other) const {

@@ -227,6 +227,14 @@ void CheckNullEndpoints(const BrokerOptions& o, Validator* v) {
             "exempts endpoints from CURVE: it needs security.mechanism curve");
     return;
   }
+  if (o.security.acl_file.empty()) {
+    // Without rules every peer let in may do everything: on a NULL endpoint
+    // that would be any local process, serving any service.
+    v->Fail("security.null_endpoints[0]", null_endpoints[0],
+            "lets peers in without a key: set security.acl_file and grant the name anonymous "
+            "what they may do");
+    return;
+  }
   // An address as bound: "@" removed, as ParseEndpoint gives it.
   auto bound = [](const std::string& text) {
     auto ep = ParseEndpoint(text);

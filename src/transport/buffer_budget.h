@@ -39,7 +39,7 @@ class BufferBudget {
     size_t max_connections = 20000;
     size_t max_connections_per_address = 2000;
     // CURVE handshakes one address may start: sustained per second (0 is no
-    // limit), and at once.
+    // limit; the configuration keeps it at least 1), and at once.
     size_t curve_handshakes_per_second = 100;
     size_t curve_handshake_burst = 2000;
   };

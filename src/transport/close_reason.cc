@@ -23,6 +23,7 @@ const char* CloseReasonName(CloseReason reason) {
     case CloseReason::kConnectionLimit: return "connection_limit";
     case CloseReason::kBufferBudget: return "buffer_budget";
     case CloseReason::kKeyRevoked: return "key_revoked";
+    case CloseReason::kHandshakeRate: return "handshake_rate";
     case CloseReason::kShutdown: return "shutdown";
     case CloseReason::kCount: break;
   }

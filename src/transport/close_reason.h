@@ -25,6 +25,7 @@ enum class CloseReason : uint8_t {
   kConnectionLimit,    // limits.max_connections[_per_address] or out of descriptors
   kBufferBudget,       // held the most unfinished input while the budget was spent
   kKeyRevoked,         // its CURVE key left security.authorized_keys_dir (SIGHUP)
+  kHandshakeRate,      // refused on accept: its address's CURVE handshake rate
   kShutdown,           // the socket was closed (broker or bus stopping)
   kCount,              // not a reason: the number of reasons
 };

@@ -26,8 +26,10 @@ class HandshakeRate {
   using Clock = std::chrono::steady_clock;
 
   struct Limits {
-    size_t per_second = 100;  // sustained handshakes per address; 0: no limit
-    size_t burst = 2000;      // handshakes one address may start at once
+    // Sustained handshakes per address; 0: no limit (the configuration keeps
+    // it at least 1).
+    size_t per_second = 100;
+    size_t burst = 2000;  // handshakes one address may start at once
     size_t max_addresses = 20000;
   };
 

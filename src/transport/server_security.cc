@@ -81,6 +81,10 @@ Result<std::shared_ptr<const ServerSecurity::KeySet>> ServerSecurity::ReadKeys(
                                      "\" is not \"KEY NAME\" with a Z85 public key");
     }
     std::string name = entry.substr(space + 1);
+    if (name == kAnonymousPeer) {
+      return Status::InvalidArgument("security.authorized_keys: the name \"" + name +
+                                     "\" is kept for peers of security.null_endpoints");
+    }
     if (auto it = set->find(key); it != set->end()) {
       return Status::InvalidArgument("security.authorized_keys: the key named " + name +
                                      " is authorized already, as " + it->second);

@@ -409,21 +409,6 @@ void ZmtpRouter::Accept(Listener* listener) {
     }
     const std::string remote = SocketAddressText(address);
     std::string key = AddressKey(address);
-    const bool curve =
-        options_.security && options_.security->curve() && !listener->null_under_curve;
-    if (curve && !budget_->AdmitCurveHandshake(key, context_.now)) {
-      // Before any byte of the handshake: the cost of a refusal is the
-      // accept and the close.
-      ::close(fd);
-      CountClose(CloseReason::kConnectionLimit);
-      refusal::Record(
-          Reason::kHandshakeRate, key,
-          {{"remote", remote},
-           {"curve_handshakes_per_second", budget_->limits().curve_handshakes_per_second},
-           {"curve_handshake_burst", budget_->limits().curve_handshake_burst},
-           {"action", "new connection closed"}});
-      continue;
-    }
     if (!Admit(key, remote)) {
       // Refused: accept and close at once, so the peer learns now and the
       // listen backlog keeps moving for everyone else.
@@ -433,6 +418,22 @@ void ZmtpRouter::Accept(Listener* listener) {
                        {{"remote", remote},
                         {"reason", CloseReasonName(CloseReason::kConnectionLimit)},
                         {"detail", "refused on accept"}});
+      continue;
+    }
+    const bool curve =
+        options_.security && options_.security->curve() && !listener->null_under_curve;
+    if (curve && !budget_->AdmitCurveHandshake(key, context_.now)) {
+      // Before any byte of the handshake: the cost of a refusal is the
+      // accept and the close.
+      budget_->ReleaseConnection(key);
+      ::close(fd);
+      CountClose(CloseReason::kHandshakeRate);
+      refusal::Record(
+          Reason::kHandshakeRate, key,
+          {{"remote", remote},
+           {"curve_handshakes_per_second", budget_->limits().curve_handshakes_per_second},
+           {"curve_handshake_burst", budget_->limits().curve_handshake_burst},
+           {"action", "new connection closed"}});
       continue;
     }
     if (address.ss_family == AF_INET || address.ss_family == AF_INET6) {
@@ -631,7 +632,10 @@ std::string ZmtpRouter::GenerateRoutingId() {
 }
 
 bool ZmtpRouter::AssignRoutingId(Peer* peer, std::string_view requested) {
-  if (requested.empty()) {
+  // A keyless peer of a NULL endpoint does not choose its id: it could take
+  // the id of an authenticated peer that just left and get the replies
+  // still on their way to it.
+  if (requested.empty() || peer->anonymous) {
     peer->set_id(GenerateRoutingId());
     by_id_.emplace(peer->id(), peer);
     return true;

@@ -229,7 +229,13 @@ TEST_F(CurveTest, KeysListedInTheConfigurationAreAuthorizedAndReloaded) {
 
   RawPeer worker(ctx_, TcpEndpoint(worker_port_), "", CurveClient(worker_keys_, server_));
   worker.Send({"MDPW02", Byte(0x01), "listed"});
-  RawPeer client(ctx_, TcpEndpoint(client_port_), "", CurveClient(client_keys_, server_));
+  // No reconnecting: a connection the broker closed must show as silence
+  // (and a send with no connection gives up instead of blocking).
+  RawPeer client(ctx_, TcpEndpoint(client_port_), "", [&](zmq::socket_t& socket) {
+    CurveClient(client_keys_, server_)(socket);
+    socket.set(zmq::sockopt::reconnect_ivl, -1);
+    socket.set(zmq::sockopt::sndtimeo, 1000);
+  });
   ASSERT_TRUE(WaitUntilRegistered(client, "listed")) << broker_.Output();
   client.Send({"MDPC02", Byte(0x01), "listed", "open"});
   auto request = worker.RecvSkippingHeartbeats();
@@ -293,7 +299,13 @@ TEST_F(CurveTest, SighupClosesConnectionsWhoseKeyWasRemoved) {
   StartBroker("log:\n  level: info\n");
   RawPeer worker(ctx_, TcpEndpoint(worker_port_), "", CurveClient(worker_keys_, server_));
   worker.Send({"MDPW02", Byte(0x01), "revoked"});
-  RawPeer client(ctx_, TcpEndpoint(client_port_), "", CurveClient(client_keys_, server_));
+  // No reconnecting: a connection the broker closed must show as silence
+  // (and a send with no connection gives up instead of blocking).
+  RawPeer client(ctx_, TcpEndpoint(client_port_), "", [&](zmq::socket_t& socket) {
+    CurveClient(client_keys_, server_)(socket);
+    socket.set(zmq::sockopt::reconnect_ivl, -1);
+    socket.set(zmq::sockopt::sndtimeo, 1000);
+  });
   ASSERT_TRUE(WaitUntilRegistered(client, "revoked")) << broker_.Output();
 
   std::filesystem::remove(clients() + "/worker");

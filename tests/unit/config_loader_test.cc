@@ -230,7 +230,8 @@ TEST_F(ConfigLoaderTest, LocalEndpointsAreIpcInprocAndLoopback) {
     EXPECT_TRUE(ep.value().IsLocal()) << local;
   }
   for (const char* remote : {"tcp://*:7200", "tcp://0.0.0.0:7200", "tcp://10.0.0.5:7200",
-                             "tcp://plant-host:7200", "tcp://[::]:7200"}) {
+                             "tcp://plant-host:7200", "tcp://[::]:7200",
+                             "tcp://127.example.com:7200"}) {
     auto ep = ParseEndpoint(remote);
     ASSERT_TRUE(ep.ok()) << remote;
     EXPECT_FALSE(ep.value().IsLocal()) << remote;
@@ -465,7 +466,8 @@ TEST_F(ConfigLoaderTest, PrintedConfigEscapesControlCharacters) {
 // CURVE; anything else is refused with the entry's line and the reason.
 TEST_F(ConfigLoaderTest, NullEndpointsMustBeNativeEndpointsOfACurveBroker) {
   const std::string curve =
-      "security:\n  mechanism: curve\n  secret_key_file: /etc/plantd/broker_secret\n";
+      "security:\n  mechanism: curve\n  secret_key_file: /etc/plantd/broker_secret\n"
+      "  acl_file: /etc/plantd/acl.yaml\n";
   const std::string bus =
       "buses:\n  - name: data\n    backend: tcp://*:15000\n    frontend: ipc:///tmp/data\n";
   LoadedConfig ok = LoadYaml(curve +
@@ -479,15 +481,18 @@ TEST_F(ConfigLoaderTest, NullEndpointsMustBeNativeEndpointsOfACurveBroker) {
   ExpectErrorAt("security:\n  null_endpoints: [ipc:///tmp/b]\nextra_endpoints: [ipc:///tmp/b]\n",
                 "security.null_endpoints[0]", 2, "needs security.mechanism curve");
   ExpectErrorAt(curve + "  null_endpoints:\n    - ipc:///tmp/elsewhere\n",
-                "security.null_endpoints[0]", 5, "not an endpoint the broker binds");
+                "security.null_endpoints[0]", 6, "not an endpoint the broker binds");
   ExpectErrorAt(curve + "  null_endpoints:\n    - tcp://*:15000\n" + bus,
-                "security.null_endpoints[0]", 5, "a bus backend or capture endpoint");
+                "security.null_endpoints[0]", 6, "a bus backend or capture endpoint");
   ExpectErrorAt(curve +
                     "  null_endpoints:\n    - ipc:///tmp/b\nextra_endpoints: [ipc:///tmp/b]\n"
                     "transport: zmq\n",
-                "security.null_endpoints[0]", 5, "needs transport native");
-  ExpectErrorAt(curve + "  null_endpoints: ipc:///tmp/b\n", "security.null_endpoints", 4,
+                "security.null_endpoints[0]", 6, "needs transport native");
+  ExpectErrorAt(curve + "  null_endpoints: ipc:///tmp/b\n", "security.null_endpoints", 5,
                 "expected a list of endpoints");
+  ExpectErrorAt("security:\n  mechanism: curve\n  secret_key_file: /k\n  null_endpoints: "
+                "[ipc:///tmp/b]\nextra_endpoints: [ipc:///tmp/b]\n",
+                "security.null_endpoints[0]", 4, "set security.acl_file");
 }
 
 // security.authorized_keys: each "KEY NAME", a Z85 public key and a name,
@@ -520,8 +525,8 @@ TEST_F(ConfigLoaderTest, AuthorizedKeysAreKeyAndNamePairs) {
 
 TEST_F(ConfigLoaderTest, PrintedConfigListsNullEndpointsInTheSecuritySection) {
   LoadedConfig first = LoadYaml(
-      "security:\n  mechanism: curve\n  secret_key_file: /k\n  null_endpoints: [ipc:///tmp/b]\n"
-      "extra_endpoints: [ipc:///tmp/b]\n");
+      "security:\n  mechanism: curve\n  secret_key_file: /k\n  acl_file: /a\n"
+      "  null_endpoints: [ipc:///tmp/b]\nextra_endpoints: [ipc:///tmp/b]\n");
   ASSERT_TRUE(first.ok()) << AllErrors(first);
   const std::string printed = RenderConfigYaml(first);
   EXPECT_NE(printed.find("  null_endpoints:\n    - \"ipc:///tmp/b\""), std::string::npos)
