@@ -184,15 +184,22 @@ bool HasSpaceOrControl(std::string_view text) {
   });
 }
 
+// A security list that means something only under CURVE: true when it has
+// entries and the mechanism is curve; a failure on its first entry when it
+// has entries without it.
+bool ListUnderCurve(const BrokerOptions& o, const std::string& key,
+                    const std::vector<std::string>& entries, const std::string& what,
+                    Validator* v) {
+  if (entries.empty()) return false;
+  if (o.security.mechanism == SecurityMechanism::kCurve) return true;
+  v->Fail(key + "[0]", entries[0], what + ": it needs security.mechanism curve");
+  return false;
+}
+
 // security.authorized_keys: each "KEY NAME", every key and name once.
 void CheckAuthorizedKeys(const BrokerOptions& o, Validator* v) {
   const std::vector<std::string>& entries = o.security.authorized_keys;
-  if (entries.empty()) return;
-  if (o.security.mechanism != SecurityMechanism::kCurve) {
-    v->Fail("security.authorized_keys[0]", entries[0],
-            "authorizes CURVE keys: it needs security.mechanism curve");
-    return;
-  }
+  if (!ListUnderCurve(o, "security.authorized_keys", entries, "authorizes CURVE keys", v)) return;
   std::set<std::string, std::less<>> keys;
   std::set<std::string, std::less<>> names;
   for (size_t i = 0; i < entries.size(); ++i) {
@@ -221,10 +228,8 @@ void CheckAuthorizedKeys(const BrokerOptions& o, Validator* v) {
 // what it says.
 void CheckNullEndpoints(const BrokerOptions& o, Validator* v) {
   const std::vector<std::string>& null_endpoints = o.security.null_endpoints;
-  if (null_endpoints.empty()) return;
-  if (o.security.mechanism != SecurityMechanism::kCurve) {
-    v->Fail("security.null_endpoints[0]", null_endpoints[0],
-            "exempts endpoints from CURVE: it needs security.mechanism curve");
+  if (!ListUnderCurve(o, "security.null_endpoints", null_endpoints, "exempts endpoints from CURVE",
+                      v)) {
     return;
   }
   if (o.security.acl_file.empty()) {

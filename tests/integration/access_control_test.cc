@@ -78,6 +78,20 @@ class AccessControlTest : public ::testing::Test {
     return Frames(reply->begin() + 3, reply->end());
   }
 
+  // /status's workers once there are `count` of them (or what there is
+  // after 5 s).
+  nlohmann::json StatusWorkers(size_t count) {
+    nlohmann::json workers;
+    const auto deadline = Clock::now() + 5s;
+    while (workers.size() != count && Clock::now() < deadline) {
+      auto status = HttpGet(http_port_, "/status");
+      if (!status.has_value()) break;
+      workers = nlohmann::json::parse(status->body)["workers"];
+      if (workers.size() != count) std::this_thread::sleep_for(50ms);
+    }
+    return workers;
+  }
+
   double Refused(const std::string& reason) {
     return MetricValue(http_port_, "plantd_refused_total{reason=\"" + reason + "\"}");
   }
@@ -163,14 +177,7 @@ TEST_F(AccessControlTest, StatusNamesWorkersByTheirKey) {
   worker.Send({"MDPW02", Byte(0x01), "plant.valve"});
   RawPeer client(ctx_, TcpEndpoint(client_port_), "", CurveClient(client_keys_, server_));
   ASSERT_TRUE(WaitUntilRegistered(client, "plant.valve")) << broker_.Output();
-  nlohmann::json workers;
-  const auto deadline = Clock::now() + 5s;
-  while (workers.size() != 1 && Clock::now() < deadline) {
-    auto reply = HttpGet(http_port_, "/status");
-    ASSERT_TRUE(reply.has_value());
-    workers = nlohmann::json::parse(reply->body)["workers"];
-    if (workers.size() != 1) std::this_thread::sleep_for(50ms);
-  }
+  const nlohmann::json workers = StatusWorkers(1);
   ASSERT_EQ(workers.size(), 1u);
   EXPECT_EQ(workers[0]["key"], "worker");
   EXPECT_EQ(workers[0]["service"], "plant.valve");
@@ -294,12 +301,7 @@ TEST_F(AccessControlTest, NullEndpointTakesAnonymousPeersUnderTheirOwnRules) {
   curve_worker.Send({"MDPW02", Byte(0x01), "plant.valve"});
   RawPeer operator_peer(ctx_, TcpEndpoint(client_port_), "", CurveClient(client_keys_, server_));
   ASSERT_TRUE(WaitUntilRegistered(operator_peer, "plant.valve")) << broker_.Output();
-  // No reconnecting: a connection the broker closed must show as silence
-  // (and a send with no connection gives up instead of blocking).
-  RawPeer local_client(ctx_, local, "", [](zmq::socket_t& socket) {
-    socket.set(zmq::sockopt::reconnect_ivl, -1);
-    socket.set(zmq::sockopt::sndtimeo, 1000);
-  });
+  RawPeer local_client(ctx_, local, "", WithoutReconnect());
   local_client.Send({"MDPC02", Byte(0x01), "plant.valve", "open"});
   auto request = curve_worker.RecvSkippingHeartbeats();
   ASSERT_TRUE(request.has_value()) << "anonymous may call plant.valve\n" << broker_.Output();
@@ -316,14 +318,7 @@ TEST_F(AccessControlTest, NullEndpointTakesAnonymousPeersUnderTheirOwnRules) {
   EXPECT_EQ(Call(client_keys_, "mmi.service", {"plant.local"}), (Frames{"200"}))
       << "the anonymous worker's READY was taken";
 
-  nlohmann::json workers;
-  const auto deadline = Clock::now() + 5s;
-  while (workers.size() != 2 && Clock::now() < deadline) {
-    auto status = HttpGet(http_port_, "/status");
-    ASSERT_TRUE(status.has_value());
-    workers = nlohmann::json::parse(status->body)["workers"];
-    if (workers.size() != 2) std::this_thread::sleep_for(50ms);
-  }
+  const nlohmann::json workers = StatusWorkers(2);
   ASSERT_EQ(workers.size(), 2u);
   for (const auto& worker : workers) {
     EXPECT_EQ(worker["key"], worker["service"] == "plant.local" ? "anonymous" : "worker");

@@ -57,4 +57,16 @@ inline std::function<void(zmq::socket_t&)> CurveClient(const KeyPair& client,
   };
 }
 
+// `setup` (if any), and then: the socket never reconnects, so a connection
+// the broker closed shows as silence instead of being replaced behind the
+// test's back, and a send with no connection gives up after 1 s.
+inline std::function<void(zmq::socket_t&)> WithoutReconnect(
+    std::function<void(zmq::socket_t&)> setup = nullptr) {
+  return [setup = std::move(setup)](zmq::socket_t& socket) {
+    if (setup) setup(socket);
+    socket.set(zmq::sockopt::reconnect_ivl, -1);
+    socket.set(zmq::sockopt::sndtimeo, 1000);
+  };
+}
+
 }  // namespace plantd::test

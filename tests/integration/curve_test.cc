@@ -229,13 +229,8 @@ TEST_F(CurveTest, KeysListedInTheConfigurationAreAuthorizedAndReloaded) {
 
   RawPeer worker(ctx_, TcpEndpoint(worker_port_), "", CurveClient(worker_keys_, server_));
   worker.Send({"MDPW02", Byte(0x01), "listed"});
-  // No reconnecting: a connection the broker closed must show as silence
-  // (and a send with no connection gives up instead of blocking).
-  RawPeer client(ctx_, TcpEndpoint(client_port_), "", [&](zmq::socket_t& socket) {
-    CurveClient(client_keys_, server_)(socket);
-    socket.set(zmq::sockopt::reconnect_ivl, -1);
-    socket.set(zmq::sockopt::sndtimeo, 1000);
-  });
+  RawPeer client(ctx_, TcpEndpoint(client_port_), "",
+                 WithoutReconnect(CurveClient(client_keys_, server_)));
   ASSERT_TRUE(WaitUntilRegistered(client, "listed")) << broker_.Output();
   client.Send({"MDPC02", Byte(0x01), "listed", "open"});
   auto request = worker.RecvSkippingHeartbeats();
@@ -299,13 +294,8 @@ TEST_F(CurveTest, SighupClosesConnectionsWhoseKeyWasRemoved) {
   StartBroker("log:\n  level: info\n");
   RawPeer worker(ctx_, TcpEndpoint(worker_port_), "", CurveClient(worker_keys_, server_));
   worker.Send({"MDPW02", Byte(0x01), "revoked"});
-  // No reconnecting: a connection the broker closed must show as silence
-  // (and a send with no connection gives up instead of blocking).
-  RawPeer client(ctx_, TcpEndpoint(client_port_), "", [&](zmq::socket_t& socket) {
-    CurveClient(client_keys_, server_)(socket);
-    socket.set(zmq::sockopt::reconnect_ivl, -1);
-    socket.set(zmq::sockopt::sndtimeo, 1000);
-  });
+  RawPeer client(ctx_, TcpEndpoint(client_port_), "",
+                 WithoutReconnect(CurveClient(client_keys_, server_)));
   ASSERT_TRUE(WaitUntilRegistered(client, "revoked")) << broker_.Output();
 
   std::filesystem::remove(clients() + "/worker");
