@@ -9,12 +9,16 @@
 //   nats    nats-server with natsbench reqrep (../shared/tools/natsbench):
 //           W responders in a queue group, N requesters with K in flight.
 //
-// Rounds alternate the two; the servers run on --server-cpu, the load on
-// --load-cpu. Every reply is checked against its request.
+// The broker target runs once per libplantd engine named in --engines
+// (plantd::mdp::Engine: "native", libplantd's own ZMTP engine, and
+// "libzmq"), each as "broker-ENGINE". Rounds alternate the targets; the
+// servers run on --server-cpu, the load on --load-cpu. Every reply is
+// checked against its request.
 //
 //   plantd-lib-bench [--clients 4] [--inflight 16] [--workers 4] [--credit 16]
 //       [--size 64] [--duration 5] [--warmup 1] [--rounds 2] [--server-cpu 0]
-//       [--load-cpu 1] [--broker PATH] [--nats-server PATH] [--natsbench PATH]
+//       [--load-cpu 1] [--engines native,libzmq] [--broker PATH]
+//       [--nats-server PATH] [--natsbench PATH]
 #include <unistd.h>
 
 #include <algorithm>
@@ -49,6 +53,8 @@ struct Options {
   int rounds = 2;
   int server_cpu = 0;
   int load_cpu = 1;
+  std::vector<plantd::mdp::Engine> engines{plantd::mdp::Engine::kNative,
+                                           plantd::mdp::Engine::kLibzmq};
   std::string broker = PLANTD_BROKER_BINARY;
   std::string nats_server = "nats-server";
   std::string natsbench = PLANTD_BUILD_DIR "/natsbench";
@@ -98,11 +104,22 @@ struct ClientLoad {
   std::string error;
 };
 
-void RunClient(const Options& o, const std::string& endpoint, int index, Clock::time_point start,
-               Clock::time_point end, ClientLoad* out) {
+const char* EngineName(plantd::mdp::Engine engine) {
+  switch (engine) {
+    case plantd::mdp::Engine::kNative: return "native";
+    case plantd::mdp::Engine::kLibzmq: return "libzmq";
+    case plantd::mdp::Engine::kAuto: break;
+  }
+  return "auto";
+}
+
+void RunClient(const Options& o, plantd::mdp::Engine engine, const std::string& endpoint, int index,
+               Clock::time_point start, Clock::time_point end, ClientLoad* out) {
   plantd::bench::PinToCpu(o.load_cpu);
-  plantd::mdp::AsyncClient client(
-      {.endpoints = {endpoint}, .timeout = std::chrono::seconds(10), .attempts = 1});
+  plantd::mdp::AsyncClient client({.endpoints = {endpoint},
+                                   .timeout = std::chrono::seconds(10),
+                                   .attempts = 1,
+                                   .engine = engine});
   if (!client.status().ok()) {
     out->error = client.status().message();
     return;
@@ -134,19 +151,20 @@ void RunClient(const Options& o, const std::string& endpoint, int index, Clock::
   out->lost += client.Drain(std::chrono::seconds(5));
 }
 
-void RunWorker(const Options& o, const std::string& endpoint, const std::atomic<bool>& stop,
-               std::atomic<uint64_t>& reply_failures) {
+void RunWorker(const Options& o, plantd::mdp::Engine engine, const std::string& endpoint,
+               const std::atomic<bool>& stop, std::atomic<uint64_t>& reply_failures) {
   plantd::bench::PinToCpu(o.load_cpu);
-  plantd::mdp::Worker worker({.endpoints = {endpoint}, .service = "echo", .credit = o.credit});
+  plantd::mdp::Worker worker(
+      {.endpoints = {endpoint}, .service = "echo", .credit = o.credit, .engine = engine});
   while (!stop.load(std::memory_order_relaxed)) {
     auto request = worker.Receive(std::chrono::milliseconds(50));
     if (request && !worker.Reply(*request, request->body).ok()) ++reply_failures;
   }
 }
 
-Run RunBroker(const Options& o) {
+Run RunBroker(const Options& o, plantd::mdp::Engine engine) {
   Run r;
-  r.target = "broker";
+  r.target = std::string("broker-") + EngineName(engine);
   const int port = plantd::bench::FreeTcpPort();
   const int worker_port = plantd::bench::FreeTcpPort();
   char dir_template[] = "/tmp/plantd-lib-bench-XXXXXX";
@@ -170,7 +188,7 @@ Run RunBroker(const Options& o) {
       std::atomic<uint64_t> reply_failures{0};
       std::vector<std::thread> workers;
       for (int i = 0; i < o.workers; ++i) {
-        workers.emplace_back(RunWorker, std::cref(o),
+        workers.emplace_back(RunWorker, std::cref(o), engine,
                              "tcp://127.0.0.1:" + std::to_string(worker_port), std::cref(stop),
                              std::ref(reply_failures));
       }
@@ -183,8 +201,9 @@ Run RunBroker(const Options& o) {
       std::vector<std::thread> clients;
       double cpu_at_start = 0;
       for (int i = 0; i < o.clients; ++i) {
-        clients.emplace_back(RunClient, std::cref(o), "tcp://127.0.0.1:" + std::to_string(port), i,
-                             start, end, &loads[static_cast<size_t>(i)]);
+        clients.emplace_back(RunClient, std::cref(o), engine,
+                             "tcp://127.0.0.1:" + std::to_string(port), i, start, end,
+                             &loads[static_cast<size_t>(i)]);
       }
       std::this_thread::sleep_until(start);
       cpu_at_start = plantd::bench::ProcessCpuSeconds(broker.pid());
@@ -313,7 +332,24 @@ int main(int argc, char** argv) {
       o.server_cpu = std::atoi(value);
     else if (key == "--load-cpu")
       o.load_cpu = std::atoi(value);
-    else if (key == "--broker")
+    else if (key == "--engines") {
+      o.engines.clear();
+      std::string list = value;
+      for (size_t begin = 0; begin <= list.size();) {
+        const size_t end = std::min(list.find(',', begin), list.size());
+        const std::string name = list.substr(begin, end - begin);
+        if (name == "native") {
+          o.engines.push_back(plantd::mdp::Engine::kNative);
+        } else if (name == "libzmq") {
+          o.engines.push_back(plantd::mdp::Engine::kLibzmq);
+        } else {
+          std::fprintf(stderr, "plantd-lib-bench: --engines takes native and/or libzmq, not '%s'\n",
+                       name.c_str());
+          return 2;
+        }
+        begin = end + 1;
+      }
+    } else if (key == "--broker")
       o.broker = value;
     else if (key == "--nats-server")
       o.nats_server = value;
@@ -340,27 +376,39 @@ int main(int argc, char** argv) {
     std::printf("nats: skipped, no natsbench at %s (scripts/run-bench.sh builds it)\n",
                 o.natsbench.c_str());
   }
-  std::vector<double> broker_rates, nats_rates, ratios;
+  const size_t engines = o.engines.size();
+  std::vector<std::vector<double>> broker_rates(engines), ratios(engines);
+  std::vector<double> nats_rates;
   bool failed = false;
   for (int round = 0; round < o.rounds; ++round) {
-    const Run b = RunBroker(o);
-    Print(o, b);
-    failed |= !b.error.empty() || b.lost > 0 || b.mismatched > 0;
-    broker_rates.push_back(b.req_per_s);
+    double nats_rate = 0;
     if (with_nats) {
       const Run n = RunNats(o);
       Print(o, n);
       failed |= !n.error.empty();
       nats_rates.push_back(n.req_per_s);
-      if (n.req_per_s > 0) ratios.push_back(b.req_per_s / n.req_per_s);
+      nats_rate = n.req_per_s;
+    }
+    for (size_t e = 0; e < engines; ++e) {
+      const Run b = RunBroker(o, o.engines[e]);
+      Print(o, b);
+      failed |= !b.error.empty() || b.lost > 0 || b.mismatched > 0;
+      broker_rates[e].push_back(b.req_per_s);
+      if (nats_rate > 0) ratios[e].push_back(b.req_per_s / nats_rate);
     }
   }
-  std::printf("== medians over %d rounds (req/s): broker=%.0f", o.rounds, Median(broker_rates));
+  std::printf("== medians over %d rounds (req/s):", o.rounds);
+  for (size_t e = 0; e < engines; ++e) {
+    std::printf(" broker-%s=%.0f", EngineName(o.engines[e]), Median(broker_rates[e]));
+  }
   if (with_nats) {
-    std::printf(" nats=%.0f\n== broker / nats: medians %.3f, median of per-round ratios %.3f",
-                Median(nats_rates),
-                Median(nats_rates) > 0 ? Median(broker_rates) / Median(nats_rates) : 0,
-                Median(ratios));
+    std::printf(" nats=%.0f", Median(nats_rates));
+    for (size_t e = 0; e < engines; ++e) {
+      std::printf("\n== broker-%s / nats: medians %.3f, median of per-round ratios %.3f",
+                  EngineName(o.engines[e]),
+                  Median(nats_rates) > 0 ? Median(broker_rates[e]) / Median(nats_rates) : 0,
+                  Median(ratios[e]));
+    }
   }
   std::printf("\n");
   return failed ? 1 : 0;

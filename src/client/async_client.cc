@@ -2,11 +2,13 @@
 
 #include <cstring>
 #include <map>
+#include <thread>
 #include <unordered_map>
 #include <utility>
 #include <vector>
 #include <zmq.hpp>
 
+#include "client/dealer_socket.h"
 #include "client/frames.h"
 #include "mdp/protocol.h"
 
@@ -23,15 +25,17 @@ struct AsyncClient::Impl {
     steady_clock::time_point deadline;
   };
 
-  explicit Impl(ClientOptions o)
-      : options(std::move(o)), socket(context, zmq::socket_type::dealer) {
-    socket.set(zmq::sockopt::linger, 0);
+  explicit Impl(ClientOptions o) : options(std::move(o)) {
+    client::DealerOptions d;
+    d.engine = options.engine;
+    d.curve = options.curve;
     // Many requests in flight: let the socket queue as many as we hold.
-    socket.set(zmq::sockopt::sndhwm, 0);
-    socket.set(zmq::sockopt::rcvhwm, 0);
-    if (options.endpoints.empty()) status = Status::InvalidArgument("no broker endpoint given");
-    for (const std::string& e : options.endpoints) {
-      if (status.ok()) status = client::Connect(socket, e, options.curve);
+    d.unbounded_queues = true;
+    auto opened = client::DealerSocket::Open(context, options.endpoints, d);
+    if (opened.ok()) {
+      socket = std::move(opened.value());
+    } else {
+      status = opened.status();
     }
   }
 
@@ -46,7 +50,7 @@ struct AsyncClient::Impl {
 
   ClientOptions options;
   zmq::context_t context{1};
-  zmq::socket_t socket;
+  std::unique_ptr<client::DealerSocket> socket;  // null when status is not ok
   // Not ok when the client cannot work (a malformed endpoint): every
   // request then completes with it.
   Status status;
@@ -56,6 +60,9 @@ struct AsyncClient::Impl {
   std::vector<std::pair<uint64_t, Status>> failed;
   std::unordered_map<uint64_t, Pending> pending;
   std::map<std::pair<steady_clock::time_point, uint64_t>, bool> deadlines;  // ordered timeouts
+  // Reused by every Poll, so that polling allocates nothing of its own.
+  std::vector<zmq_pollitem_t> poll_items;
+  Frames reply;
 };
 
 AsyncClient::AsyncClient(ClientOptions options) : impl_(new Impl(std::move(options))) {}
@@ -73,9 +80,8 @@ void AsyncClient::Send(const std::string& service, const Frames& body, Callback 
     return;
   }
   const std::string_view tag_frame(reinterpret_cast<const char*>(&tag), sizeof(tag));
-  if (!client::SendFrames(impl_->socket,
-                          {tag_frame, "", kClientHeader02, Byte(v02::kClientRequest), service},
-                          body)) {
+  if (!impl_->socket->Send({tag_frame, "", kClientHeader02, Byte(v02::kClientRequest), service},
+                           body)) {
     impl_->failed.emplace_back(tag, Status::Unavailable("the request could not be queued"));
   }
 }
@@ -103,38 +109,45 @@ size_t AsyncClient::Poll(milliseconds wait) {
       }
       return completed;
     }
+    if (!impl_->socket) {  // nothing can arrive: status() says why
+      std::this_thread::sleep_until(until);
+      return completed;
+    }
     // Replies next.
-    zmq::pollitem_t item{impl_->socket.handle(), 0, ZMQ_POLLIN, 0};
+    client::DealerSocket& socket = *impl_->socket;
+    std::vector<zmq_pollitem_t>& items = impl_->poll_items;
+    items.clear();
+    socket.AddPollItems(&items);
     auto now = steady_clock::now();
     auto left = std::chrono::duration_cast<milliseconds>(until - now);
     if (!impl_->deadlines.empty()) {
       left = std::min(left, std::chrono::duration_cast<milliseconds>(
                                 impl_->deadlines.begin()->first.first - now));
     }
-    if (client::Poll(&item, 1, std::max(left, milliseconds(0))) > 0) {
-      // Drain everything that is waiting without sleeping again.
-      while (true) {
-        Frames reply = client::RecvFrames(impl_->socket);
-        if (reply.empty()) break;
-        // [tag, "", MDPC02, PARTIAL|FINAL, service, body...]
-        if (reply.size() < 5 || reply[0].size() != sizeof(uint64_t) ||
-            reply[2] != kClientHeader02) {
-          continue;  // not ours
-        }
-        uint64_t tag;
-        std::memcpy(&tag, reply[0].data(), sizeof(tag));
-        auto it = impl_->pending.find(tag);
-        if (it == impl_->pending.end()) continue;  // already timed out
-        Frames body(std::make_move_iterator(reply.begin() + 5),
-                    std::make_move_iterator(reply.end()));
-        if (reply[3] == Byte(v02::kClientFinal)) {
-          impl_->Complete(tag, std::move(body));
-          ++completed;
-        } else if (it->second.on_partial) {
-          it->second.on_partial(body);
-        }
+    client::Poll(items.data(), items.size(), socket.BoundWait(std::max(left, milliseconds(0))));
+    socket.HandlePollItems(items.data());
+    // Drain everything that is waiting without sleeping again; the
+    // requests that callbacks send meanwhile go out in one write.
+    socket.Cork();
+    Frames& reply = impl_->reply;
+    while (socket.Recv(&reply)) {
+      // [tag, "", MDPC02, PARTIAL|FINAL, service, body...]
+      if (reply.size() < 5 || reply[0].size() != sizeof(uint64_t) || reply[2] != kClientHeader02) {
+        continue;  // not ours
+      }
+      uint64_t tag;
+      std::memcpy(&tag, reply[0].data(), sizeof(tag));
+      auto it = impl_->pending.find(tag);
+      if (it == impl_->pending.end()) continue;  // already timed out
+      Frames body(std::make_move_iterator(reply.begin() + 5), std::make_move_iterator(reply.end()));
+      if (reply[3] == Byte(v02::kClientFinal)) {
+        impl_->Complete(tag, std::move(body));
+        ++completed;
+      } else if (it->second.on_partial) {
+        it->second.on_partial(body);
       }
     }
+    socket.Uncork();
     // Then timeouts.
     now = steady_clock::now();
     while (!impl_->deadlines.empty() && impl_->deadlines.begin()->first.first <= now) {

@@ -7,6 +7,7 @@
 #include <thread>
 #include <zmq.hpp>
 
+#include "client/dealer_socket.h"
 #include "client/frames.h"
 #include "mdp/protocol.h"
 
@@ -26,7 +27,7 @@ constexpr milliseconds kMaxWait{100};
 // One broker: its socket and the state of the 18/MDP heartbeat dialogue.
 struct Connection {
   std::string endpoint;
-  std::unique_ptr<zmq::socket_t> socket;
+  std::unique_ptr<client::DealerSocket> socket;
   int liveness = 0;
   steady_clock::time_point next_heartbeat;
   steady_clock::time_point reconnect_at;  // when socket is null
@@ -43,6 +44,40 @@ struct Worker::Impl {
   // Serve(): handler threads ring this to wake Receive (inproc PUSH/PULL).
   std::unique_ptr<zmq::socket_t> wake;
   bool woken = false;
+  // Receive's poll set and message, reused so that a turn allocates
+  // nothing of its own.
+  std::vector<zmq_pollitem_t> poll_items;
+  std::vector<size_t> polled;
+  std::vector<size_t> first;
+  Frames message;
+
+  // One message from connection `i`: a request to hand out, or nothing
+  // (a heartbeat, a DISCONNECT, something malformed).
+  std::optional<WorkerRequest> Handle(Connection& c, size_t i, Frames& f) {
+    // Any message from the broker shows it alive.
+    c.liveness = options.heartbeat_liveness;
+    c.backoff = milliseconds(0);
+    // 0.2: [MDPW02, cmd, ...]; 0.1: ["", MDPW01, cmd, ...]
+    const size_t h = v01() ? 1 : 0;
+    if (f.size() < h + 2 || f[h] != (v01() ? kWorkerHeader01 : kWorkerHeader02)) {
+      return std::nullopt;
+    }
+    const std::string& cmd = f[h + 1];
+    const bool request = cmd == Byte(v01() ? v01::kRequest : v02::kRequest);
+    const bool disconnect = cmd == Byte(v01() ? v01::kDisconnect : v02::kDisconnect);
+    if (disconnect) {
+      Lose(c);
+      return std::nullopt;
+    }
+    if (!request || f.size() < h + 4) return std::nullopt;  // heartbeat, or malformed
+    WorkerRequest r;
+    r.address = std::move(f[h + 2]);
+    // f[h + 3] is the empty delimiter.
+    r.body.assign(std::make_move_iterator(f.begin() + static_cast<long>(h) + 4),
+                  std::make_move_iterator(f.end()));
+    r.connection = i;
+    return r;
+  }
 
   bool v01() const { return options.protocol == Protocol::kMdp01; }
 
@@ -56,22 +91,38 @@ struct Worker::Impl {
   void Send(Connection& c, int command_v02, int command_v01, const Frames& args = {}) {
     if (!c.socket) return;
     if (v01()) {
-      client::SendFrames(*c.socket, {"", kWorkerHeader01, Byte(command_v01)}, args, true);
+      c.socket->Send({"", kWorkerHeader01, Byte(command_v01)}, args, true);
     } else {
-      client::SendFrames(*c.socket, {kWorkerHeader02, Byte(command_v02)}, args, true);
+      c.socket->Send({kWorkerHeader02, Byte(command_v02)}, args, true);
     }
   }
 
+  // A reply, written at once unless more requests from the same broker
+  // are already here: then Receive hands those out without waiting, and
+  // the replies go together when it next has to wait (or with the reply to
+  // the last of them). A burst of requests gets its answers in one write,
+  // and no reply waits longer than the requests that arrived before it.
+  void SendReply(Connection& c, int command_v02, int command_v01, const Frames& args) {
+    if (!c.socket) return;
+    if (c.socket->has_message()) {
+      c.socket->Cork();
+    } else {
+      c.socket->Uncork();
+    }
+    Send(c, command_v02, command_v01, args);
+  }
+
   void Connect(Connection& c) {
-    c.socket = std::make_unique<zmq::socket_t>(context, zmq::socket_type::dealer);
-    c.socket->set(zmq::sockopt::linger, 0);
-    Status connected = client::Connect(*c.socket, c.endpoint, options.curve);
-    if (!connected.ok()) {
-      c.socket.reset();
+    client::DealerOptions o;
+    o.engine = options.engine;
+    o.curve = options.curve;
+    auto opened = client::DealerSocket::Open(context, {c.endpoint}, o);
+    if (!opened.ok()) {
       c.unusable = true;
-      if (status.ok()) status = std::move(connected);
+      if (status.ok()) status = opened.status();
       return;
     }
+    c.socket = std::move(opened.value());
     // READY goes out when the connection completes (DEALER queues it).
     if (options.credit > 1) {
       Send(c, v02::kReady, v01::kReady, {options.service, std::to_string(options.credit)});
@@ -111,6 +162,7 @@ Worker::Worker(const std::string& endpoint, const std::string& service)
 Worker::~Worker() {
   // A clean shutdown says DISCONNECT, so the broker re-sends nothing to us.
   for (Connection& c : impl_->connections) {
+    if (c.socket) c.socket->Uncork();
     impl_->Send(c, v02::kDisconnect, v01::kDisconnect);
   }
 }
@@ -123,7 +175,6 @@ std::optional<WorkerRequest> Worker::Receive(milliseconds timeout) {
   const auto start = steady_clock::now();
   const auto until =
       timeout == milliseconds::max() ? steady_clock::time_point::max() : start + timeout;
-  const bool v01 = impl_->v01();
   if (!impl_->AnyUsable()) return std::nullopt;  // status() says why
   while (!stopped()) {
     auto now = steady_clock::now();
@@ -141,53 +192,46 @@ std::optional<WorkerRequest> Worker::Receive(milliseconds timeout) {
         if (--c.liveness <= 0) impl_->Lose(c);
       }
     }
-    std::vector<zmq::pollitem_t> items;
-    std::vector<size_t> index;
-    if (impl_->wake) items.push_back({impl_->wake->handle(), 0, ZMQ_POLLIN, 0});
+    // What has arrived already first: a burst read in one go is handed
+    // out without polling again.
     for (size_t i = 0; i < impl_->connections.size(); ++i) {
-      if (impl_->connections[i].socket) {
-        items.push_back({impl_->connections[i].socket->handle(), 0, ZMQ_POLLIN, 0});
-        index.push_back(i);
+      Connection& c = impl_->connections[i];
+      while (c.socket && c.socket->Recv(&impl_->message)) {
+        if (auto request = impl_->Handle(c, i, impl_->message)) return request;
       }
     }
+    // About to wait: what replies were held back go now.
+    for (Connection& c : impl_->connections) {
+      if (c.socket) c.socket->Uncork();
+    }
+    std::vector<zmq_pollitem_t>& items = impl_->poll_items;
+    std::vector<size_t>& polled = impl_->polled;  // connections polled, and
+    std::vector<size_t>& first = impl_->first;    // where their items start
+    items.clear();
+    polled.clear();
+    first.clear();
+    if (impl_->wake) items.push_back({impl_->wake->handle(), 0, ZMQ_POLLIN, 0});
     auto wait = std::min(kMaxWait, std::chrono::duration_cast<milliseconds>(until - now));
-    if (items.empty()) {
+    for (size_t i = 0; i < impl_->connections.size(); ++i) {
+      if (impl_->connections[i].socket) {
+        polled.push_back(i);
+        first.push_back(impl_->connections[i].socket->AddPollItems(&items));
+        wait = impl_->connections[i].socket->BoundWait(wait);
+      }
+    }
+    if (polled.empty()) {
       std::this_thread::sleep_for(std::max(wait, milliseconds(1)));
       continue;
     }
     client::Poll(items.data(), items.size(), std::max(wait, milliseconds(0)));
-    const size_t first = impl_->wake ? 1 : 0;
-    if (first == 1 && (items[0].revents & ZMQ_POLLIN)) {
+    if (impl_->wake && (items[0].revents & ZMQ_POLLIN)) {
       while (!client::RecvFrames(*impl_->wake).empty()) {
       }
       impl_->woken = true;
       return std::nullopt;
     }
-    for (size_t k = first; k < items.size(); ++k) {
-      if (!(items[k].revents & ZMQ_POLLIN)) continue;
-      Connection& c = impl_->connections[index[k - first]];
-      Frames f = client::RecvFrames(*c.socket);
-      // Any message from the broker shows it alive.
-      c.liveness = impl_->options.heartbeat_liveness;
-      c.backoff = milliseconds(0);
-      // 0.2: [MDPW02, cmd, ...]; 0.1: ["", MDPW01, cmd, ...]
-      const size_t h = v01 ? 1 : 0;
-      if (f.size() < h + 2 || f[h] != (v01 ? kWorkerHeader01 : kWorkerHeader02)) continue;
-      const std::string& cmd = f[h + 1];
-      const bool request = cmd == Byte(v01 ? v01::kRequest : v02::kRequest);
-      const bool disconnect = cmd == Byte(v01 ? v01::kDisconnect : v02::kDisconnect);
-      if (disconnect) {
-        impl_->Lose(c);
-        continue;
-      }
-      if (!request || f.size() < h + 4) continue;  // heartbeat, or malformed
-      WorkerRequest r;
-      r.address = std::move(f[h + 2]);
-      // f[h + 3] is the empty delimiter.
-      r.body.assign(std::make_move_iterator(f.begin() + static_cast<long>(h) + 4),
-                    std::make_move_iterator(f.end()));
-      r.connection = index[k - first];
-      return r;
+    for (size_t k = 0; k < polled.size(); ++k) {
+      impl_->connections[polled[k]].socket->HandlePollItems(&items[first[k]]);
     }
   }
   return std::nullopt;
@@ -260,7 +304,7 @@ Status Worker::Partial(const WorkerRequest& request, const Frames& body) {
   if (!c.socket) return Status::Unavailable("the broker connection was lost");
   Frames args{request.address, ""};
   args.insert(args.end(), body.begin(), body.end());
-  impl_->Send(c, v02::kPartial, 0, args);
+  impl_->SendReply(c, v02::kPartial, 0, args);
   return Status::Ok();
 }
 
@@ -271,7 +315,7 @@ Status Worker::Reply(const WorkerRequest& request, const Frames& body) {
   if (!c.socket) return Status::Unavailable("the broker connection was lost");
   Frames args{request.address, ""};
   args.insert(args.end(), body.begin(), body.end());
-  impl_->Send(c, v02::kFinal, v01::kReply, args);
+  impl_->SendReply(c, v02::kFinal, v01::kReply, args);
   return Status::Ok();
 }
 

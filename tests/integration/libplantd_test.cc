@@ -1,18 +1,18 @@
 // libplantd (Client, AsyncClient, Worker, bus helpers), the plantd-mdp tool
 // and the examples, against the real broker.
+#include <gtest/gtest.h>
 #include <signal.h>
 
-#include <gtest/gtest.h>
-
 #include <atomic>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
 
+#include "mdp/protocol.h"
 #include "plantd/bus/bus.h"
 #include "plantd/mdp/async_client.h"
 #include "plantd/mdp/client.h"
-#include "mdp/protocol.h"
 #include "plantd/mdp/worker.h"
 #include "raw_zmtp.h"
 #include "support.h"
@@ -35,8 +35,8 @@ class LibTest : public ::testing::Test {
     }
   }
   std::string Yaml() const {
-    return "endpoint: " + TcpEndpoint(client_port_) + "\nclient_endpoint: " +
-           TcpEndpoint(worker_port_) +
+    return "endpoint: " + TcpEndpoint(client_port_) +
+           "\nclient_endpoint: " + TcpEndpoint(worker_port_) +
            "\nbuses: []\nhealth:\n  port: 0\nheartbeat_interval: 100ms\n"
            "heartbeat_liveness: 5\n";
   }
@@ -46,7 +46,8 @@ class LibTest : public ::testing::Test {
     ASSERT_TRUE(broker_.Start({.config_yaml = "endpoint: " + TcpEndpoint(client_port_) +
                                               "\nclient_endpoint: " + TcpEndpoint(worker_port_) +
                                               "\nhealth:\n  port: 0\nbuses:\n  - name: t\n"
-                                              "    backend: " + TcpEndpoint(backend) +
+                                              "    backend: " +
+                                              TcpEndpoint(backend) +
                                               "\n    frontend: " + TcpEndpoint(frontend) + "\n"}))
         << broker_.Output();
   }
@@ -57,10 +58,14 @@ class LibTest : public ::testing::Test {
             .heartbeat_interval = 100ms,
             .heartbeat_liveness = 5,
             .reconnect_delay = 50ms,
-            .reconnect_delay_max = 200ms};
+            .reconnect_delay_max = 200ms,
+            .engine = engine_};
   }
   mdp::ClientOptions ClientFor(std::chrono::milliseconds timeout = 2000ms, int attempts = 1) {
-    return {.endpoints = {TcpEndpoint(client_port_)}, .timeout = timeout, .attempts = attempts};
+    return {.endpoints = {TcpEndpoint(client_port_)},
+            .timeout = timeout,
+            .attempts = attempts,
+            .engine = engine_};
   }
 
   // Echo workers on threads until the fixture's flag drops.
@@ -93,12 +98,30 @@ class LibTest : public ::testing::Test {
   }
 
   BrokerProcess broker_;
+  // What carries libplantd's traffic in the tests that run on both engines.
+  mdp::Engine engine_ = mdp::Engine::kAuto;
   int client_port_ = 0, worker_port_ = 0;
   std::atomic<bool> stop_{false};
   std::vector<std::thread> threads_;
 };
 
-TEST_F(LibTest, ClientGetsTheReply) {
+// The library's own behaviour, on each engine: libplantd's native ZMTP
+// engine and libzmq's sockets must behave the same to a user.
+class LibEngineTest : public LibTest, public ::testing::WithParamInterface<mdp::Engine> {
+ protected:
+  void SetUp() override {
+    LibTest::SetUp();
+    engine_ = GetParam();
+  }
+};
+
+INSTANTIATE_TEST_SUITE_P(Engines, LibEngineTest,
+                         ::testing::Values(mdp::Engine::kNative, mdp::Engine::kLibzmq),
+                         [](const ::testing::TestParamInfo<mdp::Engine>& info) {
+                           return info.param == mdp::Engine::kNative ? "Native" : "Libzmq";
+                         });
+
+TEST_P(LibEngineTest, ClientGetsTheReply) {
   StartBroker();
   RunEchoWorkers("lib.echo", 1);
   WaitForService("lib.echo");
@@ -109,7 +132,7 @@ TEST_F(LibTest, ClientGetsTheReply) {
   StopWorkers();
 }
 
-TEST_F(LibTest, ClientTimesOut) {
+TEST_P(LibEngineTest, ClientTimesOut) {
   StartBroker();
   mdp::Client client(ClientFor(200ms, 2));
   const auto start = std::chrono::steady_clock::now();
@@ -122,7 +145,7 @@ TEST_F(LibTest, ClientTimesOut) {
   EXPECT_FALSE(exists.value());
 }
 
-TEST_F(LibTest, ClientSaysWhenNoBrokerIsReachable) {
+TEST_P(LibEngineTest, ClientSaysWhenNoBrokerIsReachable) {
   mdp::Client client(ClientFor(200ms, 1));
   auto reply = client.Request("lib.echo", {"x"});
   ASSERT_FALSE(reply.ok());
@@ -132,7 +155,7 @@ TEST_F(LibTest, ClientSaysWhenNoBrokerIsReachable) {
 // libplantd's public API returns errors as values: a malformed endpoint
 // (cppzmq throws zmq::error_t for it) comes back as kInvalidArgument naming
 // the endpoint, from every class, and nothing throws.
-TEST_F(LibTest, MalformedEndpointsAreErrorValuesNeverExceptions) {
+TEST_P(LibEngineTest, MalformedEndpointsAreErrorValuesNeverExceptions) {
   const std::string bad = "tcp://127.0.0.1:not-a-port";
   const std::string unknown_transport = "carrier-pigeon://coop";
   auto expect_invalid = [&](const Status& s, const std::string& endpoint) {
@@ -141,14 +164,15 @@ TEST_F(LibTest, MalformedEndpointsAreErrorValuesNeverExceptions) {
   };
 
   EXPECT_NO_THROW({
-    mdp::Client client(mdp::ClientOptions{.endpoints = {bad}, .timeout = 100ms});
+    mdp::Client client(mdp::ClientOptions{.endpoints = {bad}, .timeout = 100ms, .engine = engine_});
     auto reply = client.Request("lib.echo", {"x"});
     ASSERT_FALSE(reply.ok());
     expect_invalid(reply.status(), bad);
   });
 
   EXPECT_NO_THROW({
-    mdp::AsyncClient client(mdp::ClientOptions{.endpoints = {unknown_transport}});
+    mdp::AsyncClient client(
+        mdp::ClientOptions{.endpoints = {unknown_transport}, .engine = engine_});
     expect_invalid(client.status(), unknown_transport);
     std::optional<Status> got;
     client.Send("lib.echo", {"x"}, [&](Result<Frames> r) { got = r.status(); });
@@ -159,7 +183,8 @@ TEST_F(LibTest, MalformedEndpointsAreErrorValuesNeverExceptions) {
   });
 
   EXPECT_NO_THROW({
-    mdp::Worker worker(mdp::WorkerOptions{.endpoints = {bad}, .service = "lib.echo"});
+    mdp::Worker worker(
+        mdp::WorkerOptions{.endpoints = {bad}, .service = "lib.echo", .engine = engine_});
     expect_invalid(worker.status(), bad);
     const auto start = std::chrono::steady_clock::now();
     EXPECT_FALSE(worker.Receive(5s).has_value());
@@ -182,7 +207,7 @@ TEST_F(LibTest, MalformedEndpointsAreErrorValuesNeverExceptions) {
 
 // A worker given a good and a bad endpoint serves through the good one and
 // says what was wrong with the other.
-TEST_F(LibTest, AWorkerServesTheBrokersItCanReachAndNamesTheBadEndpoint) {
+TEST_P(LibEngineTest, AWorkerServesTheBrokersItCanReachAndNamesTheBadEndpoint) {
   StartBroker();
   const std::string bad = "tcp://127.0.0.1:not-a-port";
   std::atomic<bool> status_named_bad{false};
@@ -209,7 +234,7 @@ TEST_F(LibTest, AWorkerServesTheBrokersItCanReachAndNamesTheBadEndpoint) {
 // one does, must not lose the answer. With ZMQ_IMMEDIATE on the client's
 // socket, libzmq terminated the connection's pipe on the close and with it a
 // reply that had arrived but was not yet read.
-TEST_F(LibTest, AReplyFollowedAtOnceByACloseIsNotLost) {
+TEST_P(LibEngineTest, AReplyFollowedAtOnceByACloseIsNotLost) {
   const int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   ASSERT_GE(listener, 0);
   sockaddr_in address{};
@@ -249,8 +274,8 @@ TEST_F(LibTest, AReplyFollowedAtOnceByACloseIsNotLost) {
       if (asked) {
         std::string reply;
         transport::zmtp::AppendFrame(reply, mdp::kClientHeader02, true);
-        transport::zmtp::AppendFrame(reply, std::string(1, static_cast<char>(mdp::v02::kClientFinal)),
-                                     true);
+        transport::zmtp::AppendFrame(
+            reply, std::string(1, static_cast<char>(mdp::v02::kClientFinal)), true);
         transport::zmtp::AppendFrame(reply, service, true);
         transport::zmtp::AppendFrame(reply, "answer " + std::to_string(round), false);
         (void)SendAll(fd, reply);
@@ -262,8 +287,8 @@ TEST_F(LibTest, AReplyFollowedAtOnceByACloseIsNotLost) {
   int answered = 0;
   std::string first_error;
   for (int round = 0; round < kRounds; ++round) {
-    mdp::Client client(
-        mdp::ClientOptions{.endpoints = {TcpEndpoint(port)}, .timeout = 2000ms, .attempts = 1});
+    mdp::Client client(mdp::ClientOptions{
+        .endpoints = {TcpEndpoint(port)}, .timeout = 2000ms, .attempts = 1, .engine = engine_});
     auto reply = client.Request("lib.drain", {"x"});
     if (reply.ok() && reply.value() == Frames{"answer " + std::to_string(round)}) {
       ++answered;
@@ -276,7 +301,7 @@ TEST_F(LibTest, AReplyFollowedAtOnceByACloseIsNotLost) {
   EXPECT_EQ(answered, kRounds) << "first loss: " << first_error;
 }
 
-TEST_F(LibTest, PartialRepliesStreamToTheCallback) {
+TEST_P(LibEngineTest, PartialRepliesStreamToTheCallback) {
   StartBroker();
   std::thread worker([this] {
     mdp::Worker w(WorkerFor("lib.stream"));
@@ -288,7 +313,8 @@ TEST_F(LibTest, PartialRepliesStreamToTheCallback) {
   WaitForService("lib.stream");
   mdp::Client client(ClientFor());
   std::vector<Frames> partials;
-  auto reply = client.Request("lib.stream", {"go"}, [&](const Frames& p) { partials.push_back(p); });
+  auto reply =
+      client.Request("lib.stream", {"go"}, [&](const Frames& p) { partials.push_back(p); });
   worker.join();
   ASSERT_TRUE(reply.ok());
   EXPECT_EQ(reply.value(), Frames{"end"});
@@ -297,7 +323,7 @@ TEST_F(LibTest, PartialRepliesStreamToTheCallback) {
 
 // 18/MDP client reliability: the request completes across a broker restart
 // on the same port, and the worker registers again by itself.
-TEST_F(LibTest, RequestAndWorkerSurviveABrokerRestart) {
+TEST_P(LibEngineTest, RequestAndWorkerSurviveABrokerRestart) {
   StartBroker();
   std::atomic<uint64_t> registrations{0};
   std::thread worker([&] {
@@ -329,7 +355,7 @@ TEST_F(LibTest, RequestAndWorkerSurviveABrokerRestart) {
   EXPECT_GE(registrations.load(), 2u) << "the worker never registered again";
 }
 
-TEST_F(LibTest, AsyncClientCompletesTenThousandRequestsExactlyOnce) {
+TEST_P(LibEngineTest, AsyncClientCompletesTenThousandRequestsExactlyOnce) {
   StartBroker();
   RunEchoWorkers("lib.async", 4);
   WaitForService("lib.async");
@@ -355,7 +381,7 @@ TEST_F(LibTest, AsyncClientCompletesTenThousandRequestsExactlyOnce) {
   for (int i = 0; i < kRequests; ++i) ASSERT_EQ(completions[i], 1) << i;
 }
 
-TEST_F(LibTest, AsyncClientFutureAndTimeout) {
+TEST_P(LibEngineTest, AsyncClientFutureAndTimeout) {
   StartBroker();
   RunEchoWorkers("lib.future", 1);
   WaitForService("lib.future");
@@ -370,7 +396,7 @@ TEST_F(LibTest, AsyncClientFutureAndTimeout) {
   EXPECT_EQ(lost.get().status().code(), Status::Code::kTimeout);
 }
 
-TEST_F(LibTest, Mdp01ClientAndWorker) {
+TEST_P(LibEngineTest, Mdp01ClientAndWorker) {
   StartBroker();
   std::thread worker([this] {
     mdp::WorkerOptions o = WorkerFor("lib.old");
@@ -392,7 +418,7 @@ TEST_F(LibTest, Mdp01ClientAndWorker) {
 }
 
 // Several brokers: a worker registers with each; a client fails over.
-TEST_F(LibTest, WorkerRegistersWithEveryBrokerAndClientFailsOver) {
+TEST_P(LibEngineTest, WorkerRegistersWithEveryBrokerAndClientFailsOver) {
   StartBroker();
   BrokerProcess second;
   const int second_client = FreeTcpPort(), second_worker = FreeTcpPort();
@@ -410,7 +436,8 @@ TEST_F(LibTest, WorkerRegistersWithEveryBrokerAndClientFailsOver) {
   });
   WaitForService("lib.ha");
   // Ask the second broker directly: the worker is there too.
-  mdp::Client direct(mdp::ClientOptions{.endpoints = {TcpEndpoint(second_client)}});
+  mdp::Client direct(
+      mdp::ClientOptions{.endpoints = {TcpEndpoint(second_client)}, .engine = engine_});
   auto there = direct.Request("lib.ha", {"x"});
   ASSERT_TRUE(there.ok()) << there.status().message();
   EXPECT_EQ(there.value(), Frames{"from 1"});
@@ -418,16 +445,68 @@ TEST_F(LibTest, WorkerRegistersWithEveryBrokerAndClientFailsOver) {
   // The first broker dies; a client listing both gets its answer.
   broker_.Signal(SIGKILL);
   ASSERT_TRUE(broker_.WaitExit(5s).has_value());
-  mdp::Client failover(mdp::ClientOptions{
-      .endpoints = {TcpEndpoint(client_port_), TcpEndpoint(second_client)},
-      .timeout = 300ms,
-      .attempts = 3});
+  mdp::Client failover(
+      mdp::ClientOptions{.endpoints = {TcpEndpoint(client_port_), TcpEndpoint(second_client)},
+                         .timeout = 300ms,
+                         .attempts = 3,
+                         .engine = engine_});
   auto reply = failover.Request("lib.ha", {"y"});
   stop_ = true;
   worker.join();
   ASSERT_TRUE(reply.ok()) << reply.status().message();
   EXPECT_EQ(reply.value(), Frames{"from 1"});
   EXPECT_EQ(second.Stop(), 0);
+}
+
+// The native engine is libplantd's own: a client and a worker on it start
+// no thread (libzmq would start its I/O thread and reaper), and the whole
+// exchange runs on the threads that call the library.
+TEST_F(LibTest, TheNativeEngineStartsNoThread) {
+  StartBroker();
+  auto threads = [] {
+    size_t n = 0;
+    for ([[maybe_unused]] const auto& task :
+         std::filesystem::directory_iterator("/proc/self/task")) {
+      ++n;
+    }
+    return n;
+  };
+  const size_t before = threads();
+  engine_ = mdp::Engine::kNative;
+  mdp::Worker worker(WorkerFor("lib.nothread"));
+  mdp::AsyncClient client(ClientFor(2000ms));
+  std::optional<Result<Frames>> reply;
+  client.Send("lib.nothread", {"x"}, [&](Result<Frames> r) { reply = std::move(r); });
+  // One thread plays both parts, in turns, until the reply is in.
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (!reply && std::chrono::steady_clock::now() < deadline) {
+    if (auto request = worker.Receive(10ms)) {
+      ASSERT_TRUE(worker.Reply(*request, {"y"}).ok());
+    }
+    client.Poll(10ms);
+  }
+  ASSERT_TRUE(reply.has_value());
+  ASSERT_TRUE(reply->ok()) << reply->status().message();
+  EXPECT_EQ(reply->value(), Frames{"y"});
+  EXPECT_EQ(threads(), before);
+}
+
+// The native engine against libzmq's own ROUTER: the broker with
+// `transport: zmq` binds its Majordomo endpoints with libzmq.
+TEST_F(LibTest, TheNativeEngineTalksToALibzmqRouter) {
+  ASSERT_TRUE(broker_.Start({.config_yaml = Yaml() + "transport: zmq\n"})) << broker_.Output();
+  engine_ = mdp::Engine::kNative;
+  RunEchoWorkers("lib.zmqrouter", 1);
+  WaitForService("lib.zmqrouter");
+  mdp::Client client(ClientFor());
+  for (int i = 0; i < 100; ++i) {
+    auto reply = client.Request("lib.zmqrouter", {"n", std::to_string(i), std::string(70000, 'z')});
+    ASSERT_TRUE(reply.ok()) << reply.status().message();
+    ASSERT_EQ(reply->size(), 3u);
+    EXPECT_EQ((*reply)[1], std::to_string(i));
+    EXPECT_EQ((*reply)[2].size(), 70000u);
+  }
+  StopWorkers();
 }
 
 TEST_F(LibTest, BusPublisherAndSubscriber) {
@@ -447,7 +526,7 @@ TEST_F(LibTest, BusPublisherAndSubscriber) {
 
 // A worker with credit 4 runs its handler on 4 threads: four slow requests
 // finish together, and replies go out as each finishes (out of order).
-TEST_F(LibTest, ConcurrentWorkerHandlesCreditRequestsAtOnce) {
+TEST_P(LibEngineTest, ConcurrentWorkerHandlesCreditRequestsAtOnce) {
   StartBroker();
   std::thread worker([this] {
     mdp::WorkerOptions o = WorkerFor("lib.parallel");
@@ -488,10 +567,10 @@ TEST_F(LibTest, CliCallServicesServiceBrokerAndExitCodes) {
   StartBroker();
   const std::string e = TcpEndpoint(client_port_);
   BrokerProcess echo;
-  ASSERT_TRUE(echo.Start({.args = {"echo-worker", "cli.echo", "-e", TcpEndpoint(worker_port_),
-                                   "--heartbeat", "100"},
-                          .wait_ready = false,
-                          .binary = BuildPath("plantd-mdp")}));
+  ASSERT_TRUE(echo.Start(
+      {.args = {"echo-worker", "cli.echo", "-e", TcpEndpoint(worker_port_), "--heartbeat", "100"},
+       .wait_ready = false,
+       .binary = BuildPath("plantd-mdp")}));
   WaitForService("cli.echo");
 
   RunResult call = RunProgram("plantd-mdp", {"call", "cli.echo", "one", "two", "-e", e});
@@ -539,8 +618,8 @@ TEST_F(LibTest, CliTimeoutIsExitOne) {
   stop_ = true;
   silent.join();
   EXPECT_EQ(r.status, 1) << r.output;
-  RunResult nobroker = RunProgram("plantd-mdp",
-                                  {"call", "x", "-e", TcpEndpoint(FreeTcpPort()), "-t", "200"});
+  RunResult nobroker =
+      RunProgram("plantd-mdp", {"call", "x", "-e", TcpEndpoint(FreeTcpPort()), "-t", "200"});
   EXPECT_EQ(nobroker.status, 1) << nobroker.output;
 }
 

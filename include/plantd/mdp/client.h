@@ -27,6 +27,19 @@ enum class Protocol {
 
 using Frames = std::vector<std::string>;
 
+// What carries the traffic of a client or worker to its brokers.
+enum class Engine {
+  // libplantd's own ZMTP engine wherever it can serve the connection
+  // (tcp:// and ipc:// without CURVE), libzmq otherwise.
+  kAuto,
+  // libplantd's own engine: the calling thread does the socket calls and
+  // no I/O thread is started. CURVE and transports other than tcp:// and
+  // ipc:// are kInvalidArgument.
+  kNative,
+  // libzmq sockets, whose I/O thread carries every message.
+  kLibzmq,
+};
+
 struct ClientOptions {
   // Brokers to use, in order: on a timeout the client moves to the next.
   std::vector<std::string> endpoints{"tcp://127.0.0.1:7200"};
@@ -38,6 +51,7 @@ struct ClientOptions {
   Protocol protocol = Protocol::kMdp02;
   // CURVE keys for a broker that requires them (plantd/curve.h).
   CurveOptions curve;
+  Engine engine = Engine::kAuto;
 };
 
 class Client {

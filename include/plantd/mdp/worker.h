@@ -41,6 +41,7 @@ struct WorkerOptions {
   int credit = 1;
   // CURVE keys for a broker that requires them (plantd/curve.h).
   CurveOptions curve;
+  Engine engine = Engine::kAuto;
 };
 
 struct WorkerRequest {

@@ -1,0 +1,148 @@
+// One connection from a libplantd DEALER to one broker endpoint on the
+// project's own ZMTP engine: no I/O thread, the caller's thread does the
+// socket calls. ZMTP 3.x with the NULL mechanism over tcp:// or ipc://;
+// CURVE and other transports stay with libzmq (client/dealer_socket.h picks).
+//
+// It behaves as one endpoint of a libzmq DEALER that connected without
+// ZMQ_IMMEDIATE: messages sent before the connection is up wait in its
+// queue and go once the handshake is done; a lost connection is made again
+// every `reconnect_interval`, and the messages it had begun to write are
+// lost with it (as libzmq loses what its I/O thread had taken), while those
+// still waiting go on the next connection.
+//
+// Single-threaded. The owner polls fd() for events(), calls Process() with
+// what poll() returned (or with 0 when next_timer() has passed), and takes
+// whole messages with Recv().
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <initializer_list>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "plantd/status.h"
+
+namespace plantd::client {
+
+class NativeConnection {
+ public:
+  using Clock = std::chrono::steady_clock;
+  using Frames = std::vector<std::string>;
+
+  struct Options {
+    std::string endpoint;  // tcp://HOST:PORT or ipc://PATH
+    // Between connection attempts (libzmq's ZMQ_RECONNECT_IVL default).
+    std::chrono::milliseconds reconnect_interval{100};
+    // How long a connection may take to connect and finish the handshake.
+    std::chrono::milliseconds handshake_timeout{5000};
+    // Output held while the broker is away or slow to read: past it Send
+    // refuses (the caller reports it) instead of growing without end.
+    size_t max_queued_bytes = size_t{64} << 20;
+    // The largest message accepted from the broker (its bytes, and the
+    // size of a std::string per frame); a larger one closes the connection
+    // (a broken or hostile peer), as libzmq's ZMQ_MAXMSGSIZE.
+    uint64_t max_message_bytes = uint64_t{256} << 20;
+    // Received messages held for Recv before reading stops (libzmq's
+    // ZMQ_RCVHWM default): a broker faster than the caller waits in TCP.
+    size_t max_received_messages = 1000;
+  };
+
+  // True when this engine can serve `endpoint` (tcp:// with a host and a
+  // port, or ipc://).
+  static bool Supports(std::string_view endpoint);
+
+  // Checks the options and starts connecting. kInvalidArgument names what
+  // is wrong with the endpoint.
+  static Result<std::unique_ptr<NativeConnection>> Open(Options options);
+  ~NativeConnection();
+  NativeConnection(const NativeConnection&) = delete;
+  NativeConnection& operator=(const NativeConnection&) = delete;
+
+  // Queues one message, `head` frames then `body` frames, and writes what
+  // the socket takes at once unless corked. False when the queue is full.
+  bool Send(std::initializer_list<std::string_view> head, const Frames& body);
+  // Holds writes back until Uncork (then writes everything queued in one
+  // go): for a burst of sends made while handling a burst of replies.
+  void Cork() { corked_ = true; }
+  void Uncork();
+
+  // Moves the next whole message into `*out`; false when none has arrived.
+  bool Recv(Frames* out);
+  bool has_message() const { return !messages_.empty(); }
+
+  // The descriptor to poll (-1 while waiting to reconnect) and the events
+  // to poll it for (POLLIN, with POLLOUT while connecting or output waits).
+  int fd() const { return fd_; }
+  short events() const;
+  // Does the I/O that `revents` allows and whatever timers are due.
+  void Process(short revents);
+  // When Process must run even if the descriptor shows nothing.
+  Clock::time_point next_timer() const;
+
+  // The handshake with the broker is done and the connection is up.
+  bool ready() const { return stage_ == Stage::kReady; }
+  // Why the last connection attempt or connection ended, if it did.
+  const Status& last_error() const { return last_error_; }
+  // Connections made (handshake done) and lost, for tests and logs.
+  uint64_t connections() const { return connections_; }
+  // Messages that were queued when their connection was lost.
+  uint64_t dropped_messages() const { return dropped_messages_; }
+
+ private:
+  enum class Stage { kWaiting, kConnecting, kGreeting, kHandshake, kReady };
+
+  explicit NativeConnection(Options options);
+  void StartConnect();
+  void Lose(Status why);
+  bool FinishConnect();
+  bool ReadSome();
+  bool Parse();
+  bool HandleCommand(std::string_view body);
+  bool WriteSome();
+  bool WantsWrite() const;
+
+  const Options options_;
+  // Resolved once the endpoint is parsed.
+  bool ipc_ = false;
+  std::string host_;
+  std::string port_;
+  std::string path_;
+
+  int fd_ = -1;
+  Stage stage_ = Stage::kWaiting;
+  Clock::time_point timer_{};  // reconnect time, or handshake deadline
+  Status last_error_;
+  uint64_t connections_ = 0;
+  uint64_t dropped_messages_ = 0;
+  bool corked_ = false;
+
+  // The greeting and READY, written before any message.
+  std::string handshake_out_;
+  size_t handshake_sent_ = 0;
+  // Messages: out_ from out_sent_ on is unwritten; message_ends_ holds the
+  // end offset in out_ of each queued message, oldest first.
+  std::string out_;
+  size_t out_sent_ = 0;
+  std::deque<size_t> message_ends_;
+  // Where the last message written whole ends (a message past it that has
+  // begun to go is lost if the connection is).
+  size_t written_end_ = 0;
+
+  // Received bytes: in_[in_begin_, in_end_) is not parsed yet; in_.size()
+  // is the room. in_wanted_: bytes still to come of a frame that arrives
+  // in pieces, so the next read makes room for all of it.
+  std::vector<char> in_;
+  size_t in_begin_ = 0;
+  size_t in_end_ = 0;
+  size_t in_wanted_ = 0;
+  Frames partial_;               // frames of a message still arriving
+  uint64_t partial_bytes_ = 0;   // their bytes, and what holding them costs
+  std::deque<Frames> messages_;  // whole messages not yet taken
+};
+
+}  // namespace plantd::client
