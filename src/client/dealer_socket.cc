@@ -76,6 +76,7 @@ Result<std::unique_ptr<DealerSocket>> DealerSocket::Open(zmq::context_t& context
   for (const std::string& e : endpoints) {
     NativeConnection::Options o;
     o.endpoint = e;
+    o.reconnect = options.reconnect;
     if (options.unbounded_queues) {
       o.max_queued_bytes = size_t{1} << 40;
       o.max_received_messages = size_t{1} << 40;
@@ -149,6 +150,17 @@ bool DealerSocket::Recv(std::vector<std::string>* out) {
     if (c->Recv(out)) return true;
   }
   return false;
+}
+
+bool DealerSocket::closed() const {
+  return !native_.empty() &&
+         std::all_of(native_.begin(), native_.end(), [](const auto& c) { return c->closed(); });
+}
+
+uint64_t DealerSocket::connections() const {
+  uint64_t n = 0;
+  for (const auto& c : native_) n += c->connections();
+  return n;
 }
 
 bool DealerSocket::has_message() const {

@@ -43,6 +43,9 @@ struct DealerOptions {
   // why one refused it (handshake_failure()). libzmq needs a monitor
   // socket for it; the native engine knows anyway.
   bool watch_handshake = false;
+  // false: the native engine does not connect again by itself; closed()
+  // tells the owner to start afresh (libzmq always reconnects).
+  bool reconnect = true;
 };
 
 class DealerSocket {
@@ -101,6 +104,10 @@ class DealerSocket {
   // Why the last handshake was refused (a CURVE key, an ERROR), until one
   // succeeds.
   Status handshake_failure() const { return handshake_failure_; }
+  // Without `reconnect`: every connection has failed or been lost.
+  bool closed() const;
+  // Connections the native engine has made (handshake done); 0 for libzmq.
+  uint64_t connections() const;
   // Polls until connected() or `timeout` passes; false on timeout.
   bool WaitConnected(std::chrono::milliseconds timeout);
 

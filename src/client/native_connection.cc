@@ -184,6 +184,12 @@ void NativeConnection::Lose(Status why) {
   in_end_ = 0;
   partial_.clear();
   partial_bytes_ = 0;
+  if (!options_.reconnect) {
+    stage_ = Stage::kClosed;
+    timer_ = Clock::time_point::max();
+    last_error_ = std::move(why);
+    return;
+  }
   stage_ = Stage::kWaiting;
   timer_ = Clock::now() + options_.reconnect_interval;
   last_error_ = std::move(why);
@@ -204,10 +210,11 @@ bool NativeConnection::WantsWrite() const {
 }
 
 NativeConnection::Clock::time_point NativeConnection::next_timer() const {
-  return stage_ == Stage::kReady ? Clock::time_point::max() : timer_;
+  return stage_ == Stage::kReady || stage_ == Stage::kClosed ? Clock::time_point::max() : timer_;
 }
 
 void NativeConnection::Process(short revents) {
+  if (stage_ == Stage::kClosed) return;
   if (stage_ == Stage::kWaiting) {
     if (Clock::now() >= timer_) StartConnect();
     return;

@@ -38,6 +38,10 @@ class NativeConnection {
     std::string endpoint;  // tcp://HOST:PORT or ipc://PATH
     // Between connection attempts (libzmq's ZMQ_RECONNECT_IVL default).
     std::chrono::milliseconds reconnect_interval{100};
+    // false: a lost or failed connection is final (closed()), for an owner
+    // that must start afresh with a new peer, as a Majordomo worker
+    // registering again does.
+    bool reconnect = true;
     // How long a connection may take to connect and finish the handshake.
     std::chrono::milliseconds handshake_timeout{5000};
     // Output held while the broker is away or slow to read: past it Send
@@ -86,6 +90,8 @@ class NativeConnection {
 
   // The handshake with the broker is done and the connection is up.
   bool ready() const { return stage_ == Stage::kReady; }
+  // Without `reconnect`: the connection failed or was lost, for good.
+  bool closed() const { return stage_ == Stage::kClosed; }
   // Why the last connection attempt or connection ended, if it did.
   const Status& last_error() const { return last_error_; }
   // Connections made (handshake done) and lost, for tests and logs.
@@ -94,7 +100,7 @@ class NativeConnection {
   uint64_t dropped_messages() const { return dropped_messages_; }
 
  private:
-  enum class Stage { kWaiting, kConnecting, kGreeting, kHandshake, kReady };
+  enum class Stage { kWaiting, kConnecting, kGreeting, kHandshake, kReady, kClosed };
 
   explicit NativeConnection(Options options);
   void StartConnect();

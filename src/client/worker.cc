@@ -116,6 +116,12 @@ struct Worker::Impl {
     client::DealerOptions o;
     o.engine = options.engine;
     o.curve = options.curve;
+    // A new connection is a new worker to the broker (a new routing id, or
+    // a restarted broker that never heard of us): it must begin with READY.
+    // So a lost connection is lost for good, and the worker starts afresh
+    // after its backoff instead of sending heartbeats or replies that the
+    // broker would answer with DISCONNECT.
+    o.reconnect = false;
     auto opened = client::DealerSocket::Open(context, {c.endpoint}, o);
     if (!opened.ok()) {
       c.unusable = true;
@@ -231,7 +237,17 @@ std::optional<WorkerRequest> Worker::Receive(milliseconds timeout) {
       return std::nullopt;
     }
     for (size_t k = 0; k < polled.size(); ++k) {
-      impl_->connections[polled[k]].socket->HandlePollItems(&items[first[k]]);
+      Connection& c = impl_->connections[polled[k]];
+      c.socket->HandlePollItems(&items[first[k]]);
+      // What it received before the end is still handed out (above, on the
+      // next turn); then the worker starts afresh.
+      if (c.socket->closed() && !c.socket->has_message()) {
+        // A broker that was never reached is tried again at the first
+        // delay, as libzmq retries a connection; backing off is for
+        // brokers that were there and went, or said DISCONNECT.
+        if (c.socket->connections() == 0) c.backoff = milliseconds(0);
+        impl_->Lose(c);
+      }
     }
   }
   return std::nullopt;

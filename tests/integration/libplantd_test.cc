@@ -491,6 +491,41 @@ TEST_F(LibTest, TheNativeEngineStartsNoThread) {
   EXPECT_EQ(threads(), before);
 }
 
+// On the native engine a worker learns at once that its broker connection
+// is gone and registers again as soon as the broker is back, instead of
+// sending heartbeats into the new broker and waiting for its DISCONNECT:
+// with 5 s heartbeats, libzmq's worker would need up to 5 s.
+TEST_F(LibTest, TheNativeWorkerRegistersAgainAsSoonAsTheBrokerIsBack) {
+  std::string yaml = Yaml();
+  yaml.replace(yaml.find("heartbeat_interval: 100ms"), 25, "heartbeat_interval: 5s");
+  ASSERT_TRUE(broker_.Start({.config_yaml = yaml})) << broker_.Output();
+  engine_ = mdp::Engine::kNative;
+  std::atomic<uint64_t> registrations{0};
+  std::thread worker([&] {
+    mdp::WorkerOptions o = WorkerFor("lib.back");
+    o.heartbeat_interval = 5s;
+    mdp::Worker w(o);
+    while (!stop_) {
+      if (auto r = w.Receive(50ms)) (void)w.Reply(*r, {"back"});
+      registrations = w.registrations();
+    }
+  });
+  WaitForService("lib.back");
+  broker_.Signal(SIGKILL);
+  ASSERT_TRUE(broker_.WaitExit(5s).has_value());
+  ASSERT_TRUE(broker_.Start({.config_yaml = yaml})) << broker_.Output();
+  const auto restarted = std::chrono::steady_clock::now();
+  mdp::Client client(ClientFor(4000ms, 1));
+  auto reply = client.Request("lib.back", {"x"});
+  const auto took = std::chrono::steady_clock::now() - restarted;
+  stop_ = true;
+  worker.join();
+  ASSERT_TRUE(reply.ok()) << reply.status().message();
+  EXPECT_EQ(reply.value(), Frames{"back"});
+  EXPECT_LT(took, 2s) << "the worker waited for a heartbeat to find the broker gone";
+  EXPECT_GE(registrations.load(), 2u);
+}
+
 // The native engine against libzmq's own ROUTER: the broker with
 // `transport: zmq` binds its Majordomo endpoints with libzmq.
 TEST_F(LibTest, TheNativeEngineTalksToALibzmqRouter) {

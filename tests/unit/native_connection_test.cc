@@ -417,6 +417,38 @@ TEST(NativeConnection, ReconnectsByItselfWhenTheRouterGoesAndComesBack) {
   EXPECT_EQ(Payload(received[0]), Frames{"after"});
 }
 
+// Without `reconnect` (a Majordomo worker's choice: a new connection must
+// begin with READY), a lost connection stays lost, even with a broker back
+// on the same port, and so does one that never got through.
+TEST(NativeConnection, WithoutReconnectALostConnectionIsFinal) {
+  zmq::context_t context;
+  auto router = std::make_unique<zmq::socket_t>(BindRouter(context, "tcp://127.0.0.1:0"));
+  const std::string endpoint = LastEndpoint(*router);
+  NativeConnection::Options options = OptionsFor(endpoint);
+  options.reconnect = false;
+  options.reconnect_interval = milliseconds(10);
+  auto connection = OpenConnection(options);
+  ASSERT_NE(connection, nullptr);
+  ASSERT_TRUE(DriveUntil(*connection, [&] { return connection->ready(); }));
+  EXPECT_FALSE(connection->closed());
+
+  router.reset();
+  ASSERT_TRUE(DriveUntil(*connection, [&] { return connection->closed(); }));
+  EXPECT_EQ(connection->fd(), -1);
+  EXPECT_EQ(connection->next_timer(), Clock::time_point::max());
+  zmq::socket_t back = BindRouter(context, endpoint);
+  EXPECT_FALSE(DriveUntil(
+      *connection, [&] { return connection->connections() > 1; }, milliseconds(200)));
+  EXPECT_TRUE(connection->closed());
+
+  options.endpoint = Endpoint(FreePort());  // nothing listens there
+  auto unreachable = OpenConnection(options);
+  ASSERT_NE(unreachable, nullptr);
+  ASSERT_TRUE(DriveUntil(*unreachable, [&] { return unreachable->closed(); }));
+  EXPECT_EQ(unreachable->connections(), 0u);
+  EXPECT_EQ(unreachable->last_error().code(), Code::kUnavailable);
+}
+
 TEST(NativeConnection, CorkedSendsWaitAndUncorkWritesThemAllInOrder) {
   zmq::context_t context;
   zmq::socket_t router = BindRouter(context, "tcp://127.0.0.1:0");
