@@ -129,6 +129,11 @@ size_t AsyncClient::Poll(milliseconds wait) {
     // Drain everything that is waiting without sleeping again; the
     // requests that callbacks send meanwhile go out in one write.
     socket.Cork();
+    // Uncorked however the loop ends, a callback that throws included.
+    struct Uncorker {
+      client::DealerSocket& socket;
+      ~Uncorker() { socket.Uncork(); }
+    } uncork{socket};
     Frames& reply = impl_->reply;
     while (socket.Recv(&reply)) {
       // [tag, "", MDPC02, PARTIAL|FINAL, service, body...]
@@ -147,7 +152,6 @@ size_t AsyncClient::Poll(milliseconds wait) {
         it->second.on_partial(body);
       }
     }
-    socket.Uncork();
     // Then timeouts.
     now = steady_clock::now();
     while (!impl_->deadlines.empty() && impl_->deadlines.begin()->first.first <= now) {

@@ -122,11 +122,18 @@ void NativeConnection::StartConnect() {
     length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path_.size() +
                                     (path_[0] == '@' ? 0 : 1));
   } else {
+    // IPv4 first, as libzmq resolves without ZMQ_IPV6 ("localhost" is
+    // often ::1 first, where a broker bound on tcp://*: does not listen);
+    // IPv6 only for a name or literal that has no IPv4 address.
     addrinfo hints{};
-    hints.ai_family = AF_UNSPEC;
+    hints.ai_family = AF_INET;
     hints.ai_socktype = SOCK_STREAM;
     addrinfo* found = nullptr;
-    const int rc = ::getaddrinfo(host_.c_str(), port_.c_str(), &hints, &found);
+    int rc = ::getaddrinfo(host_.c_str(), port_.c_str(), &hints, &found);
+    if (rc != 0 || found == nullptr) {
+      hints.ai_family = AF_INET6;
+      rc = ::getaddrinfo(host_.c_str(), port_.c_str(), &hints, &found);
+    }
     if (rc != 0 || found == nullptr) {
       Lose(Status::Unavailable("cannot resolve '" + host_ + "': " + ::gai_strerror(rc)));
       return;
@@ -200,7 +207,8 @@ short NativeConnection::events() const {
   if (stage_ == Stage::kConnecting) return POLLOUT;
   // Back-pressure, as libzmq's receive high-water mark: with enough
   // messages waiting for Recv, the broker's are left in the socket.
-  const short in = messages_.size() < options_.max_received_messages ? POLLIN : 0;
+  const short in =
+      stage_ != Stage::kReady || messages_.size() < options_.max_received_messages ? POLLIN : 0;
   return WantsWrite() ? static_cast<short>(in | POLLOUT) : in;
 }
 
@@ -227,7 +235,8 @@ void NativeConnection::Process(short revents) {
   if (stage_ == Stage::kConnecting) {
     if ((revents & (POLLOUT | POLLERR | POLLHUP)) == 0 || !FinishConnect()) return;
   }
-  const bool may_read = messages_.size() < options_.max_received_messages;
+  const bool may_read =
+      stage_ != Stage::kReady || messages_.size() < options_.max_received_messages;
   if ((revents & (POLLERR | POLLHUP)) != 0 || (may_read && (revents & POLLIN) != 0)) {
     if (!ReadSome()) return;
   }
@@ -290,7 +299,7 @@ bool NativeConnection::WriteSome() {
     const ssize_t n = ::send(fd_, data, size, MSG_NOSIGNAL);
     if (n < 0) {
       if (errno == EINTR) continue;
-      if (WouldBlock(errno)) return true;
+      if (WouldBlock(errno)) break;
       Lose(Status::Unavailable("connection to " + options_.endpoint +
                                " lost: " + std::strerror(errno)));
       return false;
@@ -313,13 +322,15 @@ bool NativeConnection::WriteSome() {
     out_sent_ = 0;
     written_end_ = 0;
     message_ends_.clear();
-  } else if (out_sent_ >= kCompactAfter && out_sent_ * 2 >= out_.size()) {
-    // A peer that never quite catches up: drop what went, so the buffer
-    // holds only what waits.
-    out_.erase(0, out_sent_);
-    for (size_t& end : message_ends_) end -= out_sent_;
-    written_end_ -= std::min(written_end_, out_sent_);
-    out_sent_ = 0;
+  } else if (written_end_ >= kCompactAfter && written_end_ * 2 >= out_.size()) {
+    // A peer that never quite catches up: drop the messages that went
+    // whole, so the buffer holds only what waits. A message half written
+    // stays, with its offset, for Lose() to recognise.
+    const size_t cut = written_end_;
+    out_.erase(0, cut);
+    for (size_t& end : message_ends_) end -= cut;
+    out_sent_ -= cut;
+    written_end_ = 0;
   }
   return true;
 }
@@ -458,6 +469,8 @@ bool NativeConnection::HandleCommand(std::string_view body) {
     if (!zmtp::ParsePing(body, &context)) return true;
     // The PONG goes ahead of queued messages only between them: it is
     // queued after whatever is already there.
+    // A peer that pings and never reads gets no more than the queue holds.
+    if (out_.size() - out_sent_ >= options_.max_queued_bytes) return true;
     zmtp::AppendPong(out_, context);
     message_ends_.push_back(out_.size());
     if (!corked_) WriteSome();

@@ -96,6 +96,8 @@ class NativeConnection {
   const Status& last_error() const { return last_error_; }
   // Connections made (handshake done) and lost, for tests and logs.
   uint64_t connections() const { return connections_; }
+  // Output bytes held, written or not (what the buffer costs in memory).
+  size_t held_bytes() const { return out_.size(); }
   // Messages that were queued when their connection was lost.
   uint64_t dropped_messages() const { return dropped_messages_; }
 

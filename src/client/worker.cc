@@ -320,7 +320,10 @@ Status Worker::Partial(const WorkerRequest& request, const Frames& body) {
   if (!c.socket) return Status::Unavailable("the broker connection was lost");
   Frames args{request.address, ""};
   args.insert(args.end(), body.begin(), body.end());
-  impl_->SendReply(c, v02::kPartial, 0, args);
+  // A PARTIAL goes at once: the handler is still at work, and the client
+  // takes each one as a sign of life.
+  c.socket->Uncork();
+  impl_->Send(c, v02::kPartial, 0, args);
   return Status::Ok();
 }
 

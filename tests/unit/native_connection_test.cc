@@ -780,6 +780,44 @@ TEST(NativeConnection, MessagesWrittenWholeBeforeALossAreNotSentAgain) {
   }
 }
 
+// A peer that reads steadily but never catches up: what went is dropped
+// from the buffer, which holds about what waits, not all that ever went.
+TEST(NativeConnection, OutputThatWentIsFreedWhileThePeerNeverCatchesUp) {
+  FakeBroker broker;
+  // A small receive buffer (inherited from the listener), so that the
+  // backlog below never fits in the kernel's buffers.
+  const int small = 64 * 1024;
+  ASSERT_EQ(::setsockopt(broker.listener(), SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
+  auto options = OptionsFor(broker.endpoint());
+  options.max_queued_bytes = size_t{128} << 20;
+  auto connection = OpenConnection(options);
+  ASSERT_NE(connection, nullptr);
+  ASSERT_TRUE(broker.Handshake(*connection));
+  const std::string payload = Pattern(16 * 1024);
+  // A backlog of ~8 MiB, then one more message per message read.
+  int sent = 0;
+  for (; sent < 512; ++sent) ASSERT_TRUE(connection->Send({std::to_string(sent)}, {payload}));
+  MessageIndexReader reader;
+  size_t read = 0;
+  for (int round = 0; round < 20'000 && sent < 3000; ++round) {
+    for (int i = 0; i < 4 && reader.ReadAvailable(broker.peer()); ++i) {
+    }
+    for (; read < reader.indices.size() && sent < 3000; ++read, ++sent) {
+      ASSERT_TRUE(connection->Send({std::to_string(sent)}, {payload}));
+    }
+    int rounds = 0;
+    DriveUntil(
+        *connection, [&] { return ++rounds > 1; }, milliseconds(20));
+  }
+  ASSERT_EQ(sent, 3000) << "the peer did not keep reading";
+  // ~48 MiB went through; the buffer holds the backlog and what is in
+  // flight, far less.
+  EXPECT_LT(connection->held_bytes(), size_t{16} << 20);
+  for (size_t i = 1; i < reader.indices.size(); ++i) {
+    ASSERT_EQ(reader.indices[i], reader.indices[i - 1] + 1) << "in order, none missing";
+  }
+}
+
 // --- Queue bound and endpoints ---------------------------------------------
 
 TEST(NativeConnection, SendRefusesPastMaxQueuedBytesWhileNothingIsConnected) {
