@@ -97,11 +97,12 @@ struct Worker::Impl {
     }
   }
 
-  // A reply, written at once unless more requests from the same broker
-  // are already here: then Receive hands those out without waiting, and
-  // the replies go together when it next has to wait (or with the reply to
-  // the last of them). A burst of requests gets its answers in one write,
-  // and no reply waits longer than the requests that arrived before it.
+  // A FINAL reply, written at once unless more requests from the same
+  // broker are already here: then Receive hands those out without waiting,
+  // and the replies go together when it next has to wait (or with the
+  // reply to the last of them). A burst of requests gets its answers in one
+  // write; a reply waits at most for the handling of the requests that
+  // arrived with it (docs/transport.md).
   void SendReply(Connection& c, int command_v02, int command_v01, const Frames& args) {
     if (!c.socket) return;
     if (c.socket->has_message()) {
