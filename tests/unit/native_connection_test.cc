@@ -23,6 +23,7 @@
 
 #include "client/dealer_socket.h"
 #include "plantd/curve.h"
+#include "raw_socket_io.h"
 #include "transport/zmtp_framing.h"
 
 namespace plantd::client {
@@ -172,59 +173,16 @@ std::string Pattern(size_t size) {
 
 // --- raw TCP side (a fake broker) -----------------------------------------
 
-bool WaitReadable(int fd, Clock::time_point deadline) {
-  const auto left = std::chrono::ceil<milliseconds>(deadline - Clock::now());
-  if (left.count() <= 0) return false;
-  pollfd p{.fd = fd, .events = POLLIN, .revents = 0};
-  return ::poll(&p, 1, static_cast<int>(left.count())) == 1;
-}
-
 bool IsReadableNow(int fd) {
   pollfd p{.fd = fd, .events = POLLIN, .revents = 0};
   return ::poll(&p, 1, 0) == 1;
 }
 
-bool ReadExactly(int fd, void* data, size_t size, milliseconds timeout = kWait) {
-  const auto deadline = Clock::now() + timeout;
-  auto* bytes = static_cast<char*>(data);
-  while (size > 0) {
-    if (!WaitReadable(fd, deadline)) return false;
-    const ssize_t n = ::read(fd, bytes, size);
-    if (n <= 0) return false;
-    bytes += n;
-    size -= static_cast<size_t>(n);
-  }
-  return true;
-}
-
-// MSG_NOSIGNAL: the client may close on us mid-write (that is the point of
-// some tests), which must not kill the test binary with SIGPIPE.
-bool WriteAll(int fd, std::string_view data) {
-  while (!data.empty()) {
-    const ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
-    if (n <= 0) return false;
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return true;
-}
-
-struct Frame {
-  zmtp::FrameHeader header;
-  std::string body;
-};
-
-bool ReadFrame(int fd, Frame* frame, milliseconds timeout = kWait) {
-  uint8_t header[zmtp::kMaxFrameHeaderSize];
-  if (!ReadExactly(fd, header, 2, timeout)) return false;
-  zmtp::HeaderParse parse = zmtp::ParseFrameHeader(header, 2, &frame->header);
-  if (parse == zmtp::HeaderParse::kIncomplete) {
-    if (!ReadExactly(fd, header + 2, 7, timeout)) return false;
-    parse = zmtp::ParseFrameHeader(header, 9, &frame->header);
-  }
-  if (parse != zmtp::HeaderParse::kOk || frame->header.size > (1u << 24)) return false;
-  frame->body.resize(frame->header.size);
-  return frame->body.empty() || ReadExactly(fd, frame->body.data(), frame->body.size(), timeout);
-}
+using Frame = test::RawFrame;
+using test::ReadExactly;
+using test::ReadFrame;
+using test::WaitReadable;
+using test::WriteAll;
 
 // A listener that plays the broker's side of ZMTP by hand.
 class FakeBroker {

@@ -16,6 +16,7 @@
 #include <vector>
 #include <zmq.hpp>
 
+#include "raw_socket_io.h"
 #include "transport/curve_keys.h"
 #include "transport/zmtp_framing.h"
 
@@ -45,55 +46,11 @@ Keys MakeKeys() {
   return keys;
 }
 
-// Waits for `fd` to be readable until `deadline`.
-bool WaitReadable(int fd, Clock::time_point deadline) {
-  const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
-  if (left.count() <= 0) return false;
-  pollfd p{.fd = fd, .events = POLLIN, .revents = 0};
-  return ::poll(&p, 1, static_cast<int>(left.count())) == 1;
-}
-
-bool ReadExactly(int fd, void* data, size_t size, milliseconds timeout = kWait) {
-  const auto deadline = Clock::now() + timeout;
-  auto* bytes = static_cast<char*>(data);
-  while (size > 0) {
-    if (!WaitReadable(fd, deadline)) return false;
-    const ssize_t n = ::read(fd, bytes, size);
-    if (n <= 0) return false;
-    bytes += n;
-    size -= static_cast<size_t>(n);
-  }
-  return true;
-}
-
-bool WriteAll(int fd, std::string_view data) {
-  while (!data.empty()) {
-    const ssize_t n = ::write(fd, data.data(), data.size());
-    if (n <= 0) return false;
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return true;
-}
-
-struct Frame {
-  zmtp::FrameHeader header;
-  std::string body;
-};
-
-bool ReadFrame(int fd, Frame* frame, milliseconds timeout = kWait) {
-  uint8_t header[zmtp::kMaxFrameHeaderSize];
-  if (!ReadExactly(fd, header, 2, timeout)) return false;
-  size_t have = 2;
-  zmtp::HeaderParse parse = zmtp::ParseFrameHeader(header, have, &frame->header);
-  if (parse == zmtp::HeaderParse::kIncomplete) {
-    if (!ReadExactly(fd, header + 2, 7, timeout)) return false;
-    have = 9;
-    parse = zmtp::ParseFrameHeader(header, have, &frame->header);
-  }
-  if (parse != zmtp::HeaderParse::kOk || frame->header.size > (1u << 20)) return false;
-  frame->body.resize(frame->header.size);
-  return frame->body.empty() || ReadExactly(fd, frame->body.data(), frame->body.size(), timeout);
-}
+using Frame = test::RawFrame;
+using test::ReadExactly;
+using test::ReadFrame;
+using test::WaitReadable;
+using test::WriteAll;
 
 // The first frame of `wire` (whole frames, as the mechanism appends them).
 Frame FirstFrame(const std::string& wire) {
