@@ -110,6 +110,13 @@ bool DriveUntil(NativeConnection& connection, Done done, milliseconds timeout = 
   return done();
 }
 
+// The connection's last error has `code` and says `says`.
+void ExpectLastError(const NativeConnection& connection, Code code, std::string_view says) {
+  const Status& error = connection.last_error();
+  EXPECT_EQ(error.code(), code) << error.message();
+  EXPECT_NE(error.message().find(says), std::string::npos) << error.message();
+}
+
 // Drives until the connection has lost (or failed to make) a connection.
 bool DriveUntilError(NativeConnection& connection, milliseconds timeout = kWait) {
   return DriveUntil(
@@ -264,9 +271,7 @@ TEST(NativeConnection, MessageSentBeforeTheRouterExistsArrivesOnceItIsBound) {
   ASSERT_TRUE(connection->Send({}, sent));
   // Nothing listens yet: the first attempt fails, and says why.
   ASSERT_TRUE(DriveUntilError(*connection));
-  EXPECT_EQ(connection->last_error().code(), Code::kUnavailable);
-  EXPECT_NE(connection->last_error().message().find(endpoint), std::string::npos)
-      << connection->last_error().message();
+  ExpectLastError(*connection, Code::kUnavailable, endpoint);
   EXPECT_FALSE(connection->ready());
 
   zmq::context_t context;
@@ -359,9 +364,7 @@ TEST(NativeConnection, ReconnectsByItselfWhenTheRouterGoesAndComesBack) {
   ASSERT_TRUE(DriveUntil(*connection, [&] { return !connection->ready(); }))
       << "the loss of the peer went unnoticed";
   // Why it was lost, as soon as it was (later attempts say "refused").
-  EXPECT_EQ(connection->last_error().code(), Code::kUnavailable);
-  EXPECT_NE(connection->last_error().message().find(endpoint), std::string::npos)
-      << connection->last_error().message();
+  ExpectLastError(*connection, Code::kUnavailable, endpoint);
   EXPECT_EQ(connection->connections(), 1u);
 
   zmq::socket_t second = BindRouter(context, endpoint);
@@ -551,10 +554,7 @@ TEST(NativeConnection, MessageLargerThanMaxMessageBytesClosesWithProtocolError) 
   zmtp::AppendFrame(over, std::string(1000, 'd'), /*more=*/false);
   ASSERT_TRUE(broker.Write(over));
   ASSERT_TRUE(DriveUntilError(*connection));
-  EXPECT_EQ(connection->last_error().code(), Code::kProtocolError)
-      << connection->last_error().message();
-  EXPECT_NE(connection->last_error().message().find("larger than"), std::string::npos)
-      << connection->last_error().message();
+  ExpectLastError(*connection, Code::kProtocolError, "larger than");
   EXPECT_FALSE(connection->ready());
   EXPECT_FALSE(connection->Recv(&message)) << "nothing of the oversized message";
 }
@@ -587,10 +587,7 @@ TEST(NativeConnection, ErrorCommandDuringTheHandshakeIsPermissionDeniedWithTheRe
   zmtp::AppendError(out, "not on the guest list");
   ASSERT_TRUE(broker.Write(out));
   ASSERT_TRUE(DriveUntilError(*connection));
-  EXPECT_EQ(connection->last_error().code(), Code::kPermissionDenied)
-      << connection->last_error().message();
-  EXPECT_NE(connection->last_error().message().find("not on the guest list"), std::string::npos)
-      << connection->last_error().message();
+  ExpectLastError(*connection, Code::kPermissionDenied, "not on the guest list");
   EXPECT_FALSE(connection->ready());
   EXPECT_EQ(connection->connections(), 0u);
 }
@@ -602,10 +599,7 @@ TEST(NativeConnection, PeerThatDoesNotSpeakZmtpIsAProtocolError) {
   ASSERT_TRUE(broker.Accept(*connection));
   ASSERT_TRUE(broker.Write("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
   ASSERT_TRUE(DriveUntilError(*connection));
-  EXPECT_EQ(connection->last_error().code(), Code::kProtocolError)
-      << connection->last_error().message();
-  EXPECT_NE(connection->last_error().message().find("ZMTP"), std::string::npos)
-      << connection->last_error().message();
+  ExpectLastError(*connection, Code::kProtocolError, "ZMTP");
   EXPECT_EQ(connection->connections(), 0u);
 }
 
@@ -616,9 +610,7 @@ TEST(NativeConnection, PeerThatIsNotARouterOrDealerIsAProtocolError) {
   ASSERT_TRUE(broker.Accept(*connection));
   ASSERT_TRUE(broker.WriteGreetingAndReady("PUB"));
   ASSERT_TRUE(DriveUntilError(*connection));
-  EXPECT_EQ(connection->last_error().code(), Code::kProtocolError);
-  EXPECT_NE(connection->last_error().message().find("PUB"), std::string::npos)
-      << connection->last_error().message();
+  ExpectLastError(*connection, Code::kProtocolError, "PUB");
   EXPECT_EQ(connection->connections(), 0u);
 }
 
