@@ -17,22 +17,6 @@ namespace {
 
 std::atomic<uint64_t> monitors_made{0};
 
-// zmq_poll has its own event bits for plain descriptors.
-short ToZmqEvents(short events) {
-  short out = 0;
-  if (events & POLLIN) out |= ZMQ_POLLIN;
-  if (events & POLLOUT) out |= ZMQ_POLLOUT;
-  return out;
-}
-
-short FromZmqEvents(short revents) {
-  short out = 0;
-  if (revents & ZMQ_POLLIN) out |= POLLIN;
-  if (revents & ZMQ_POLLOUT) out |= POLLOUT;
-  if (revents & ZMQ_POLLERR) out |= POLLERR;
-  return out;
-}
-
 }  // namespace
 
 Result<mdp::Engine> DealerSocket::ChooseEngine(const std::vector<std::string>& endpoints,
@@ -185,7 +169,7 @@ size_t DealerSocket::AddPollItems(std::vector<zmq_pollitem_t>* items) const {
   for (const auto& c : native_) {
     // A connection waiting to reconnect has no descriptor: -1 is ignored
     // by poll(), and its timer bounds the wait (BoundWait).
-    items->push_back({nullptr, c->fd(), ToZmqEvents(c->events()), 0});
+    items->push_back({nullptr, c->fd(), ZmqEventsFromPoll(c->events()), 0});
   }
   return first;
 }
@@ -197,7 +181,7 @@ void DealerSocket::HandlePollItems(const zmq_pollitem_t* items) {
     NativeConnection& c = *native_[i];
     // The item may be stale (the connection moved on since it was added):
     // only act on a descriptor that is still the connection's.
-    const short revents = items[i].fd == c.fd() ? FromZmqEvents(items[i].revents) : 0;
+    const short revents = items[i].fd == c.fd() ? PollEventsFromZmq(items[i].revents) : 0;
     if (revents != 0 || now >= c.next_timer()) c.Process(revents);
   }
 }

@@ -19,20 +19,30 @@ int Poll(zmq::pollitem_t* items, size_t count, milliseconds timeout) {
   }
   pollfd fds[kDirect];
   for (size_t i = 0; i < count; ++i) {
-    fds[i] = {items[i].fd,
-              static_cast<short>((items[i].events & ZMQ_POLLIN ? POLLIN : 0) |
-                                 (items[i].events & ZMQ_POLLOUT ? POLLOUT : 0)),
-              0};
+    fds[i] = {items[i].fd, PollEventsFromZmq(items[i].events), 0};
   }
   const int rc =
       ::poll(fds, count, static_cast<int>(std::min<int64_t>(timeout.count(), INT32_MAX)));
   for (size_t i = 0; i < count; ++i) {
-    const short r = rc > 0 ? fds[i].revents : 0;
-    items[i].revents =
-        static_cast<short>((r & POLLIN ? ZMQ_POLLIN : 0) | (r & POLLOUT ? ZMQ_POLLOUT : 0) |
-                           (r & (POLLERR | POLLHUP | POLLNVAL) ? ZMQ_POLLERR : 0));
+    items[i].revents = rc > 0 ? ZmqEventsFromPoll(fds[i].revents) : 0;
   }
   return rc < 0 ? 0 : rc;
+}
+
+short ZmqEventsFromPoll(short events) {
+  short out = 0;
+  if (events & POLLIN) out |= ZMQ_POLLIN;
+  if (events & POLLOUT) out |= ZMQ_POLLOUT;
+  if (events & (POLLERR | POLLHUP | POLLNVAL)) out |= ZMQ_POLLERR;
+  return out;
+}
+
+short PollEventsFromZmq(short events) {
+  short out = 0;
+  if (events & ZMQ_POLLIN) out |= POLLIN;
+  if (events & ZMQ_POLLOUT) out |= POLLOUT;
+  if (events & ZMQ_POLLERR) out |= POLLERR;
+  return out;
 }
 
 }  // namespace plantd::client

@@ -84,6 +84,12 @@ inline Status Connect(zmq::socket_t& socket, const std::string& endpoint,
 // system call per message on a request-reply path.
 int Poll(zmq::pollitem_t* items, size_t count, std::chrono::milliseconds timeout);
 
+// zmq_poll has its own event bits for plain descriptors: poll()'s POLLIN
+// and POLLOUT to ZMQ_POLLIN and ZMQ_POLLOUT (POLLERR, POLLHUP and POLLNVAL
+// all to ZMQ_POLLERR), and back.
+short ZmqEventsFromPoll(short events);
+short PollEventsFromZmq(short events);
+
 inline std::string Byte(int b) { return std::string(1, static_cast<char>(b)); }
 
 }  // namespace plantd::client
