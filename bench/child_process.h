@@ -23,6 +23,10 @@ long long ProcessWriteBytes(int pid);
 // then released); 0 if none could be had.
 int FreeTcpPort();
 
+// A program named without a path, looked up as a shell would (and in
+// /usr/sbin, where Debian puts nats-server); ChildProcess wants a path.
+std::string FindProgram(const std::string& name);
+
 // True once something accepts TCP connections on 127.0.0.1:port, polling
 // for at most `timeout_ms`.
 bool WaitForTcpPort(int port, int timeout_ms);

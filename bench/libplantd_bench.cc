@@ -33,6 +33,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_stats.h"
 #include "child_process.h"
 #include "plantd/mdp/async_client.h"
 #include "plantd/mdp/worker.h"
@@ -41,6 +42,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using plantd::bench::ChildProcess;
+using plantd::bench::Median;
+using plantd::bench::PercentileUs;
 
 struct Options {
   int clients = 4;
@@ -70,29 +73,6 @@ struct Run {
   uint64_t mismatched = 0;
   std::string error;
 };
-
-// A program named without a path, looked up as a shell would (and in
-// /usr/sbin, where Debian puts nats-server); ChildProcess wants a path.
-std::string Which(const std::string& name) {
-  if (name.find('/') != std::string::npos) return name;
-  const char* path = std::getenv("PATH");
-  std::string dirs = std::string(path != nullptr ? path : "") + ":/usr/sbin:/usr/bin";
-  size_t begin = 0;
-  while (begin <= dirs.size()) {
-    const size_t end = std::min(dirs.find(':', begin), dirs.size());
-    const std::string candidate = dirs.substr(begin, end - begin) + "/" + name;
-    if (end > begin && access(candidate.c_str(), X_OK) == 0) return candidate;
-    begin = end + 1;
-  }
-  return name;
-}
-
-double Percentile(std::vector<uint64_t>& ns, double p) {
-  if (ns.empty()) return 0;
-  const size_t i = std::min(ns.size() - 1, static_cast<size_t>(p * static_cast<double>(ns.size())));
-  std::nth_element(ns.begin(), ns.begin() + static_cast<std::ptrdiff_t>(i), ns.end());
-  return static_cast<double>(ns[i]) / 1000.0;
-}
 
 // One client thread: an AsyncClient keeping `inflight` requests going, each
 // callback checking its reply and sending the next.
@@ -225,8 +205,8 @@ Run RunBroker(const Options& o, plantd::mdp::Engine engine) {
         r.error = std::to_string(reply_failures.load()) + " replies could not be sent";
       }
       r.req_per_s = static_cast<double>(done) / o.duration_s;
-      r.p50_us = Percentile(latencies, 0.50);
-      r.p99_us = Percentile(latencies, 0.99);
+      r.p50_us = PercentileUs(latencies, 0.50);
+      r.p99_us = PercentileUs(latencies, 0.99);
       if (done > 0) r.server_cpu_us_per_req = cpu * 1e6 / static_cast<double>(done);
     }
   }
@@ -240,7 +220,7 @@ Run RunNats(const Options& o) {
   Run r;
   r.target = "nats";
   const int port = plantd::bench::FreeTcpPort();
-  ChildProcess server({Which(o.nats_server), "-a", "127.0.0.1", "-p", std::to_string(port)},
+  ChildProcess server({plantd::bench::FindProgram(o.nats_server), "-a", "127.0.0.1", "-p", std::to_string(port)},
                       o.server_cpu, "/dev/null");
   if (!plantd::bench::WaitForTcpPort(port, 10000)) {
     r.error = "nats-server did not listen";
@@ -296,13 +276,6 @@ void Print(const Options& o, const Run& r) {
       static_cast<unsigned long long>(r.mismatched),
       r.error.empty() ? "" : " error=", r.error.c_str());
   std::fflush(stdout);
-}
-
-double Median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 }  // namespace

@@ -1,14 +1,21 @@
+#include <poll.h>
+
+#include <algorithm>
 #include <zmq.hpp>
 
 #include "client/frames.h"
+#include "client/native_connection.h"
+#include "client/native_publisher.h"
 #include "plantd/bus/bus.h"
 
 namespace plantd::bus {
 
 struct Publisher::Impl {
-  zmq::context_t context{1};
-  zmq::socket_t socket{context, zmq::socket_type::pub};
   Status status;  // not ok: every Publish returns it
+  // One of the two engines.
+  std::unique_ptr<client::NativePublisher> native;
+  std::unique_ptr<zmq::context_t> context;
+  std::unique_ptr<zmq::socket_t> socket;
 };
 
 Publisher::Publisher(const std::string& endpoint, const PublisherOptions& options)
@@ -17,28 +24,59 @@ Publisher::Publisher(const std::string& endpoint, const PublisherOptions& option
     impl_->status = Status::InvalidArgument("send_hwm must not be negative");
     return;
   }
-  impl_->socket.set(zmq::sockopt::linger, 1000);
-  impl_->socket.set(zmq::sockopt::sndhwm, options.send_hwm);
-  if (options.block) impl_->socket.set(zmq::sockopt::xpub_nodrop, 1);
-  impl_->status = client::Connect(impl_->socket, endpoint, options.curve);
+  auto engine = client::ChooseEngine({endpoint}, options.engine, options.curve);
+  if (!engine.ok()) {
+    impl_->status = engine.status();
+    return;
+  }
+  if (engine.value() == Engine::kNative) {
+    client::NativePublisher::Options o;
+    o.endpoint = endpoint;
+    o.block = options.block;
+    // libzmq's 0 is "no limit".
+    o.max_queued_messages =
+        options.send_hwm == 0 ? size_t{1} << 40 : static_cast<size_t>(options.send_hwm);
+    o.max_delay = options.max_batch_delay;
+    auto native = client::NativePublisher::Open(std::move(o));
+    if (!native.ok()) {
+      impl_->status = native.status();
+      return;
+    }
+    impl_->native = std::move(native.value());
+    return;
+  }
+  impl_->context = std::make_unique<zmq::context_t>(1);
+  impl_->socket = std::make_unique<zmq::socket_t>(*impl_->context, zmq::socket_type::pub);
+  impl_->socket->set(zmq::sockopt::linger, 1000);
+  impl_->socket->set(zmq::sockopt::sndhwm, options.send_hwm);
+  if (options.block) impl_->socket->set(zmq::sockopt::xpub_nodrop, 1);
+  impl_->status = client::Connect(*impl_->socket, endpoint, options.curve);
 }
 
 Publisher::~Publisher() = default;
 
 Status Publisher::status() const { return impl_->status; }
 
+uint64_t Publisher::dropped() const { return impl_->native ? impl_->native->dropped() : 0; }
+
 Status Publisher::Publish(const std::string& topic, const std::vector<std::string>& frames) {
   if (!impl_->status.ok()) return impl_->status;
-  if (!client::SendFrames(impl_->socket, {topic}, frames)) {
+  if (impl_->native) return impl_->native->Publish(topic, frames);
+  if (!client::SendFrames(*impl_->socket, {topic}, frames)) {
     return Status::Unavailable("the bus did not take the message");
   }
   return Status::Ok();
 }
 
 struct Subscriber::Impl {
-  zmq::context_t context{1};
-  zmq::socket_t socket{context, zmq::socket_type::sub};
   Status status;  // not ok: Receive returns nothing
+  // One of the two engines.
+  std::unique_ptr<client::NativeConnection> native;
+  client::NativeConnection::Frames received;  // reused
+  std::unique_ptr<zmq::context_t> context;
+  std::unique_ptr<zmq::socket_t> socket;
+
+  std::optional<Message> ReceiveNative(std::chrono::milliseconds timeout);
 };
 
 Subscriber::Subscriber(const std::string& endpoint, const std::vector<std::string>& topics,
@@ -48,10 +86,32 @@ Subscriber::Subscriber(const std::string& endpoint, const std::vector<std::strin
     impl_->status = Status::InvalidArgument("receive_hwm must not be negative");
     return;
   }
-  impl_->socket.set(zmq::sockopt::linger, 0);
-  impl_->socket.set(zmq::sockopt::rcvhwm, options.receive_hwm);
-  for (const std::string& t : topics) impl_->socket.set(zmq::sockopt::subscribe, t);
-  impl_->status = client::Connect(impl_->socket, endpoint, options.curve);
+  auto engine = client::ChooseEngine({endpoint}, options.engine, options.curve);
+  if (!engine.ok()) {
+    impl_->status = engine.status();
+    return;
+  }
+  if (engine.value() == Engine::kNative) {
+    client::NativeConnection::Options o;
+    o.endpoint = endpoint;
+    o.socket_type = client::NativeConnection::SocketType::kSub;
+    o.max_received_messages =
+        options.receive_hwm == 0 ? size_t{1} << 40 : static_cast<size_t>(options.receive_hwm);
+    auto native = client::NativeConnection::Open(std::move(o));
+    if (!native.ok()) {
+      impl_->status = native.status();
+      return;
+    }
+    impl_->native = std::move(native.value());
+    for (const std::string& t : topics) impl_->native->Subscribe(t);
+    return;
+  }
+  impl_->context = std::make_unique<zmq::context_t>(1);
+  impl_->socket = std::make_unique<zmq::socket_t>(*impl_->context, zmq::socket_type::sub);
+  impl_->socket->set(zmq::sockopt::linger, 0);
+  impl_->socket->set(zmq::sockopt::rcvhwm, options.receive_hwm);
+  for (const std::string& t : topics) impl_->socket->set(zmq::sockopt::subscribe, t);
+  impl_->status = client::Connect(*impl_->socket, endpoint, options.curve);
 }
 
 Subscriber::~Subscriber() = default;
@@ -60,15 +120,43 @@ Status Subscriber::status() const { return impl_->status; }
 
 Status Subscriber::Subscribe(const std::string& topic_prefix) {
   if (!impl_->status.ok()) return impl_->status;
-  impl_->socket.set(zmq::sockopt::subscribe, topic_prefix);
+  if (impl_->native) {
+    if (!impl_->native->Subscribe(topic_prefix)) {
+      return Status::Unavailable("the subscriber's output queue is full");
+    }
+    return Status::Ok();
+  }
+  impl_->socket->set(zmq::sockopt::subscribe, topic_prefix);
   return Status::Ok();
+}
+
+std::optional<Message> Subscriber::Impl::ReceiveNative(std::chrono::milliseconds timeout) {
+  using Clock = client::NativeConnection::Clock;
+  const auto deadline = Clock::now() + timeout;
+  while (!native->Recv(&received)) {
+    const auto now = Clock::now();
+    if (now >= deadline) return std::nullopt;
+    const auto until = std::min(deadline, native->next_timer());
+    const auto wait = std::chrono::ceil<std::chrono::milliseconds>(
+        std::max<Clock::duration>(until - now, Clock::duration::zero()));
+    pollfd item{native->fd(), native->events(), 0};
+    const int ready = ::poll(&item, item.fd >= 0 ? 1 : 0, static_cast<int>(wait.count()));
+    native->Process(ready > 0 ? item.revents : 0);
+  }
+  // A message has at least one frame; the first is the topic.
+  Message m;
+  m.topic = std::move(received[0]);
+  m.frames.assign(std::make_move_iterator(received.begin() + 1),
+                  std::make_move_iterator(received.end()));
+  return m;
 }
 
 std::optional<Message> Subscriber::Receive(std::chrono::milliseconds timeout) {
   if (!impl_->status.ok()) return std::nullopt;
-  zmq::pollitem_t item{impl_->socket.handle(), 0, ZMQ_POLLIN, 0};
+  if (impl_->native) return impl_->ReceiveNative(timeout);
+  zmq::pollitem_t item{impl_->socket->handle(), 0, ZMQ_POLLIN, 0};
   if (client::Poll(&item, 1, timeout) == 0) return std::nullopt;
-  client::Frames f = client::RecvFrames(impl_->socket);
+  client::Frames f = client::RecvFrames(*impl_->socket);
   if (f.empty()) return std::nullopt;
   Message m;
   m.topic = std::move(f[0]);

@@ -19,37 +19,11 @@ std::atomic<uint64_t> monitors_made{0};
 
 }  // namespace
 
-Result<mdp::Engine> DealerSocket::ChooseEngine(const std::vector<std::string>& endpoints,
-                                               const DealerOptions& options) {
-  if (options.engine == mdp::Engine::kLibzmq) return mdp::Engine::kLibzmq;
-  std::string unsupported;
-  for (const std::string& e : endpoints) {
-    if (!NativeConnection::Supports(e)) {
-      unsupported = e;
-      break;
-    }
-  }
-  if (options.engine == mdp::Engine::kAuto) {
-    return options.curve.enabled() || !unsupported.empty() ? mdp::Engine::kLibzmq
-                                                           : mdp::Engine::kNative;
-  }
-  if (options.curve.enabled()) {
-    return Status::InvalidArgument(
-        "the native engine does not do CURVE yet: use Engine::kAuto or Engine::kLibzmq");
-  }
-  if (!unsupported.empty()) {
-    return Status::InvalidArgument(
-        "the native engine serves tcp://HOST:PORT and ipc://PATH, not '" + unsupported +
-        "': use Engine::kAuto or Engine::kLibzmq");
-  }
-  return mdp::Engine::kNative;
-}
-
 Result<std::unique_ptr<DealerSocket>> DealerSocket::Open(zmq::context_t& context,
                                                          const std::vector<std::string>& endpoints,
                                                          const DealerOptions& options) {
   if (endpoints.empty()) return Status::InvalidArgument("no broker endpoint given");
-  auto engine = ChooseEngine(endpoints, options);
+  auto engine = ChooseEngine(endpoints, options.engine, options.curve);
   if (!engine.ok()) return engine.status();
   std::unique_ptr<DealerSocket> socket(new DealerSocket);
   if (engine.value() == mdp::Engine::kLibzmq) {

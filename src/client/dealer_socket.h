@@ -50,11 +50,6 @@ struct DealerOptions {
 
 class DealerSocket {
  public:
-  // Which engine `options` select for `endpoints`. kInvalidArgument when
-  // kNative was asked for and cannot serve them.
-  static Result<mdp::Engine> ChooseEngine(const std::vector<std::string>& endpoints,
-                                          const DealerOptions& options);
-
   // Connects to every endpoint. kInvalidArgument names a malformed
   // endpoint or key; kUnavailable when out of sockets or descriptors. An
   // unreachable broker is no error: the socket keeps trying.

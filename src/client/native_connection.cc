@@ -77,7 +77,43 @@ std::string ParseConnectEndpoint(std::string_view text, ParsedEndpoint* out) {
 
 bool WouldBlock(int err) { return err == EAGAIN || err == EWOULDBLOCK; }
 
+std::string_view SocketTypeName(NativeConnection::SocketType type) {
+  switch (type) {
+    case NativeConnection::SocketType::kSub:
+      return "SUB";
+    case NativeConnection::SocketType::kPub:
+      return "PUB";
+    case NativeConnection::SocketType::kDealer:
+      break;
+  }
+  return "DEALER";
+}
+
 }  // namespace
+
+Result<Engine> ChooseEngine(const std::vector<std::string>& endpoints, Engine wanted,
+                            const CurveOptions& curve) {
+  if (wanted == Engine::kLibzmq) return Engine::kLibzmq;
+  std::string unsupported;
+  for (const std::string& e : endpoints) {
+    if (!NativeConnection::Supports(e)) {
+      unsupported = e;
+      break;
+    }
+  }
+  if (wanted == Engine::kAuto) {
+    return curve.enabled() || !unsupported.empty() ? Engine::kLibzmq : Engine::kNative;
+  }
+  if (curve.enabled()) {
+    return Status::InvalidArgument(
+        "the native engine does not do CURVE yet: use Engine::kAuto or Engine::kLibzmq");
+  }
+  if (!unsupported.empty()) {
+    return Status::InvalidArgument("the native engine serves tcp://HOST:PORT and ipc://PATH, not '" +
+                                   unsupported + "': use Engine::kAuto or Engine::kLibzmq");
+  }
+  return Engine::kNative;
+}
 
 bool NativeConnection::Supports(std::string_view endpoint) {
   ParsedEndpoint parsed;
@@ -163,7 +199,7 @@ void NativeConnection::StartConnect() {
   handshake_out_.clear();
   handshake_sent_ = 0;
   zmtp::AppendGreeting(handshake_out_);
-  zmtp::AppendReady(handshake_out_, "DEALER");
+  zmtp::AppendReady(handshake_out_, SocketTypeName(options_.socket_type));
 }
 
 void NativeConnection::Lose(Status why) {
@@ -280,6 +316,48 @@ bool NativeConnection::Send(std::initializer_list<std::string_view> head, const 
 void NativeConnection::Uncork() {
   corked_ = false;
   if (fd_ >= 0 && WantsWrite()) WriteSome();
+}
+
+void NativeConnection::Flush() {
+  const bool corked = corked_;
+  Uncork();
+  corked_ = corked;
+}
+
+bool NativeConnection::Subscribe(std::string_view prefix) {
+  if (options_.socket_type != SocketType::kSub) return false;
+  if (out_.size() - out_sent_ + prefix.size() + 16 > options_.max_queued_bytes) return false;
+  subscriptions_.emplace_back(prefix);
+  if (stage_ == Stage::kReady) {
+    QueueSubscription(prefix);
+    if (!corked_) WriteSome();
+  }
+  return true;
+}
+
+void NativeConnection::QueueSubscription(std::string_view prefix) {
+  if (out_sent_ > 0 && out_sent_ == out_.size()) {
+    out_.clear();
+    out_sent_ = 0;
+    written_end_ = 0;
+    message_ends_.clear();
+  }
+  std::string command("\x09SUBSCRIBE", 10);
+  command.append(prefix);
+  zmtp::AppendFrame(out_, command, false, /*command=*/true);
+  message_ends_.push_back(out_.size());
+}
+
+bool NativeConnection::AcceptsPeer(std::string_view socket_type) const {
+  switch (options_.socket_type) {
+    case SocketType::kSub:
+      return socket_type == "PUB" || socket_type == "XPUB";
+    case SocketType::kPub:
+      return socket_type == "SUB" || socket_type == "XSUB";
+    case SocketType::kDealer:
+      break;
+  }
+  return socket_type == "ROUTER" || socket_type == "DEALER";
 }
 
 bool NativeConnection::WriteSome() {
@@ -441,14 +519,25 @@ bool NativeConnection::HandleCommand(std::string_view body) {
       Lose(Status::ProtocolError("malformed READY from " + options_.endpoint));
       return false;
     }
-    if (peer.socket_type != "ROUTER" && peer.socket_type != "DEALER") {
+    if (!AcceptsPeer(peer.socket_type)) {
       Lose(Status::ProtocolError(options_.endpoint + " is a " + std::string(peer.socket_type) +
-                                 " socket, not a broker's ROUTER"));
+                                 " socket, which a " +
+                                 std::string(SocketTypeName(options_.socket_type)) +
+                                 " cannot talk to"));
       return false;
     }
     stage_ = Stage::kReady;
     ++connections_;
     last_error_ = Status::Ok();
+    if (options_.socket_type == SocketType::kSub) {
+      // A new peer knows none of them: all go first. Whatever the last
+      // connection left unwritten was subscriptions and PONGs for it.
+      out_.clear();
+      out_sent_ = 0;
+      written_end_ = 0;
+      message_ends_.clear();
+      for (const std::string& prefix : subscriptions_) QueueSubscription(prefix);
+    }
     return true;
   }
   if (name == "ERROR") {
@@ -476,7 +565,14 @@ bool NativeConnection::HandleCommand(std::string_view body) {
     if (!corked_) WriteSome();
     return fd_ >= 0;
   }
-  return true;  // PONG, SUBSCRIBE... nothing a DEALER needs
+  if (options_.socket_type == SocketType::kPub && (name == "SUBSCRIBE" || name == "CANCEL")) {
+    // As the ZMTP 3.0 message would have it, so the owner reads one form.
+    std::string message(1, name == "SUBSCRIBE" ? '\x01' : '\x00');
+    message.append(body.substr(1 + name.size()));
+    messages_.push_back(Frames{std::move(message)});
+    return true;
+  }
+  return true;  // PONG, and what this socket type has no use for
 }
 
 bool NativeConnection::Recv(Frames* out) {

@@ -1,7 +1,7 @@
-// One connection from a libplantd DEALER to one broker endpoint on the
-// project's own ZMTP engine: no I/O thread, the caller's thread does the
-// socket calls. ZMTP 3.x with the NULL mechanism over tcp:// or ipc://;
-// CURVE and other transports stay with libzmq (client/dealer_socket.h picks).
+// One connection from a libplantd DEALER, SUB or PUB to one broker endpoint
+// on the project's own ZMTP engine: no I/O thread, the caller's thread does
+// the socket calls. ZMTP 3.1 with the NULL mechanism over tcp:// or ipc://;
+// CURVE and other transports stay with libzmq (ChooseEngine below picks).
 //
 // It behaves as one endpoint of a libzmq DEALER that connected without
 // ZMQ_IMMEDIATE: messages sent before the connection is up wait in its
@@ -13,6 +13,11 @@
 // Single-threaded. The owner polls fd() for events(), calls Process() with
 // what poll() returned (or with 0 when next_timer() has passed), and takes
 // whole messages with Recv().
+//
+// As a SUB it holds its subscriptions and sends them (SUBSCRIBE commands,
+// RFC 37) at the start of every connection. As a PUB it hands the
+// subscriptions its peer sends, as commands or as ZMTP 3.0 messages, to
+// Recv alike: one frame, 0x01 (subscribe) or 0x00 (cancel), then the prefix.
 #pragma once
 
 #include <chrono>
@@ -25,17 +30,30 @@
 #include <string_view>
 #include <vector>
 
+#include "plantd/curve.h"
+#include "plantd/engine.h"
 #include "plantd/status.h"
 
 namespace plantd::client {
+
+// The engine that serves `endpoints` for a peer that asked for `wanted`:
+// kAuto is native for tcp:// and ipc:// without CURVE, libzmq otherwise;
+// kNative where it cannot serve is kInvalidArgument saying why.
+Result<Engine> ChooseEngine(const std::vector<std::string>& endpoints, Engine wanted,
+                            const CurveOptions& curve);
 
 class NativeConnection {
  public:
   using Clock = std::chrono::steady_clock;
   using Frames = std::vector<std::string>;
 
+  // The ZMTP socket type this end announces, and so which peers it takes:
+  // DEALER a ROUTER or DEALER, SUB a PUB or XPUB, PUB a SUB or XSUB.
+  enum class SocketType { kDealer, kSub, kPub };
+
   struct Options {
     std::string endpoint;  // tcp://HOST:PORT or ipc://PATH
+    SocketType socket_type = SocketType::kDealer;
     // Between connection attempts (libzmq's ZMQ_RECONNECT_IVL default).
     std::chrono::milliseconds reconnect_interval{100};
     // false: a lost or failed connection is final (closed()), for an owner
@@ -74,6 +92,14 @@ class NativeConnection {
   // go): for a burst of sends made while handling a burst of replies.
   void Cork() { corked_ = true; }
   void Uncork();
+  // Writes what is queued now and stays corked: for an owner that decides
+  // itself when to write (a publisher batching its messages).
+  void Flush();
+
+  // SUB only: adds a subscription (a prefix of the first frame; empty for
+  // every message), sent now if the connection is up and again at the
+  // start of every later connection. False when the queue is full.
+  bool Subscribe(std::string_view prefix);
 
   // Moves the next whole message into `*out`; false when none has arrived.
   bool Recv(Frames* out);
@@ -98,6 +124,9 @@ class NativeConnection {
   uint64_t connections() const { return connections_; }
   // Output bytes held, written or not (what the buffer costs in memory).
   size_t held_bytes() const { return out_.size(); }
+  // Output bytes not written yet, and the messages they belong to.
+  size_t unwritten_bytes() const { return out_.size() - out_sent_; }
+  size_t unwritten_messages() const { return message_ends_.size(); }
   // Messages that were queued when their connection was lost.
   uint64_t dropped_messages() const { return dropped_messages_; }
 
@@ -113,6 +142,8 @@ class NativeConnection {
   bool HandleCommand(std::string_view body);
   bool WriteSome();
   bool WantsWrite() const;
+  void QueueSubscription(std::string_view prefix);
+  bool AcceptsPeer(std::string_view socket_type) const;
 
   const Options options_;
   // Resolved once the endpoint is parsed.
@@ -151,6 +182,8 @@ class NativeConnection {
   Frames partial_;               // frames of a message still arriving
   uint64_t partial_bytes_ = 0;   // their bytes, and what holding them costs
   std::deque<Frames> messages_;  // whole messages not yet taken
+
+  std::vector<std::string> subscriptions_;  // SUB: sent on every connection
 };
 
 }  // namespace plantd::client

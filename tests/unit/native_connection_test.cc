@@ -847,49 +847,49 @@ TEST(NativeConnection, SupportsTcpWithHostAndPortAndIpcOnly) {
 
 // --- DealerSocket ----------------------------------------------------------
 
-TEST(DealerSocket, ChooseEngineTakesNativeForTcpAndIpcWithoutCurveUnderAuto) {
+TEST(ChooseEngine, TakesNativeForTcpAndIpcWithoutCurveUnderAuto) {
   DealerOptions options;  // kAuto
-  auto engine = DealerSocket::ChooseEngine({"tcp://127.0.0.1:5", "ipc:///tmp/x.sock"}, options);
+  auto engine = ChooseEngine({"tcp://127.0.0.1:5", "ipc:///tmp/x.sock"}, options.engine, options.curve);
   ASSERT_TRUE(engine.ok());
   EXPECT_EQ(engine.value(), mdp::Engine::kNative);
 }
 
-TEST(DealerSocket, ChooseEngineFallsBackToLibzmqForCurveOrOtherTransports) {
+TEST(ChooseEngine, FallsBackToLibzmqForCurveOrOtherTransports) {
   DealerOptions curve;
   curve.curve.server_key = "any-key-turns-curve-on";
   ASSERT_TRUE(curve.curve.enabled());
-  auto with_curve = DealerSocket::ChooseEngine({"tcp://127.0.0.1:5"}, curve);
+  auto with_curve = ChooseEngine({"tcp://127.0.0.1:5"}, curve.engine, curve.curve);
   ASSERT_TRUE(with_curve.ok());
   EXPECT_EQ(with_curve.value(), mdp::Engine::kLibzmq);
 
   DealerOptions plain;
-  auto inproc = DealerSocket::ChooseEngine({"tcp://127.0.0.1:5", "inproc://x"}, plain);
+  auto inproc = ChooseEngine({"tcp://127.0.0.1:5", "inproc://x"}, plain.engine, plain.curve);
   ASSERT_TRUE(inproc.ok());
   EXPECT_EQ(inproc.value(), mdp::Engine::kLibzmq) << "one endpoint the native engine cannot serve";
 
   DealerOptions asked_libzmq;
   asked_libzmq.engine = mdp::Engine::kLibzmq;
-  auto libzmq = DealerSocket::ChooseEngine({"tcp://127.0.0.1:5"}, asked_libzmq);
+  auto libzmq = ChooseEngine({"tcp://127.0.0.1:5"}, asked_libzmq.engine, asked_libzmq.curve);
   ASSERT_TRUE(libzmq.ok());
   EXPECT_EQ(libzmq.value(), mdp::Engine::kLibzmq);
 }
 
-TEST(DealerSocket, ChooseEngineRefusesNativeWithCurveOrAnUnservableEndpoint) {
+TEST(ChooseEngine, RefusesNativeWithCurveOrAnUnservableEndpoint) {
   DealerOptions native_curve;
   native_curve.engine = mdp::Engine::kNative;
   native_curve.curve.server_key = "any-key-turns-curve-on";
-  auto with_curve = DealerSocket::ChooseEngine({"tcp://127.0.0.1:5"}, native_curve);
+  auto with_curve = ChooseEngine({"tcp://127.0.0.1:5"}, native_curve.engine, native_curve.curve);
   ASSERT_FALSE(with_curve.ok());
   EXPECT_EQ(with_curve.status().code(), Code::kInvalidArgument);
 
   DealerOptions native;
   native.engine = mdp::Engine::kNative;
-  auto inproc = DealerSocket::ChooseEngine({"inproc://x"}, native);
+  auto inproc = ChooseEngine({"inproc://x"}, native.engine, native.curve);
   ASSERT_FALSE(inproc.ok());
   EXPECT_EQ(inproc.status().code(), Code::kInvalidArgument);
   EXPECT_NE(inproc.status().message().find("inproc://x"), std::string::npos);
 
-  auto native_ok = DealerSocket::ChooseEngine({"tcp://127.0.0.1:5"}, native);
+  auto native_ok = ChooseEngine({"tcp://127.0.0.1:5"}, native.engine, native.curve);
   ASSERT_TRUE(native_ok.ok());
   EXPECT_EQ(native_ok.value(), mdp::Engine::kNative);
 }

@@ -7,15 +7,23 @@
 //
 //   plantd::bus::Subscriber sub("tcp://localhost:12001", {"sensor."});
 //   while (auto m = sub.Receive(std::chrono::seconds(1))) use(m->topic, m->frames);
+//
+// Both run on libplantd's own ZMTP engine by default (plantd/engine.h): a
+// Subscriber then does its socket calls in the thread that calls Receive,
+// and a Publisher encodes in the thread that calls Publish and writes in
+// batches from one background thread of its own. With Engine::kLibzmq
+// (and for CURVE) each has a libzmq context and its I/O thread.
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "plantd/curve.h"
+#include "plantd/engine.h"
 #include "plantd/status.h"
 
 namespace plantd::bus {
@@ -27,29 +35,44 @@ struct Message {
 
 struct PublisherOptions {
   // true: Publish waits when the bus is full instead of dropping
-  // (ZMQ_XPUB_NODROP), as a `block` bus expects. false: drop, counted by
-  // ZeroMQ only.
+  // (ZMQ_XPUB_NODROP), as a `block` bus expects. false: drop; on the
+  // native engine Publish then says so and dropped() counts it (libzmq
+  // drops silently).
   bool block = true;
+  // Messages queued towards the bus and not yet written.
   int send_hwm = 100000;
   // CURVE keys for a bus that requires them (plantd/curve.h).
   CurveOptions curve;
+  Engine engine = Engine::kAuto;
+  // Native engine: how long a message may wait for others to share its
+  // write. A message published longer than this after the last write goes
+  // at once; a burst goes in writes of up to 64 KiB.
+  std::chrono::microseconds max_batch_delay{50};
 };
 
 struct SubscriberOptions {
+  // Messages received and not yet taken by Receive (native engine: past
+  // it the bus's messages wait in TCP, and then the bus applies its own
+  // drop or block rule).
   int receive_hwm = 100000;
   // CURVE keys for a bus that requires them (plantd/curve.h).
   CurveOptions curve;
+  Engine engine = Engine::kAuto;
 };
 
-// Not thread-safe.
+// Not thread-safe (one thread publishes).
 class Publisher {
  public:
   // Never throws: a malformed endpoint makes status() and every Publish
   // return kInvalidArgument naming it.
   explicit Publisher(const std::string& endpoint, const PublisherOptions& options = {});
   ~Publisher();
+  // Ok also when no subscriber wants `topic` (nothing is sent).
   Status Publish(const std::string& topic, const std::vector<std::string>& frames);
   Status status() const;
+  // Messages refused because the queue was full, in drop mode (native
+  // engine; libzmq does not tell, and this stays 0).
+  uint64_t dropped() const;
 
  private:
   struct Impl;

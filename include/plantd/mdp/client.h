@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "plantd/curve.h"
+#include "plantd/engine.h"
 #include "plantd/status.h"
 
 namespace plantd::mdp {
@@ -27,18 +28,10 @@ enum class Protocol {
 
 using Frames = std::vector<std::string>;
 
-// What carries the traffic of a client or worker to its brokers.
-enum class Engine {
-  // libplantd's own ZMTP engine wherever it can serve the connection
-  // (tcp:// and ipc:// without CURVE), libzmq otherwise.
-  kAuto,
-  // libplantd's own engine: the calling thread does the socket calls and
-  // no I/O thread is started. CURVE and transports other than tcp:// and
-  // ipc:// are kInvalidArgument.
-  kNative,
-  // libzmq sockets, whose I/O thread carries every message.
-  kLibzmq,
-};
+// What carries the traffic of a client or worker to its brokers. With
+// kNative the calling thread does the socket calls and no I/O thread is
+// started.
+using Engine = plantd::Engine;
 
 struct ClientOptions {
   // Brokers to use, in order: on a timeout the client moves to the next.
