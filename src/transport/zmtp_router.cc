@@ -540,6 +540,14 @@ void ZmtpRouter::UnlinkHandshake(Peer* peer) {
 void ZmtpRouter::ReadFrom(Peer* peer, bool hangup) {
   // A peer with a whole message and much input behind it is not read until
   // the caller has taken half of it, and TCP slows the sender down meanwhile.
+  // Whether the next message is whole is known only once Advance() has
+  // looked: after the caller took the last one, nothing has yet, and a
+  // caller taking a few messages per turn would otherwise have each turn
+  // read more than it took, without end.
+  if (peer != receiving_ && !peer->closed()) {
+    peer->Advance();
+    if (peer->closed()) return;
+  }
   if (peer->ShouldPauseReading()) return;
   // The process-wide budget is spent: nothing more is read (an EPOLLHUP
   // still lands here, and is seen once reading resumes).

@@ -508,6 +508,47 @@ TEST_F(ZmtpRouterTest, AFloodingCurvePeerIsReadNoFasterThanItsMessagesAreTaken) 
   ExpectFloodIsReadNoFasterThanTaken([&](zmq::socket_t& dealer) { keys->Secure(dealer); });
 }
 
+// The same when the caller does take messages, a few per turn, as a bus
+// thread does that forwards in batches: each turn must not read more than
+// was taken. (Before the fix, a peer whose last message had just been
+// taken was read as if it had nothing waiting: 256 KiB more per turn, and
+// a fast publisher grew the broker by gigabytes.)
+TEST_F(ZmtpRouterTest, AFloodingPeerTakenAFewAtATimeIsReadNoFasterThanTaken) {
+  Open();
+  constexpr int kMessages = 40000;  // 40 MB
+  std::atomic<bool> stop{false};
+  std::thread sender([&] {
+    zmq::socket_t dealer(ctx_, zmq::socket_type::dealer);
+    dealer.set(zmq::sockopt::routing_id, "flood");
+    dealer.connect(TcpEndpoint(port_));
+    dealer.set(zmq::sockopt::sndtimeo, 100);
+    dealer.set(zmq::sockopt::linger, 0);
+    const std::string body(1000, 'f');
+    const auto deadline = std::chrono::steady_clock::now() + 20s;
+    for (int sent = 0; sent < kMessages && !stop && std::chrono::steady_clock::now() < deadline;) {
+      if (dealer.send(zmq::buffer(body), zmq::send_flags::none)) ++sent;
+    }
+  });
+  int64_t peak = 0;
+  int taken = 0;
+  const auto until = std::chrono::steady_clock::now() + 2s;
+  while (std::chrono::steady_clock::now() < until && taken < kMessages) {
+    router_->Wait(1ms);
+    zmq::message_t m;
+    bool more = true;
+    // One message per turn: far slower than the sender.
+    while (more && router_->Receive(m.handle(), &more)) {
+    }
+    if (!more) ++taken;
+    peak = std::max(peak, router_->buffered_bytes());
+  }
+  stop = true;
+  sender.join();
+  EXPECT_GT(taken, 100) << "messages were taken";
+  // 1 MiB of input held before reading pauses, plus one read's worth.
+  EXPECT_LE(peak, int64_t{2} << 20) << "input grew while messages were being taken slowly";
+}
+
 // With CURVE a frame is opened whole, so one over max_message_size cannot be
 // skipped piece by piece as a clear one is: it is refused
 // (message_too_large), reported through on_oversized, and its connection
