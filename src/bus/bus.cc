@@ -15,7 +15,7 @@ using Clock = std::chrono::steady_clock;
 
 constexpr int kPollMs = 100;        // bounds how late Stop() is seen
 constexpr int kForwardBatch = 512;  // messages per wake-up before polling again
-constexpr int kFlushEvery = 64;     // native frontend: messages between writes
+constexpr int kFlushEvery = 256;    // native frontend: messages between writes
 
 int64_t NowNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
@@ -161,9 +161,15 @@ bool ServedNatively(const std::string& text) {
 }  // namespace
 
 Status Bus::Open() {
-  if (Status s = Attach(backend_, options_.backend, options_.name, "backend", security_.get());
-      !s.ok())
+  if (ServedNatively(options_.backend)) {
+    if (Status s = OpenNativeBackend(ParseEndpoint(options_.backend).value().address); !s.ok()) {
+      return s;
+    }
+  } else if (Status s =
+                 Attach(backend_, options_.backend, options_.name, "backend", security_.get());
+             !s.ok()) {
     return s;
+  }
   // Publishers are known by key only where the backend binds with CURVE
   // (libzmq does no CURVE over inproc): there the access rules apply.
   publishers_have_keys_ = security_ && security_->curve() && ServedNatively(options_.backend);
@@ -231,6 +237,79 @@ Status Bus::OpenNativeFrontend(const std::string& address) {
   return Status::Ok();
 }
 
+Status Bus::OpenNativeBackend(const std::string& address) {
+  transport::RouterOptions router;
+  // Subscriptions to each publisher: every active prefix may be replayed
+  // to one that connects (as libzmq's XSUB does), so the queue holds them all.
+  router.send_hwm = static_cast<int>(std::min<size_t>(options_.max_subscriptions, 1u << 30) + 1000);
+  router.max_out_bytes = std::max(
+      limits_.max_connection_out_bytes,
+      (options_.max_subscriptions + 1000) * (options_.max_subscription_size + 16) / 4);
+  router.write_timeout = limits_.write_timeout;
+  router.handshake_timeout = limits_.handshake_timeout;
+  // A larger message is skipped as it streams in, never held whole, and
+  // its publisher keeps its connection (the router records the refusal).
+  router.max_message_size = options_.max_message_size;
+  router.on_oversized = [this](std::string_view) { Add(counters_.too_large, 1); };
+  router.budget = budget_;
+  router.security = security_;
+  transport::ZmtpOptions zmtp;
+  zmtp.socket_type = "XSUB";
+  zmtp.peer_types = {"PUB", "XPUB"};
+  zmtp.on_peer = [this](std::string_view id, bool connected, std::string_view remote) {
+    OnPublisher(id, connected, remote);
+  };
+  publishers_ = std::make_unique<transport::ZmtpRouter>(router, std::move(zmtp));
+  if (Status s = publishers_->Bind(address); !s.ok()) {
+    return Status::Error("cannot bind " + address + " (bus " + options_.name +
+                         ", backend): " + s.message());
+  }
+  return Status::Ok();
+}
+
+void Bus::OnPublisher(std::string_view id, bool connected, std::string_view remote) {
+  if (!connected) {
+    std::erase(publisher_ids_, id);
+    PLANTD_LOG_DEBUG("publisher left", {{"bus", options_.name}, {"remote", remote}});
+    return;
+  }
+  publisher_ids_.emplace_back(id);
+  PLANTD_LOG_DEBUG("publisher connected", {{"bus", options_.name}, {"remote", remote}});
+  // It filters at the source: it learns every prefix someone holds now.
+  trie_.ForEachActive([&](std::string_view prefix) { SendSubscription(id, true, prefix); });
+}
+
+void Bus::SendSubscription(std::string_view publisher, bool subscribe, std::string_view prefix) {
+  // [1|0, prefix]: the ZMTP 3.0 form, which PUBs of every version take.
+  zmq_msg_t address, body;
+  zmq_msg_init_size(&address, publisher.size());
+  std::memcpy(zmq_msg_data(&address), publisher.data(), publisher.size());
+  zmq_msg_init_size(&body, prefix.size() + 1);
+  auto* data = static_cast<char*>(zmq_msg_data(&body));
+  data[0] = subscribe ? 1 : 0;
+  if (!prefix.empty()) std::memcpy(data + 1, prefix.data(), prefix.size());
+  // Refused only past the publisher's queue, which holds every active
+  // prefix: then the router closes it as a slow consumer anyway.
+  if (!publishers_->Send(&address, true)) {
+    zmq_msg_close(&address);
+    zmq_msg_close(&body);
+    return;
+  }
+  if (!publishers_->Send(&body, false)) zmq_msg_close(&body);
+}
+
+std::string Bus::PublisherAddress() const {
+  if (publishers_) return publishers_->RemoteAddress(publisher_.to_string_view());
+  const char* from = zmq_msg_gets(frames_[0].handle(), "Peer-Address");  // TCP only
+  return from != nullptr ? from : "";
+}
+
+std::string_view Bus::PublisherName() const {
+  if (publishers_) return publishers_->PeerName(publisher_.to_string_view());
+  const char* user = zmq_msg_gets(frames_[0].handle(), "User-Id");
+  return user != nullptr ? user : "";
+}
+
 void Bus::Start() {
   counters_.last_tick_ns.store(NowNs(), std::memory_order_relaxed);
   thread_ = std::thread([this] { Run(); });
@@ -241,16 +320,19 @@ void Bus::Stop() {
   if (thread_.joinable()) thread_.join();
   // The thread has ended: closing from here is safe.
   native_.reset();
+  publishers_.reset();
 }
 
 void Bus::Run() {
   zmq::pollitem_t items[] = {
-      {backend_.handle(), 0, ZMQ_POLLIN, 0},
+      {publishers_ ? nullptr : backend_.handle(), publishers_ ? publishers_->fd() : 0, ZMQ_POLLIN,
+       0},
       {native_ ? nullptr : frontend_.handle(), native_ ? native_->fd() : 0, ZMQ_POLLIN, 0},
       {native_ ? nullptr : monitor_.handle(), native_ ? -1 : 0, ZMQ_POLLIN, 0}};
   const int item_count = native_ ? 2 : 3;
+  bool backlog = false;  // messages left from the last turn: do not sleep
   while (!stop_.load(std::memory_order_relaxed)) {
-    zmq::poll(items, item_count, std::chrono::milliseconds(kPollMs));
+    zmq::poll(items, item_count, std::chrono::milliseconds(backlog ? 0 : kPollMs));
     // Subscriptions first: a new subscriber's cache replay goes out before
     // newer messages.
     if (native_) {
@@ -260,17 +342,35 @@ void Bus::Run() {
       if (items[1].revents & ZMQ_POLLIN) HandleSubscription();
       if (items[2].revents & ZMQ_POLLIN) HandleMonitorEvent();
     }
-    if (items[0].revents & ZMQ_POLLIN) {
-      for (int n = 0; n < kForwardBatch && !stop_.load(std::memory_order_relaxed); ++n) {
+    // The native backend's I/O (handshakes, reads, subscriptions going
+    // upstream) happens here, in this thread.
+    if (publishers_) publishers_->Wait(std::chrono::milliseconds(0));
+    backlog = false;
+    if (publishers_ || (items[0].revents & ZMQ_POLLIN) != 0) {
+      int n = 0;
+      for (; n < kForwardBatch && !stop_.load(std::memory_order_relaxed); ++n) {
         if (!ForwardMessage()) break;
         // Subscribers start on a batch while the rest is still being read.
         if (native_ && n % kFlushEvery == kFlushEvery - 1) native_->Flush();
       }
+      backlog = n == kForwardBatch;
     }
     if (native_) native_->Flush();
     counters_.last_tick_ns.store(NowNs(), std::memory_order_relaxed);
   }
   if (!native_) zmq_socket_monitor(frontend_.handle(), nullptr, 0);
+}
+
+bool Bus::ReceiveFromPublishers() {
+  bool more = false;
+  // The routing id first, then the message's frames, all there at once.
+  if (!publishers_->Receive(publisher_.handle(), &more)) return false;
+  while (more) {
+    if (frame_count_ == frames_.size()) frames_.emplace_back();
+    if (!publishers_->Receive(frames_[frame_count_].handle(), &more)) break;
+    ++frame_count_;
+  }
+  return true;
 }
 
 bool Bus::ReceiveFromXsub() {
@@ -286,7 +386,7 @@ bool Bus::ReceiveFromXsub() {
 
 bool Bus::ForwardMessage() {
   frame_count_ = 0;
-  if (!ReceiveFromXsub()) return false;
+  if (!(publishers_ ? ReceiveFromPublishers() : ReceiveFromXsub())) return false;
   size_t bytes = 0;
   for (size_t i = 0; i < frame_count_; ++i) bytes += frames_[i].size();
   if (frame_count_ == 0) return true;  // an empty message has no topic: nothing to match
@@ -295,9 +395,8 @@ bool Bus::ForwardMessage() {
     // publisher of a larger one): the whole message is checked here, and
     // the publisher stays connected.
     Add(counters_.too_large, 1);
-    const char* from = zmq_msg_gets(frames_[0].handle(), "Peer-Address");  // TCP only
     refusal::Record(
-        refusal::Reason::kMessageTooLarge, from != nullptr ? from : "",
+        refusal::Reason::kMessageTooLarge, PublisherAddress(),
         {{"bus", options_.name}, {"size", bytes}, {"max_message_size", options_.max_message_size}});
     return true;
   }
@@ -321,8 +420,7 @@ bool Bus::ForwardMessage() {
 bool Bus::MayPublish() {
   const transport::AccessPolicy* policy = access_rules_.Get();
   if (policy == nullptr) return true;
-  const char* user = zmq_msg_gets(frames_[0].handle(), "User-Id");
-  const std::string_view peer = user != nullptr ? user : "";
+  const std::string_view peer = PublisherName();
   const std::string_view topic(static_cast<const char*>(frames_[0].data()), frames_[0].size());
   if (policy->MayPublish(peer, options_.name, topic)) return true;
   refusal::Record(refusal::Reason::kDeniedPublish, peer.empty() ? "(no key)" : peer,
@@ -552,6 +650,10 @@ void Bus::OnSubscription(std::string_view id, bool subscribe, std::string_view t
 }
 
 void Bus::SendUpstream(bool subscribe, std::string_view topic) {
+  if (publishers_) {
+    for (const std::string& id : publisher_ids_) SendSubscription(id, subscribe, topic);
+    return;
+  }
   // The XSUB sends it to every publisher, and each publisher that connects
   // later learns every active prefix from it.
   zmq::message_t msg(topic.size() + 1);

@@ -8,8 +8,10 @@
 // socket (transport/zmtp_router.h) as an XPUB: the bus then knows each
 // subscriber, its subscriptions and its queue, so in drop mode every message
 // a subscriber loses is counted, and in block mode the subscriber holding
-// the bus up is named. A frontend that connects uses libzmq's XPUB. The
-// backend is libzmq's XSUB (docs/buses.md says why).
+// the bus up is named. A backend that binds on tcp:// or ipc:// is the same
+// socket as an XSUB: publishers' messages are read in batches on the bus
+// thread, with no I/O thread or queue between. An endpoint that connects,
+// or inproc://, uses libzmq's XPUB or XSUB.
 //
 // What a peer can make the bus hold is bounded (docs/buses.md): the queue
 // of each subscriber (send_hwm messages and send_hwm_bytes), the size of a
@@ -83,6 +85,7 @@ class Bus {
   void Run();
   bool ForwardMessage();   // one message backend -> frontend; false if none
   bool ReceiveFromXsub();  // frames_ <- the next message; false if none
+  bool ReceiveFromPublishers();  // the same from the native backend
   void CopyToCapture();
   void HandleSubscription();  // libzmq's XPUB: subscriptions to the trie
   void HandleMonitorEvent();
@@ -90,6 +93,12 @@ class Bus {
   bool MayPublish();         // frames_ per the access rules
 
   Status OpenNativeFrontend(const std::string& address);
+  Status OpenNativeBackend(const std::string& address);
+  void OnPublisher(std::string_view id, bool connected, std::string_view remote);
+  void SendSubscription(std::string_view publisher, bool subscribe, std::string_view prefix);
+  // The publisher of frames_, for refusals: its address and key name.
+  std::string PublisherAddress() const;
+  std::string_view PublisherName() const;
   void OnSubscriber(std::string_view id, bool connected, std::string_view remote);
   void OnSubscription(std::string_view id, bool subscribe, std::string_view topic);
   Subscriber& AddSubscriber(std::string_view id, std::string_view remote);
@@ -108,7 +117,7 @@ class Bus {
   bool publishers_have_keys_ = false;  // the backend binds with CURVE
   transport::AccessRulesView access_rules_{security_};
   zmq::context_t& context_;
-  zmq::socket_t backend_;   // XSUB, when the backend connects
+  zmq::socket_t backend_;   // XSUB, unless the native backend serves
   zmq::socket_t frontend_;  // XPUB, when the frontend connects
   zmq::socket_t capture_;   // PUB, or closed
   zmq::socket_t monitor_;   // PAIR fed by zmq_socket_monitor on frontend_
@@ -129,7 +138,10 @@ class Bus {
   };
   std::vector<Waiting> waiting_;  // block mode: full subscribers of this message
 
-  std::unique_ptr<transport::ZmtpRouter> native_;  // the frontend, when it binds
+  std::unique_ptr<transport::ZmtpRouter> native_;      // the frontend, when it binds
+  std::unique_ptr<transport::ZmtpRouter> publishers_;  // the backend, when it binds
+  std::vector<std::string> publisher_ids_;             // of the native backend's peers
+  zmq::message_t publisher_;                           // routing id of frames_' sender
   std::shared_ptr<transport::BufferBudget> budget_;
   std::atomic<bool> stop_{false};
   std::thread thread_;

@@ -76,7 +76,7 @@ struct Subscriber::Impl {
   std::unique_ptr<zmq::context_t> context;
   std::unique_ptr<zmq::socket_t> socket;
 
-  std::optional<Message> ReceiveNative(std::chrono::milliseconds timeout);
+  bool ReceiveNative(Message* out, std::chrono::milliseconds timeout);
 };
 
 Subscriber::Subscriber(const std::string& endpoint, const std::vector<std::string>& topics,
@@ -130,12 +130,13 @@ Status Subscriber::Subscribe(const std::string& topic_prefix) {
   return Status::Ok();
 }
 
-std::optional<Message> Subscriber::Impl::ReceiveNative(std::chrono::milliseconds timeout) {
+bool Subscriber::Impl::ReceiveNative(Message* out, std::chrono::milliseconds timeout) {
   using Clock = client::NativeConnection::Clock;
-  const auto deadline = Clock::now() + timeout;
+  Clock::time_point deadline = Clock::time_point::min();  // read only if it must wait
   while (!native->Recv(&received)) {
+    if (deadline == Clock::time_point::min()) deadline = Clock::now() + timeout;
     const auto now = Clock::now();
-    if (now >= deadline) return std::nullopt;
+    if (now >= deadline) return false;
     const auto until = std::min(deadline, native->next_timer());
     const auto wait = std::chrono::ceil<std::chrono::milliseconds>(
         std::max<Clock::duration>(until - now, Clock::duration::zero()));
@@ -143,25 +144,31 @@ std::optional<Message> Subscriber::Impl::ReceiveNative(std::chrono::milliseconds
     const int ready = ::poll(&item, item.fd >= 0 ? 1 : 0, static_cast<int>(wait.count()));
     native->Process(ready > 0 ? item.revents : 0);
   }
-  // A message has at least one frame; the first is the topic.
-  Message m;
-  m.topic = std::move(received[0]);
-  m.frames.assign(std::make_move_iterator(received.begin() + 1),
-                  std::make_move_iterator(received.end()));
-  return m;
+  // A message has at least one frame; the first is the topic. Copied into
+  // the caller's strings, whose capacity stays for the next message (and
+  // `received` goes back to the connection for reuse the same way).
+  out->topic.assign(received[0]);
+  out->frames.resize(received.size() - 1);
+  for (size_t i = 1; i < received.size(); ++i) out->frames[i - 1].assign(received[i]);
+  return true;
 }
 
 std::optional<Message> Subscriber::Receive(std::chrono::milliseconds timeout) {
-  if (!impl_->status.ok()) return std::nullopt;
-  if (impl_->native) return impl_->ReceiveNative(timeout);
-  zmq::pollitem_t item{impl_->socket->handle(), 0, ZMQ_POLLIN, 0};
-  if (client::Poll(&item, 1, timeout) == 0) return std::nullopt;
-  client::Frames f = client::RecvFrames(*impl_->socket);
-  if (f.empty()) return std::nullopt;
   Message m;
-  m.topic = std::move(f[0]);
-  m.frames.assign(std::make_move_iterator(f.begin() + 1), std::make_move_iterator(f.end()));
+  if (!Receive(&m, timeout)) return std::nullopt;
   return m;
+}
+
+bool Subscriber::Receive(Message* out, std::chrono::milliseconds timeout) {
+  if (!impl_->status.ok()) return false;
+  if (impl_->native) return impl_->ReceiveNative(out, timeout);
+  zmq::pollitem_t item{impl_->socket->handle(), 0, ZMQ_POLLIN, 0};
+  if (client::Poll(&item, 1, timeout) == 0) return false;
+  client::Frames f = client::RecvFrames(*impl_->socket);
+  if (f.empty()) return false;
+  out->topic = std::move(f[0]);
+  out->frames.assign(std::make_move_iterator(f.begin() + 1), std::make_move_iterator(f.end()));
+  return true;
 }
 
 }  // namespace plantd::bus

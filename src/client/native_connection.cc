@@ -28,6 +28,16 @@ constexpr size_t kReadChunk = size_t{64} << 10;
 constexpr size_t kReadBudget = size_t{1} << 20;
 // Written output is cut from the front of the buffer once this much has gone.
 constexpr size_t kCompactAfter = size_t{1} << 20;
+// Taken messages kept for reuse, so that a batch of small messages is read
+// without allocating: their frames and their strings' capacity are bounded.
+constexpr size_t kSpareFrames = 16;
+constexpr size_t kSpareBytes = size_t{1} << 20;
+
+size_t Capacity(const NativeConnection::Frames& frames) {
+  size_t bytes = 0;
+  for (const std::string& f : frames) bytes += f.capacity();
+  return bytes;
+}
 
 struct ParsedEndpoint {
   bool ipc = false;
@@ -226,6 +236,7 @@ void NativeConnection::Lose(Status why) {
   in_begin_ = 0;
   in_end_ = 0;
   partial_.clear();
+  partial_frames_ = 0;
   partial_bytes_ = 0;
   if (!options_.reconnect) {
     stage_ = Stage::kClosed;
@@ -490,7 +501,7 @@ bool NativeConnection::Parse() {
     const std::string_view body(in_.data() + in_begin_ + h.header_size, h.size);
     in_begin_ += h.header_size + h.size;
     if (h.command) {
-      if (!partial_.empty() || !HandleCommand(body)) {
+      if (partial_frames_ > 0 || !HandleCommand(body)) {
         if (fd_ >= 0) Lose(Status::ProtocolError("unexpected command from " + options_.endpoint));
         return false;
       }
@@ -500,11 +511,25 @@ bool NativeConnection::Parse() {
       Lose(Status::ProtocolError(options_.endpoint + " sent a message before its READY"));
       return false;
     }
-    partial_.emplace_back(body);
+    // Into a recycled message where there is one: its strings keep their
+    // capacity, so a steady stream allocates nothing per message.
+    if (partial_frames_ == 0 && partial_.empty() && !spare_.empty()) {
+      partial_ = std::move(spare_.back());
+      spare_.pop_back();
+      spare_bytes_ -= Capacity(partial_);
+    }
+    if (partial_frames_ < partial_.size()) {
+      partial_[partial_frames_].assign(body);
+    } else {
+      partial_.emplace_back(body);
+    }
+    ++partial_frames_;
     partial_bytes_ = message_bytes;
     if (!h.more) {
+      partial_.resize(partial_frames_);
       messages_.push_back(std::move(partial_));
       partial_.clear();
+      partial_frames_ = 0;
       partial_bytes_ = 0;
     }
   }
@@ -577,7 +602,16 @@ bool NativeConnection::HandleCommand(std::string_view body) {
 
 bool NativeConnection::Recv(Frames* out) {
   if (messages_.empty()) return false;
-  *out = std::move(messages_.front());
+  // The caller's old message is kept for the next one to arrive.
+  out->swap(messages_.front());
+  Frames& old = messages_.front();
+  if (!old.empty() && old.size() <= kSpareFrames && spare_.size() < options_.max_received_messages) {
+    const size_t held = Capacity(old);
+    if (spare_bytes_ + held <= kSpareBytes) {
+      spare_bytes_ += held;
+      spare_.push_back(std::move(old));
+    }
+  }
   messages_.pop_front();
   return true;
 }

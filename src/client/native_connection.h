@@ -101,7 +101,10 @@ class NativeConnection {
   // start of every later connection. False when the queue is full.
   bool Subscribe(std::string_view prefix);
 
-  // Moves the next whole message into `*out`; false when none has arrived.
+  // Swaps the next whole message into `*out`; false when none has arrived.
+  // What `*out` held is reused for a later message (its strings keep their
+  // capacity), so a caller that passes the same Frames each time receives
+  // without allocating.
   bool Recv(Frames* out);
   bool has_message() const { return !messages_.empty(); }
 
@@ -179,8 +182,11 @@ class NativeConnection {
   size_t in_begin_ = 0;
   size_t in_end_ = 0;
   size_t in_wanted_ = 0;
-  Frames partial_;               // frames of a message still arriving
+  Frames partial_;               // frames of a message still arriving: the
+  size_t partial_frames_ = 0;    // first partial_frames_ (the rest are spare)
   uint64_t partial_bytes_ = 0;   // their bytes, and what holding them costs
+  std::vector<Frames> spare_;    // taken messages, for reuse,
+  size_t spare_bytes_ = 0;       // and their strings' capacity
   std::deque<Frames> messages_;  // whole messages not yet taken
 
   std::vector<std::string> subscriptions_;  // SUB: sent on every connection

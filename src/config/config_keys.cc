@@ -425,7 +425,8 @@ std::vector<KeySpec<BusOptions>> MakeBusKeys() {
   add(BusKey("send_hwm", Integer<O>(PLANTD_FIELD(send_hwm), 1, 100'000'000),
              "messages queued per subscriber (0, libzmq's no limit, is refused)"));
   add(BusKey("recv_hwm", Integer<O>(PLANTD_FIELD(recv_hwm), 1, 100'000'000),
-             "messages queued per publisher (0, libzmq's no limit, is refused)"));
+             "messages queued per publisher on libzmq's XSUB (a backend that connects or is "
+             "inproc://; 0, libzmq's no limit, is refused)"));
   add(BusKey("send_hwm_bytes", Bytes<O>(PLANTD_FIELD(send_hwm_bytes), kKiB, kTiB),
              "bytes queued per subscriber; whichever of the two limits comes first applies"));
   add(BusKey("max_message_size", Bytes<O>(PLANTD_FIELD(max_message_size), 64, 4 * kGiB),

@@ -89,6 +89,10 @@ class Subscriber {
   ~Subscriber();
   Status Subscribe(const std::string& topic_prefix);
   std::optional<Message> Receive(std::chrono::milliseconds timeout);
+  // The same into `*out`, reusing its storage: a loop that passes the same
+  // Message each time receives without allocating (native engine). False
+  // when nothing arrived in time.
+  bool Receive(Message* out, std::chrono::milliseconds timeout);
   Status status() const;
 
  private:
