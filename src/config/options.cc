@@ -256,26 +256,31 @@ void CheckNullEndpoints(const BrokerOptions& o, Validator* v) {
     for (const std::string& endpoint : o.MajordomoEndpoints()) {
       majordomo = majordomo || bound(endpoint) == address;
     }
-    bool frontend = false;
-    bool backend = false;
+    // A bus's frontend and backend bound on tcp:// or ipc:// are native
+    // sockets; on inproc://, and a capture, they are libzmq's.
+    bool bus_native = false;
+    bool bus_libzmq = false;
     for (const BusOptions& bus : o.buses) {
-      auto ep = ParseEndpoint(bus.frontend);
-      frontend = frontend || (bound(bus.frontend) == address &&
-                              ep.value().transport != Endpoint::Transport::kInproc);
-      backend = backend || bound(bus.backend) == address || bound(bus.capture) == address;
+      for (const std::string* endpoint : {&bus.frontend, &bus.backend}) {
+        if (bound(*endpoint) != address) continue;
+        const bool inproc = ParseEndpoint(*endpoint).value().transport == Endpoint::Transport::kInproc;
+        (inproc ? bus_libzmq : bus_native) = true;
+      }
+      bus_libzmq = bus_libzmq || bound(bus.capture) == address;
     }
     if (majordomo && o.transport == Transport::kZmq) {
       v->Fail(key, null_endpoints[i],
               "with transport zmq one libzmq socket serves every Majordomo endpoint, with one "
               "mechanism; per-endpoint NULL needs transport native");
-    } else if (backend) {
+    } else if (bus_libzmq) {
       v->Fail(key, null_endpoints[i],
-              "a bus backend or capture endpoint is a libzmq socket, with one mechanism; only "
-              "Majordomo endpoints and bus frontends can take NULL peers");
-    } else if (!majordomo && !frontend) {
+              "a bus capture or inproc:// endpoint is a libzmq socket, with one mechanism; only "
+              "Majordomo endpoints and bus frontends and backends on tcp:// or ipc:// can take "
+              "NULL peers");
+    } else if (!majordomo && !bus_native) {
       v->Fail(key, null_endpoints[i],
               "not an endpoint the broker binds: write it as endpoint, client_endpoint, "
-              "extra_endpoints or a bus frontend writes it");
+              "extra_endpoints or a bus frontend or backend writes it");
     }
   }
 }

@@ -394,6 +394,46 @@ TEST_F(AccessControlTest, NullBusFrontendServesAnonymousSubscribers) {
   EXPECT_TRUE(broker_.WaitForOutput("denied_subscribe", 5s)) << broker_.Output();
 }
 
+// The same for publishers: a bus backend in security.null_endpoints takes
+// keyless PUBs, named "anonymous", and the rules say what they may publish.
+TEST_F(AccessControlTest, NullBusBackendTakesAnonymousPublishersUnderTheirRules) {
+  acl_file_ = keys_.Write("acl.yaml", std::string(kRules) +
+                                          "  - peers: [anonymous]\n"
+                                          "    publish: {data: [\"plant.\"]}\n"
+                                          "  - peers: [client]\n"
+                                          "    subscribe: {data: [\"\"]}\n");
+  const std::string backend = "ipc://" + keys_.path() + "/data-in.ipc";
+  const int frontend = FreeTcpPort();
+  StartBroker("  null_endpoints: [\"" + backend + "\"]\n",
+              "\n  - name: data\n    backend: " + backend + "\n    frontend: " +
+                  TcpEndpoint(frontend));
+  zmq::socket_t sub(ctx_, zmq::socket_type::sub);
+  sub.set(zmq::sockopt::linger, 0);
+  CurveClient(client_keys_, server_)(sub);
+  sub.set(zmq::sockopt::subscribe, "");
+  sub.connect(TcpEndpoint(frontend));
+  zmq::socket_t pub(ctx_, zmq::socket_type::pub);  // no keys
+  pub.set(zmq::sockopt::linger, 0);
+  pub.connect(backend);
+
+  bool heard = false;
+  const auto deadline = Clock::now() + 5s;
+  while (!heard && Clock::now() < deadline) {
+    (void)pub.send(zmq::str_buffer("secret.recipe"), zmq::send_flags::dontwait);
+    (void)pub.send(zmq::str_buffer("plant.temp 21.5"), zmq::send_flags::dontwait);
+    zmq::pollitem_t item{sub.handle(), 0, ZMQ_POLLIN, 0};
+    if (zmq::poll(&item, 1, 50ms) > 0) {
+      zmq::message_t message;
+      ASSERT_TRUE(sub.recv(message));
+      EXPECT_EQ(message.to_string(), "plant.temp 21.5") << "secret. is not granted to anonymous";
+      heard = true;
+    }
+  }
+  EXPECT_TRUE(heard) << broker_.Output();
+  EXPECT_TRUE(broker_.WaitForOutput("refused reason=denied_publish peer=anonymous", 5s))
+      << broker_.Output();
+}
+
 // A mistake in the ACL file stops the broker at start, naming the file and
 // line and what is wrong.
 TEST_F(AccessControlTest, MalformedRulesStopTheBrokerWithFileAndLine) {
