@@ -238,13 +238,18 @@ Status Bus::OpenNativeFrontend(const std::string& address) {
 }
 
 Status Bus::OpenNativeBackend(const std::string& address) {
+  // A subscription on the wire beyond its prefix: the flag byte and the
+  // longest frame header.
+  constexpr size_t kSubscriptionOverhead = 1 + 9;
   transport::RouterOptions router;
-  // Subscriptions to each publisher: every active prefix may be replayed
-  // to one that connects (as libzmq's XSUB does), so the queue holds them all.
-  router.send_hwm = static_cast<int>(std::min<size_t>(options_.max_subscriptions, 1u << 30) + 1000);
-  router.max_out_bytes = std::max(
-      limits_.max_connection_out_bytes,
-      (options_.max_subscriptions + 1000) * (options_.max_subscription_size + 16) / 4);
+  // Subscriptions to each publisher: every active prefix is replayed to one
+  // that connects (as libzmq's XSUB does), so its queue holds them all, in
+  // messages and in bytes (the process-wide budget still bounds the total).
+  const size_t most_prefixes = std::min<size_t>(options_.max_subscriptions, 1u << 30) + 1000;
+  router.send_hwm = static_cast<int>(most_prefixes);
+  router.max_out_bytes =
+      std::max(limits_.max_connection_out_bytes,
+               most_prefixes * (options_.max_subscription_size + kSubscriptionOverhead));
   router.write_timeout = limits_.write_timeout;
   router.handshake_timeout = limits_.handshake_timeout;
   // A larger message is skipped as it streams in, never held whole, and
