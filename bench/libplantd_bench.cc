@@ -35,6 +35,7 @@
 
 #include "bench_stats.h"
 #include "child_process.h"
+#include "lib_bench_common.h"
 #include "plantd/mdp/async_client.h"
 #include "plantd/mdp/worker.h"
 
@@ -42,6 +43,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using plantd::bench::ChildProcess;
+using plantd::bench::EngineName;
 using plantd::bench::Median;
 using plantd::bench::PercentileUs;
 
@@ -83,15 +85,6 @@ struct ClientLoad {
   std::vector<uint64_t> latencies_ns;
   std::string error;
 };
-
-const char* EngineName(plantd::mdp::Engine engine) {
-  switch (engine) {
-    case plantd::mdp::Engine::kNative: return "native";
-    case plantd::mdp::Engine::kLibzmq: return "libzmq";
-    case plantd::mdp::Engine::kAuto: break;
-  }
-  return "auto";
-}
 
 void RunClient(const Options& o, plantd::mdp::Engine engine, const std::string& endpoint, int index,
                Clock::time_point start, Clock::time_point end, ClientLoad* out) {
@@ -147,20 +140,17 @@ Run RunBroker(const Options& o, plantd::mdp::Engine engine) {
   r.target = std::string("broker-") + EngineName(engine);
   const int port = plantd::bench::FreeTcpPort();
   const int worker_port = plantd::bench::FreeTcpPort();
-  char dir_template[] = "/tmp/plantd-lib-bench-XXXXXX";
-  const char* dir = mkdtemp(dir_template);
-  if (dir == nullptr) {
+  plantd::bench::BrokerConfigDir files(
+      "plantd-lib-bench", "endpoint: tcp://127.0.0.1:" + std::to_string(port) +
+                              "\nclient_endpoint: tcp://127.0.0.1:" + std::to_string(worker_port) +
+                              "\ntransport: native\nbuses: []\nhealth:\n  port: 0\n"
+                              "log:\n  level: warn\nstore:\n  enabled: false\n");
+  if (!files.ok()) {
     r.error = "mkdtemp failed";
     return r;
   }
-  const std::string config = std::string(dir) + "/broker.yaml";
-  std::ofstream(config) << "endpoint: tcp://127.0.0.1:" << port
-                        << "\nclient_endpoint: tcp://127.0.0.1:" << worker_port
-                        << "\ntransport: native\nbuses: []\nhealth:\n  port: 0\n"
-                        << "log:\n  level: warn\nstore:\n  enabled: false\n";
   {
-    ChildProcess broker({o.broker, "--config", config}, o.server_cpu,
-                        std::string(dir) + "/broker.log");
+    ChildProcess broker({o.broker, "--config", files.config()}, o.server_cpu, files.log());
     if (!plantd::bench::WaitForTcpPort(port, 10000)) {
       r.error = "the broker did not listen on port " + std::to_string(port);
     } else {
@@ -210,59 +200,34 @@ Run RunBroker(const Options& o, plantd::mdp::Engine engine) {
       if (done > 0) r.server_cpu_us_per_req = cpu * 1e6 / static_cast<double>(done);
     }
   }
-  std::remove(config.c_str());
-  std::remove((std::string(dir) + "/broker.log").c_str());
-  rmdir(dir);
   return r;
 }
 
 Run RunNats(const Options& o) {
   Run r;
   r.target = "nats";
-  const int port = plantd::bench::FreeTcpPort();
-  ChildProcess server({plantd::bench::FindProgram(o.nats_server), "-a", "127.0.0.1", "-p", std::to_string(port)},
-                      o.server_cpu, "/dev/null");
-  if (!plantd::bench::WaitForTcpPort(port, 10000)) {
-    r.error = "nats-server did not listen";
-    return r;
-  }
-  char line[256];
-  std::snprintf(line, sizeof(line),
-                "taskset -c %d '%s' reqrep --port %d --workers %d --clients %d --inflight %d "
-                "--size %zu --duration %g --warmup %g 2>&1",
-                o.load_cpu, o.natsbench.c_str(), port, o.workers, o.clients, o.inflight, o.size,
-                o.duration_s + o.warmup_s, o.warmup_s);  // its duration includes the warm-up
-  FILE* p = popen(line, "r");
-  if (p == nullptr) {
-    r.error = "cannot run natsbench";
-    return r;
-  }
-  const double cpu_before = plantd::bench::ProcessCpuSeconds(server.pid());
-  std::string output;
-  char buffer[4096];
-  while (fgets(buffer, sizeof(buffer), p) != nullptr) output += buffer;
-  const int status = pclose(p);
-  const double cpu = plantd::bench::ProcessCpuSeconds(server.pid()) - cpu_before;
+  char arguments[256];
+  std::snprintf(arguments, sizeof(arguments),
+                "reqrep --workers %d --clients %d --inflight %d --size %zu --duration %g "
+                "--warmup %g",
+                o.workers, o.clients, o.inflight, o.size, o.duration_s + o.warmup_s,
+                o.warmup_s);  // its duration includes the warm-up
+  const plantd::bench::NatsRun run =
+      plantd::bench::RunNatsbench(o.nats_server, o.natsbench, arguments, o.server_cpu, o.load_cpu);
   // "TOTAL 123456.7 req/s ... p50=12.3us ... p99=45.6us p99.9=..."
-  const size_t at = output.find("TOTAL ");
-  if (status != 0 || at == std::string::npos) {
-    r.error = "natsbench failed: " + output.substr(0, 200);
+  const size_t at = run.output.find("TOTAL ");
+  if (!run.error.empty() || at == std::string::npos) {
+    r.error = run.error.empty() ? "natsbench printed no TOTAL" : run.error;
     return r;
   }
-  const std::string total = output.substr(at);
-  r.req_per_s = std::strtod(total.c_str() + 6, nullptr);
-  if (size_t k = total.find("p50="); k != std::string::npos) {
-    r.p50_us = std::strtod(total.c_str() + k + 4, nullptr);
-  }
-  if (size_t k = total.find("p99="); k != std::string::npos) {
-    r.p99_us = std::strtod(total.c_str() + k + 4, nullptr);
-  }
-  if (size_t k = total.find("lost="); k != std::string::npos) {
-    r.lost = std::strtoull(total.c_str() + k + 5, nullptr, 10);
-  }
+  const std::string total = run.output.substr(at);
+  r.req_per_s = plantd::bench::NumberAfter(total, "TOTAL ");
+  r.p50_us = plantd::bench::NumberAfter(total, "p50=");
+  r.p99_us = plantd::bench::NumberAfter(total, "p99=");
+  r.lost = static_cast<uint64_t>(plantd::bench::NumberAfter(total, "lost="));
   // natsbench runs warm-up plus the window: its server CPU covers both.
   if (r.req_per_s > 0) {
-    r.server_cpu_us_per_req = cpu * 1e6 / (r.req_per_s * (o.duration_s + o.warmup_s));
+    r.server_cpu_us_per_req = run.server_cpu_s * 1e6 / (r.req_per_s * (o.duration_s + o.warmup_s));
   }
   return r;
 }
@@ -306,22 +271,7 @@ int main(int argc, char** argv) {
     else if (key == "--load-cpu")
       o.load_cpu = std::atoi(value);
     else if (key == "--engines") {
-      o.engines.clear();
-      std::string list = value;
-      for (size_t begin = 0; begin <= list.size();) {
-        const size_t end = std::min(list.find(',', begin), list.size());
-        const std::string name = list.substr(begin, end - begin);
-        if (name == "native") {
-          o.engines.push_back(plantd::mdp::Engine::kNative);
-        } else if (name == "libzmq") {
-          o.engines.push_back(plantd::mdp::Engine::kLibzmq);
-        } else {
-          std::fprintf(stderr, "plantd-lib-bench: --engines takes native and/or libzmq, not '%s'\n",
-                       name.c_str());
-          return 2;
-        }
-        begin = end + 1;
-      }
+      if (!plantd::bench::ParseEngines(value, "plantd-lib-bench", &o.engines)) return 2;
     } else if (key == "--broker")
       o.broker = value;
     else if (key == "--nats-server")

@@ -40,13 +40,16 @@
 
 #include "bench_stats.h"
 #include "child_process.h"
+#include "lib_bench_common.h"
 #include "plantd/bus/bus.h"
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
 using plantd::bench::ChildProcess;
+using plantd::bench::EngineName;
 using plantd::bench::Median;
+using plantd::bench::NumberAfter;
 using plantd::bench::PercentileUs;
 
 // Publisher ids at and above this are warm-up messages, not counted.
@@ -83,18 +86,6 @@ uint64_t NowNs() {
   return static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
           .count());
-}
-
-const char* EngineName(plantd::Engine engine) {
-  switch (engine) {
-    case plantd::Engine::kNative:
-      return "native";
-    case plantd::Engine::kLibzmq:
-      return "libzmq";
-    case plantd::Engine::kAuto:
-      break;
-  }
-  return "auto";
 }
 
 struct SubscriberLoad {
@@ -210,22 +201,20 @@ Run RunBroker(const Options& o, plantd::Engine engine) {
   const int frontend = plantd::bench::FreeTcpPort();
   const int mdp = plantd::bench::FreeTcpPort();
   const int mdp_workers = plantd::bench::FreeTcpPort();
-  char dir_template[] = "/tmp/plantd-lib-bus-bench-XXXXXX";
-  const char* dir = mkdtemp(dir_template);
-  if (dir == nullptr) {
+  plantd::bench::BrokerConfigDir files(
+      "plantd-lib-bus-bench",
+      "endpoint: tcp://127.0.0.1:" + std::to_string(mdp) +
+          "\nclient_endpoint: tcp://127.0.0.1:" + std::to_string(mdp_workers) +
+          "\nhealth:\n  port: 0\nlog:\n  level: warn\nstore:\n  enabled: false\n"
+          "buses:\n  - name: bench\n    backend: tcp://127.0.0.1:" +
+          std::to_string(backend) + "\n    frontend: tcp://127.0.0.1:" + std::to_string(frontend) +
+          "\n    delivery: block\n");
+  if (!files.ok()) {
     r.error = "mkdtemp failed";
     return r;
   }
-  const std::string config = std::string(dir) + "/broker.yaml";
-  std::ofstream(config) << "endpoint: tcp://127.0.0.1:" << mdp
-                        << "\nclient_endpoint: tcp://127.0.0.1:" << mdp_workers
-                        << "\nhealth:\n  port: 0\nlog:\n  level: warn\nstore:\n  enabled: false\n"
-                        << "buses:\n  - name: bench\n    backend: tcp://127.0.0.1:" << backend
-                        << "\n    frontend: tcp://127.0.0.1:" << frontend
-                        << "\n    delivery: block\n";
   {
-    ChildProcess broker({o.broker, "--config", config}, o.server_cpu,
-                        std::string(dir) + "/broker.log");
+    ChildProcess broker({o.broker, "--config", files.config()}, o.server_cpu, files.log());
     if (!plantd::bench::WaitForTcpPort(frontend, 10000)) {
       r.error = "the broker did not listen on port " + std::to_string(frontend);
     } else {
@@ -278,53 +267,27 @@ Run RunBroker(const Options& o, plantd::Engine engine) {
       r.p99_us = PercentileUs(latencies, 0.99);
     }
   }
-  std::remove(config.c_str());
-  std::remove((std::string(dir) + "/broker.log").c_str());
-  rmdir(dir);
   return r;
-}
-
-double NumberAfter(const std::string& text, const std::string& key) {
-  const size_t at = text.find(key);
-  return at == std::string::npos ? 0 : std::strtod(text.c_str() + at + key.size(), nullptr);
 }
 
 Run RunNats(const Options& o) {
   Run r;
   r.target = "nats";
-  const int port = plantd::bench::FreeTcpPort();
-  ChildProcess server(
-      {plantd::bench::FindProgram(o.nats_server), "-a", "127.0.0.1", "-p", std::to_string(port)},
-      o.server_cpu, "/dev/null");
-  if (!plantd::bench::WaitForTcpPort(port, 10000)) {
-    r.error = "nats-server did not listen";
-    return r;
-  }
-  char line[512];
-  std::snprintf(line, sizeof(line),
-                "taskset -c %d '%s' pubsub --port %d --pubs %d --subs %d --size %zu "
-                "--duration %g --rate %g 2>&1",
-                o.load_cpu, o.natsbench.c_str(), port, o.pubs, o.subs, o.size, o.duration_s,
-                o.rate);
-  FILE* p = popen(line, "r");
-  if (p == nullptr) {
-    r.error = "cannot run natsbench";
-    return r;
-  }
-  const double cpu_before = plantd::bench::ProcessCpuSeconds(server.pid());
-  std::string output;
-  char buffer[4096];
-  while (fgets(buffer, sizeof(buffer), p) != nullptr) output += buffer;
-  const int status = pclose(p);
-  r.server_cpu_s = plantd::bench::ProcessCpuSeconds(server.pid()) - cpu_before;
+  char arguments[256];
+  std::snprintf(arguments, sizeof(arguments),
+                "pubsub --pubs %d --subs %d --size %zu --duration %g --rate %g", o.pubs, o.subs,
+                o.size, o.duration_s, o.rate);
+  const plantd::bench::NatsRun run =
+      plantd::bench::RunNatsbench(o.nats_server, o.natsbench, arguments, o.server_cpu, o.load_cpu);
+  r.server_cpu_s = run.server_cpu_s;
   // "TOTAL sent=N (R msg/s) delivered=... per-sub min=X avg=Y, ... missing=M (..%)"
   // "LAT all subs: p50=Aus p90=... p99=Bus ..."
-  const size_t total = output.find("TOTAL ");
-  if (status != 0 || total == std::string::npos) {
-    r.error = "natsbench failed: " + output.substr(0, 300);
+  const size_t total = run.output.find("TOTAL ");
+  if (!run.error.empty() || total == std::string::npos) {
+    r.error = run.error.empty() ? "natsbench printed no TOTAL" : run.error;
     return r;
   }
-  const std::string tail = output.substr(total);
+  const std::string tail = run.output.substr(total);
   r.sent_per_s = NumberAfter(tail, "(");
   r.per_sub_min = NumberAfter(tail, "per-sub min=");
   r.per_sub_avg = NumberAfter(tail, "avg=");
@@ -344,29 +307,10 @@ void Print(const Options& o, const Run& r) {
       "RESULT lib-bus target=%s pubs=%d subs=%d size=%zu rate=%.0f sent_per_s=%.0f "
       "delivered_per_sub_min=%.0f delivered_per_sub_avg=%.0f missing=%lld p50_us=%.1f "
       "p99_us=%.1f server_cpu_s=%.2f%s%s\n",
-      r.target.c_str(), o.pubs, o.subs, o.size, o.rate, r.sent_per_s, r.per_sub_min,
-      r.per_sub_avg, r.missing, r.p50_us, r.p99_us, r.server_cpu_s,
+      r.target.c_str(), o.pubs, o.subs, o.size, o.rate, r.sent_per_s, r.per_sub_min, r.per_sub_avg,
+      r.missing, r.p50_us, r.p99_us, r.server_cpu_s,
       r.error.empty() ? "" : " error=", r.error.c_str());
   std::fflush(stdout);
-}
-
-bool ParseEngines(const std::string& list, std::vector<plantd::Engine>* out) {
-  out->clear();
-  for (size_t begin = 0; begin <= list.size();) {
-    const size_t end = std::min(list.find(',', begin), list.size());
-    const std::string name = list.substr(begin, end - begin);
-    if (name == "native") {
-      out->push_back(plantd::Engine::kNative);
-    } else if (name == "libzmq") {
-      out->push_back(plantd::Engine::kLibzmq);
-    } else {
-      std::fprintf(stderr, "plantd-lib-bus-bench: --engines takes native and/or libzmq, not '%s'\n",
-                   name.c_str());
-      return false;
-    }
-    begin = end + 1;
-  }
-  return true;
 }
 
 }  // namespace
@@ -397,7 +341,7 @@ int main(int argc, char** argv) {
     } else if (key == "--load-cpu") {
       o.load_cpu = std::atoi(value);
     } else if (key == "--engines") {
-      if (!ParseEngines(value, &o.engines)) return 2;
+      if (!plantd::bench::ParseEngines(value, "plantd-lib-bus-bench", &o.engines)) return 2;
     } else if (key == "--broker") {
       o.broker = value;
     } else if (key == "--nats-server") {
@@ -411,7 +355,8 @@ int main(int argc, char** argv) {
     }
   }
   if (o.pubs < 1 || o.subs < 1 || o.rounds < 1 || o.duration_s <= 0) {
-    std::fprintf(stderr, "plantd-lib-bus-bench: --pubs, --subs, --rounds, --duration must be > 0\n");
+    std::fprintf(stderr,
+                 "plantd-lib-bus-bench: --pubs, --subs, --rounds, --duration must be > 0\n");
     return 2;
   }
   plantd::bench::PinToCpu(o.load_cpu);

@@ -83,8 +83,8 @@ class Bus {
   enum class SendResult { kSent, kFull, kGone };
 
   void Run();
-  bool ForwardMessage();   // one message backend -> frontend; false if none
-  bool ReceiveFromXsub();  // frames_ <- the next message; false if none
+  bool ForwardMessage();         // one message backend -> frontend; false if none
+  bool ReceiveFromXsub();        // frames_ <- the next message; false if none
   bool ReceiveFromPublishers();  // the same from the native backend
   void CopyToCapture();
   void HandleSubscription();  // libzmq's XPUB: subscriptions to the trie

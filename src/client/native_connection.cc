@@ -89,12 +89,9 @@ bool WouldBlock(int err) { return err == EAGAIN || err == EWOULDBLOCK; }
 
 std::string_view SocketTypeName(NativeConnection::SocketType type) {
   switch (type) {
-    case NativeConnection::SocketType::kSub:
-      return "SUB";
-    case NativeConnection::SocketType::kPub:
-      return "PUB";
-    case NativeConnection::SocketType::kDealer:
-      break;
+    case NativeConnection::SocketType::kSub: return "SUB";
+    case NativeConnection::SocketType::kPub: return "PUB";
+    case NativeConnection::SocketType::kDealer: break;
   }
   return "DEALER";
 }
@@ -119,8 +116,9 @@ Result<Engine> ChooseEngine(const std::vector<std::string>& endpoints, Engine wa
         "the native engine does not do CURVE yet: use Engine::kAuto or Engine::kLibzmq");
   }
   if (!unsupported.empty()) {
-    return Status::InvalidArgument("the native engine serves tcp://HOST:PORT and ipc://PATH, not '" +
-                                   unsupported + "': use Engine::kAuto or Engine::kLibzmq");
+    return Status::InvalidArgument(
+        "the native engine serves tcp://HOST:PORT and ipc://PATH, not '" + unsupported +
+        "': use Engine::kAuto or Engine::kLibzmq");
   }
   return Engine::kNative;
 }
@@ -216,6 +214,15 @@ void NativeConnection::Lose(Status why) {
   if (fd_ >= 0) {
     ::close(fd_);
     fd_ = -1;
+  }
+  // A PUB's messages were for the subscriptions of this connection: all
+  // go with it, as libzmq drops a PUB's pipe (the next bus has not asked).
+  if (options_.socket_type == SocketType::kPub && out_sent_ < out_.size()) {
+    dropped_messages_ += message_ends_.size();
+    out_.clear();
+    out_sent_ = 0;
+    written_end_ = 0;
+    message_ends_.clear();
   }
   // Messages that had begun to go are lost with the connection; the rest
   // wait for the next one. (Whole messages already written are gone too,
@@ -361,12 +368,9 @@ void NativeConnection::QueueSubscription(std::string_view prefix) {
 
 bool NativeConnection::AcceptsPeer(std::string_view socket_type) const {
   switch (options_.socket_type) {
-    case SocketType::kSub:
-      return socket_type == "PUB" || socket_type == "XPUB";
-    case SocketType::kPub:
-      return socket_type == "SUB" || socket_type == "XSUB";
-    case SocketType::kDealer:
-      break;
+    case SocketType::kSub: return socket_type == "PUB" || socket_type == "XPUB";
+    case SocketType::kPub: return socket_type == "SUB" || socket_type == "XSUB";
+    case SocketType::kDealer: break;
   }
   return socket_type == "ROUTER" || socket_type == "DEALER";
 }
@@ -545,10 +549,9 @@ bool NativeConnection::HandleCommand(std::string_view body) {
       return false;
     }
     if (!AcceptsPeer(peer.socket_type)) {
-      Lose(Status::ProtocolError(options_.endpoint + " is a " + std::string(peer.socket_type) +
-                                 " socket, which a " +
-                                 std::string(SocketTypeName(options_.socket_type)) +
-                                 " cannot talk to"));
+      Lose(Status::ProtocolError(
+          options_.endpoint + " is a " + std::string(peer.socket_type) + " socket, which a " +
+          std::string(SocketTypeName(options_.socket_type)) + " cannot talk to"));
       return false;
     }
     stage_ = Stage::kReady;
@@ -605,7 +608,8 @@ bool NativeConnection::Recv(Frames* out) {
   // The caller's old message is kept for the next one to arrive.
   out->swap(messages_.front());
   Frames& old = messages_.front();
-  if (!old.empty() && old.size() <= kSpareFrames && spare_.size() < options_.max_received_messages) {
+  if (!old.empty() && old.size() <= kSpareFrames &&
+      spare_.size() < options_.max_received_messages) {
     const size_t held = Capacity(old);
     if (spare_bytes_ + held <= kSpareBytes) {
       spare_bytes_ += held;

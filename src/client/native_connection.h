@@ -17,7 +17,9 @@
 // As a SUB it holds its subscriptions and sends them (SUBSCRIBE commands,
 // RFC 37) at the start of every connection. As a PUB it hands the
 // subscriptions its peer sends, as commands or as ZMTP 3.0 messages, to
-// Recv alike: one frame, 0x01 (subscribe) or 0x00 (cancel), then the prefix.
+// Recv alike: one frame, 0x01 (subscribe) or 0x00 (cancel), then the prefix;
+// and a lost connection takes every unwritten message with it (they were
+// for that peer's subscriptions).
 #pragma once
 
 #include <chrono>

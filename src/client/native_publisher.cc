@@ -223,11 +223,13 @@ void NativePublisher::Run() {
       wake_pending_ = false;
     }
     connection_->Process(fds[0].revents);
+    // Subscriptions read with whatever ended the connection are taken
+    // first, so that they are forgotten with it.
+    TakeSubscriptions();
     if (!connection_->ready()) {
       ForgetSubscriptions();
       socket_full_ = false;
     }
-    TakeSubscriptions();
     const auto after = Clock::now();
     if (connection_->ready() && connection_->unwritten_bytes() > 0 &&
         ((fds[0].revents & POLLOUT) != 0 || stopping_ ||

@@ -11,10 +11,10 @@
 // once. This is the NATS clients' flusher, bounded in time.
 //
 // As libzmq's PUB, it sends only what the bus subscribed to (nothing before
-// the connection is up and the subscriptions have arrived) and forgets the
-// subscriptions when the connection is lost; the bus sends them again on
-// the next. A full queue (`max_queued_messages`, or the connection's byte
-// cap) makes Publish wait in block mode and refuse, counted, in drop mode.
+// the connection is up and the subscriptions have arrived), and a lost
+// connection takes its subscriptions and its unwritten messages with it;
+// the bus sends the subscriptions again on the next. A full queue (`max_queued_messages`, or the
+// connection's byte cap) makes Publish wait in block mode and refuse, counted, in drop mode.
 #pragma once
 
 #include <atomic>
@@ -69,8 +69,7 @@ class NativePublisher {
 
   // Messages refused because the queue was full (drop mode).
   uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
-  // Subscriptions held now (distinct prefixes), and whether every message
-  // is sent because the bus subscribed to everything or to too much.
+  // Subscriptions held now: distinct prefixes, the empty one included.
   size_t subscriptions() const;
   bool connected() const;
 

@@ -263,7 +263,8 @@ void CheckNullEndpoints(const BrokerOptions& o, Validator* v) {
     for (const BusOptions& bus : o.buses) {
       for (const std::string* endpoint : {&bus.frontend, &bus.backend}) {
         if (bound(*endpoint) != address) continue;
-        const bool inproc = ParseEndpoint(*endpoint).value().transport == Endpoint::Transport::kInproc;
+        const bool inproc =
+            ParseEndpoint(*endpoint).value().transport == Endpoint::Transport::kInproc;
         (inproc ? bus_libzmq : bus_native) = true;
       }
       bus_libzmq = bus_libzmq || bound(bus.capture) == address;

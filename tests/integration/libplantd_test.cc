@@ -5,9 +5,13 @@
 
 #include <atomic>
 #include <filesystem>
+#include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "mdp/protocol.h"
 #include "plantd/bus/bus.h"
@@ -544,11 +548,42 @@ TEST_F(LibTest, TheNativeEngineTalksToALibzmqRouter) {
   StopWorkers();
 }
 
-TEST_F(LibTest, BusPublisherAndSubscriber) {
+// Publishes `topic` until `sub` receives it, within a bound: the
+// subscription has reached the publisher (it filters at the source). Other
+// messages that arrive meanwhile are skipped.
+bool SyncBus(bus::Publisher& pub, bus::Subscriber& sub, const std::string& topic) {
+  for (int i = 0; i < 200; ++i) {
+    if (!pub.Publish(topic, {"sync"}).ok()) return false;
+    while (auto m = sub.Receive(50ms)) {
+      if (m->topic == topic) return true;
+    }
+  }
+  return false;
+}
+
+// The next message that is not a sync marker (those SyncBus published after
+// the one that arrived may still be on their way).
+std::optional<bus::Message> ReceiveSkippingSync(bus::Subscriber& sub,
+                                                std::chrono::milliseconds timeout = 5000ms) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto m = sub.Receive(100ms);
+    if (m && m->frames != Frames{"sync"}) return m;
+  }
+  return std::nullopt;
+}
+
+Engine OtherEngine(Engine engine) {
+  return engine == Engine::kNative ? Engine::kLibzmq : Engine::kNative;
+}
+
+TEST_P(LibEngineTest, BusPublisherAndSubscriber) {
   const int backend = FreeTcpPort(), frontend = FreeTcpPort();
-  StartBrokerWithBus(backend, frontend);
-  bus::Subscriber sub(TcpEndpoint(frontend), {"sensor."});
-  bus::Publisher pub(TcpEndpoint(backend));
+  ASSERT_NO_FATAL_FAILURE(StartBrokerWithBus(backend, frontend));
+  bus::Subscriber sub(TcpEndpoint(frontend), {"sensor."}, {.engine = engine_});
+  bus::Publisher pub(TcpEndpoint(backend), {.engine = engine_});
+  ASSERT_TRUE(sub.status().ok()) << sub.status().message();
+  ASSERT_TRUE(pub.status().ok()) << pub.status().message();
   std::optional<bus::Message> m;
   for (int i = 0; i < 100 && !m; ++i) {  // until the subscription has propagated
     ASSERT_TRUE(pub.Publish("sensor.t", {"21.5", "C"}).ok());
@@ -557,6 +592,99 @@ TEST_F(LibTest, BusPublisherAndSubscriber) {
   ASSERT_TRUE(m.has_value());
   EXPECT_EQ(m->topic, "sensor.t");
   EXPECT_EQ(m->frames, (Frames{"21.5", "C"}));
+}
+
+TEST_P(LibEngineTest, BusSubscribersWithDifferentPrefixesEachGetOnlyTheirTopics) {
+  const int backend = FreeTcpPort(), frontend = FreeTcpPort();
+  ASSERT_NO_FATAL_FAILURE(StartBrokerWithBus(backend, frontend));
+  bus::Publisher pub(TcpEndpoint(backend), {.engine = engine_});
+  const std::vector<std::string> prefixes = {"a.", "b.", "c."};
+  std::vector<std::unique_ptr<bus::Subscriber>> subs;
+  for (const std::string& prefix : prefixes) {
+    subs.push_back(std::make_unique<bus::Subscriber>(TcpEndpoint(frontend),
+                                                     std::vector<std::string>{prefix},
+                                                     bus::SubscriberOptions{.engine = engine_}));
+    ASSERT_TRUE(SyncBus(pub, *subs.back(), prefix + "sync")) << prefix << " never synced";
+  }
+
+  constexpr int kMessages = 100;
+  for (int i = 0; i < kMessages; ++i) {
+    for (const std::string& prefix : prefixes) {
+      ASSERT_TRUE(pub.Publish(prefix + "data", {std::to_string(i)}).ok());
+    }
+    ASSERT_TRUE(pub.Publish("other.data", {std::to_string(i)}).ok());  // nobody's
+  }
+  for (const std::string& prefix : prefixes) ASSERT_TRUE(pub.Publish(prefix + "end", {}).ok());
+
+  for (size_t s = 0; s < subs.size(); ++s) {
+    const std::string& prefix = prefixes[s];
+    int data = 0;
+    bool ended = false;
+    while (!ended) {
+      auto m = ReceiveSkippingSync(*subs[s]);
+      ASSERT_TRUE(m.has_value()) << prefix << " got " << data << " messages and no end";
+      ASSERT_EQ(m->topic.rfind(prefix, 0), 0u)
+          << "the " << prefix << " subscriber got " << m->topic;
+      if (m->topic == prefix + "end") {
+        ended = true;
+      } else {
+        ASSERT_EQ(m->topic, prefix + "data");
+        EXPECT_EQ(m->frames, Frames{std::to_string(data)}) << "in order, none missing";
+        ++data;
+      }
+    }
+    EXPECT_EQ(data, kMessages) << prefix;
+  }
+}
+
+// A publisher on one engine and a subscriber on the other: the broker
+// speaks to both alike.
+TEST_P(LibEngineTest, BusPublisherAndSubscriberOnDifferentEnginesWorkTogether) {
+  const int backend = FreeTcpPort(), frontend = FreeTcpPort();
+  ASSERT_NO_FATAL_FAILURE(StartBrokerWithBus(backend, frontend));
+  bus::Publisher pub(TcpEndpoint(backend), {.engine = engine_});
+  bus::Subscriber sub(TcpEndpoint(frontend), {"mixed."}, {.engine = OtherEngine(engine_)});
+  ASSERT_TRUE(pub.status().ok()) << pub.status().message();
+  ASSERT_TRUE(sub.status().ok()) << sub.status().message();
+  ASSERT_TRUE(SyncBus(pub, sub, "mixed.sync"));
+  constexpr int kMessages = 1000;
+  for (int i = 0; i < kMessages; ++i) {
+    ASSERT_TRUE(pub.Publish("mixed.data", {std::to_string(i), "x"}).ok());
+  }
+  for (int i = 0; i < kMessages; ++i) {
+    auto m = ReceiveSkippingSync(sub);
+    ASSERT_TRUE(m.has_value()) << "only " << i << " messages arrived";
+    ASSERT_EQ(m->topic, "mixed.data");
+    ASSERT_EQ(m->frames, (Frames{std::to_string(i), "x"})) << "message " << i;
+  }
+}
+
+// The broker goes away and comes back on the same ports: both peers
+// reconnect by themselves, the subscriber subscribes again, and what is
+// published once that has reached the publisher arrives.
+TEST_P(LibEngineTest, BusPublisherKeepsWorkingAfterTheBrokerRestartsOnTheSamePorts) {
+  const int backend = FreeTcpPort(), frontend = FreeTcpPort();
+  ASSERT_NO_FATAL_FAILURE(StartBrokerWithBus(backend, frontend));
+  bus::Publisher pub(TcpEndpoint(backend), {.engine = engine_});
+  bus::Subscriber sub(TcpEndpoint(frontend), {"sensor."}, {.engine = engine_});
+  ASSERT_TRUE(SyncBus(pub, sub, "sensor.before"));
+
+  broker_.Signal(SIGKILL);
+  ASSERT_TRUE(broker_.WaitExit(5s).has_value());
+  ASSERT_NO_FATAL_FAILURE(StartBrokerWithBus(backend, frontend));
+
+  std::optional<bus::Message> after;
+  for (int i = 0; i < 300 && !after; ++i) {  // at most ~30 s
+    ASSERT_TRUE(pub.Publish("sensor.after", {"back"}).ok());
+    while (auto m = sub.Receive(100ms)) {
+      if (m->topic == "sensor.after") {
+        after = std::move(m);
+        break;
+      }
+    }
+  }
+  ASSERT_TRUE(after.has_value()) << "nothing published after the restart arrived";
+  EXPECT_EQ(after->frames, Frames{"back"});
 }
 
 // A worker with credit 4 runs its handler on 4 threads: four slow requests

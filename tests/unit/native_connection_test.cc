@@ -22,6 +22,7 @@
 #include <zmq.hpp>
 
 #include "client/dealer_socket.h"
+#include "native_connection_driver.h"
 #include "plantd/curve.h"
 #include "raw_socket_io.h"
 #include "transport/zmtp_framing.h"
@@ -31,16 +32,13 @@ namespace {
 
 namespace zmtp = transport::zmtp;
 using std::chrono::milliseconds;
+using test::LastEndpoint;
+using test::TryRecv;
 using Clock = std::chrono::steady_clock;
 using Frames = NativeConnection::Frames;
 using Code = Status::Code;
 
 constexpr milliseconds kWait{5000};
-// The longest single poll inside a drive loop, so that a condition that
-// depends on another socket (a libzmq ROUTER) is looked at often.
-constexpr milliseconds kPollSlice{10};
-// A generous bound on drive-loop rounds; the deadline normally ends first.
-constexpr int kMaxRounds = 1'000'000;
 
 std::string Endpoint(uint16_t port) { return "tcp://127.0.0.1:" + std::to_string(port); }
 
@@ -85,29 +83,9 @@ std::unique_ptr<NativeConnection> OpenConnection(NativeConnection::Options optio
   return opened.ok() ? std::move(opened.value()) : nullptr;
 }
 
-// Polls the connection's descriptor and runs Process (with what poll gave,
-// or with 0 once its timer is due) until `done()` holds or `timeout`
-// passes. Returns done().
 template <typename Done>
 bool DriveUntil(NativeConnection& connection, Done done, milliseconds timeout = kWait) {
-  const auto deadline = Clock::now() + timeout;
-  for (int round = 0; round < kMaxRounds; ++round) {
-    if (done()) return true;
-    const auto now = Clock::now();
-    if (now >= deadline) return false;
-    const auto wake = std::min({deadline, connection.next_timer(), now + kPollSlice});
-    const int wait_ms = static_cast<int>(
-        std::chrono::ceil<milliseconds>(std::max(wake - now, Clock::duration(0))).count());
-    pollfd item{.fd = connection.fd(), .events = connection.events(), .revents = 0};
-    // poll() ignores a negative descriptor (waiting to reconnect).
-    const int ready = ::poll(&item, 1, wait_ms);
-    if (ready > 0 && item.revents != 0) {
-      connection.Process(item.revents);
-    } else if (Clock::now() >= connection.next_timer()) {
-      connection.Process(0);
-    }
-  }
-  return done();
+  return test::DriveUntil(connection, done, timeout);
 }
 
 // The connection's last error has `code` and says `says`.
@@ -134,22 +112,6 @@ zmq::socket_t BindRouter(zmq::context_t& context, const std::string& endpoint,
   router.set(zmq::sockopt::sndhwm, send_hwm);
   router.bind(endpoint);
   return router;
-}
-
-std::string LastEndpoint(zmq::socket_t& socket) { return socket.get(zmq::sockopt::last_endpoint); }
-
-// One whole message from `socket` without waiting; false when none.
-bool TryRecv(zmq::socket_t& socket, Frames* frames) {
-  frames->clear();
-  zmq::message_t part;
-  if (!socket.recv(part, zmq::recv_flags::dontwait)) return false;
-  frames->emplace_back(part.to_string());
-  while (part.more()) {
-    // The rest of a message is there once its first frame is.
-    EXPECT_TRUE(socket.recv(part, zmq::recv_flags::none));
-    frames->emplace_back(part.to_string());
-  }
-  return true;
 }
 
 void SendAll(zmq::socket_t& socket, const Frames& frames) {
@@ -849,7 +811,8 @@ TEST(NativeConnection, SupportsTcpWithHostAndPortAndIpcOnly) {
 
 TEST(ChooseEngine, TakesNativeForTcpAndIpcWithoutCurveUnderAuto) {
   DealerOptions options;  // kAuto
-  auto engine = ChooseEngine({"tcp://127.0.0.1:5", "ipc:///tmp/x.sock"}, options.engine, options.curve);
+  auto engine =
+      ChooseEngine({"tcp://127.0.0.1:5", "ipc:///tmp/x.sock"}, options.engine, options.curve);
   ASSERT_TRUE(engine.ok());
   EXPECT_EQ(engine.value(), mdp::Engine::kNative);
 }
