@@ -16,6 +16,8 @@ using Clock = std::chrono::steady_clock;
 constexpr int kPollMs = 100;        // bounds how late Stop() is seen
 constexpr int kForwardBatch = 512;  // messages per wake-up before polling again
 constexpr int kFlushEvery = 256;    // native frontend: messages between writes
+// Frames of a message sent to subscribers from views (more: one by one).
+constexpr size_t kMaxViews = 16;
 
 int64_t NowNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
@@ -691,7 +693,17 @@ void Bus::ReceiveFromSubscribers() {
   }
 }
 
+Bus::SendResult Bus::SendViewsTo(std::string_view id, const std::string_view* views, size_t count) {
+  if (native_->SendMessage(id, views, count)) return SendResult::kSent;
+  return errno == EAGAIN ? SendResult::kFull : SendResult::kGone;
+}
+
 Bus::SendResult Bus::SendFramesTo(std::string_view id, const zmq::message_t* frames, size_t count) {
+  if (count > 0 && count <= kMaxViews) {
+    std::string_view views[kMaxViews];
+    for (size_t i = 0; i < count; ++i) views[i] = frames[i].to_string_view();
+    return SendViewsTo(id, views, count);
+  }
   zmq_msg_t address;
   zmq_msg_init_size(&address, id.size());
   std::memcpy(zmq_msg_data(&address), id.data(), id.size());
@@ -711,6 +723,21 @@ Bus::SendResult Bus::SendFramesTo(std::string_view id, const zmq::message_t* fra
 }
 
 bool Bus::SendToNativeSubscribers() {
+  if (frame_count_ > kMaxViews) {
+    // Rare: sent frame by frame.
+    return SendToNativeSubscribers(
+        [&](const Subscriber& s) { return SendFramesTo(s.id, frames_.data(), frame_count_); });
+  }
+  // The frames' bytes go straight into each subscriber's output: no
+  // zmq_msg_t to copy (an atomic increment each) and close per frame.
+  std::string_view views[kMaxViews];
+  for (size_t i = 0; i < frame_count_; ++i) views[i] = frames_[i].to_string_view();
+  return SendToNativeSubscribers(
+      [&](const Subscriber& s) { return SendViewsTo(s.id, views, frame_count_); });
+}
+
+template <typename SendTo>
+bool Bus::SendToNativeSubscribers(SendTo send_to) {
   const std::string_view topic = frames_[0].to_string_view();
   const bool block = options_.delivery == BusOptions::Delivery::kBlock;
   trie_.Match(topic, &matched_);
@@ -718,7 +745,7 @@ bool Bus::SendToNativeSubscribers() {
   for (PrefixTrie::SubscriberId slot : matched_) {
     Subscriber& s = *slots_[slot];
     if (s.evicted) continue;
-    const SendResult result = SendFramesTo(s.id, frames_.data(), frame_count_);
+    const SendResult result = send_to(s);
     if (result == SendResult::kSent) {
       if (s.behind) {
         s.behind = false;
@@ -744,11 +771,12 @@ bool Bus::SendToNativeSubscribers() {
                        {"send_hwm_bytes", options_.send_hwm_bytes}});
     }
   }
-  if (!waiting_.empty()) WaitForSubscribers();
+  if (!waiting_.empty()) WaitForSubscribers(send_to);
   return true;
 }
 
-void Bus::WaitForSubscribers() {
+template <typename SendTo>
+void Bus::WaitForSubscribers(SendTo send_to) {
   // Block mode: the others have this message; wait until each full
   // subscriber has room for it too, still serving subscriptions and writing
   // queued output. One that takes nothing for write_timeout is closed by the
@@ -762,7 +790,7 @@ void Bus::WaitForSubscribers() {
     std::erase_if(waiting_, [&](const Waiting& w) {
       const Subscriber* s = slots_[w.slot];
       if (s == nullptr || s->serial != w.serial || s->evicted) return true;  // it left
-      return SendFramesTo(s->id, frames_.data(), frame_count_) != SendResult::kFull;
+      return send_to(*s) != SendResult::kFull;
     });
     if (waiting_.empty()) return;
     hold_up.Still(slots_[waiting_.front().slot]->remote);

@@ -105,9 +105,14 @@ class Bus {
   void DropSubscriptions(Subscriber& s);
   void ReceiveFromSubscribers();  // ZMTP 3.0 peers subscribe with messages
   bool SendToNativeSubscribers();
-  void WaitForSubscribers();  // block mode: until waiting_ have room
+  // frames_ to each subscriber that wants it, through send_to(subscriber).
+  template <typename SendTo>
+  bool SendToNativeSubscribers(SendTo send_to);
+  template <typename SendTo>
+  void WaitForSubscribers(SendTo send_to);  // block mode: until waiting_ have room
   void Evict(Subscriber& s, std::chrono::milliseconds waited);
   SendResult SendFramesTo(std::string_view id, const zmq::message_t* frames, size_t count);
+  SendResult SendViewsTo(std::string_view id, const std::string_view* views, size_t count);
   // A prefix became active (or inactive) on the bus: tell the publishers.
   void SendUpstream(bool subscribe, std::string_view topic);
 

@@ -25,7 +25,7 @@ namespace {
 // Bytes read per call, and how much one Process may read before it lets
 // the caller handle what arrived (a fast broker must not starve the rest).
 constexpr size_t kReadChunk = size_t{64} << 10;
-constexpr size_t kReadBudget = size_t{1} << 20;
+constexpr size_t kReadBudget = size_t{256} << 10;
 // Written output is cut from the front of the buffer once this much has gone.
 constexpr size_t kCompactAfter = size_t{1} << 20;
 // Taken messages kept for reuse, so that a batch of small messages is read

@@ -30,6 +30,8 @@ constexpr size_t kCompactOutputBytes = size_t{1024} * 1024;
 // A handshake command is a few dozen bytes; anything this big is hostile.
 constexpr uint64_t kMaxCommandSize = size_t{64} * 1024;
 constexpr size_t kMaxBufferedInput = size_t{1024} * 1024;
+// A frame up to this size is queued with its header in one copy.
+constexpr size_t kSmallFrame = 256;
 // What a frame costs the broker beyond its body: the longest header, and the
 // zmq_msg_t the core holds it in. An empty frame is not free: with no frame
 // limit (max_message_frames 0), a message may have at most
@@ -428,10 +430,17 @@ void ZmtpConnection::QueueFrame(const void* data, size_t size, bool more) {
     mechanism_->WrapFrame(std::string_view(static_cast<const char*>(data), size), more, false,
                           out_);
   } else {
-    uint8_t header[zmtp::kMaxFrameHeaderSize];
-    const size_t n = zmtp::EncodeFrameHeader(header, size, more);
-    out_.append(reinterpret_cast<const char*>(header), n);
-    out_.append(static_cast<const char*>(data), size);
+    // Header and body in one append: for the small frames of a busy bus,
+    // the second append's checks cost as much as its copy.
+    char header[zmtp::kMaxFrameHeaderSize + kSmallFrame];
+    const size_t n = zmtp::EncodeFrameHeader(reinterpret_cast<uint8_t*>(header), size, more);
+    if (size <= kSmallFrame) {
+      if (size > 0) std::memcpy(header + n, data, size);
+      out_.append(header, n + size);
+    } else {
+      out_.append(header, n);
+      out_.append(static_cast<const char*>(data), size);
+    }
   }
   QueuedOutput(out_.size() - before);
   if (!more) message_ends_.push_back(out_base_ + out_.size());

@@ -704,42 +704,64 @@ void ZmtpRouter::CloseConnection(ZmtpConnection* connection, CloseReason reason,
 // ---------------------------------------------------------------------------
 // Sending.
 
+ZmtpRouter::Peer* ZmtpRouter::PeerToSendTo(std::string_view routing_id) {
+  auto it = by_id_.find(routing_id);
+  if (it == by_id_.end()) {
+    errno = EHOSTUNREACH;
+    return nullptr;
+  }
+  Peer* peer = it->second;
+  // The high-water marks first: a caller that handles EAGAIN (the bus in
+  // drop mode) keeps a peer that is only slow.
+  const size_t pending = peer->pending_out();
+  if ((options_.send_hwm > 0 &&
+       peer->queued_messages() >= static_cast<size_t>(options_.send_hwm)) ||
+      (options_.send_hwm_bytes > 0 && pending >= options_.send_hwm_bytes)) {
+    errno = EAGAIN;
+    return nullptr;
+  }
+  if (options_.max_out_bytes > 0 && pending >= options_.max_out_bytes) {
+    // A peer that does not read what it is sent: nothing more is queued
+    // for it, ever (nats-server's slow consumer).
+    CloseSlowConsumer(peer, CloseReason::kSlowConsumer, "output past max_out_bytes");
+    errno = EHOSTUNREACH;
+    return nullptr;
+  }
+  return peer;
+}
+
+void ZmtpRouter::QueuedWholeMessage(Peer* peer) {
+  if (!peer->queued_flush) {
+    peer->queued_flush = true;
+    to_flush_.push_back(peer);
+  }
+}
+
+bool ZmtpRouter::SendMessage(std::string_view routing_id, const std::string_view* frames,
+                             size_t count) {
+  if (count == 0 || sending_started_) {
+    errno = EINVAL;
+    return false;
+  }
+  Peer* peer = PeerToSendTo(routing_id);
+  if (peer == nullptr) return false;
+  for (size_t i = 0; i < count; ++i)
+    peer->QueueFrame(frames[i].data(), frames[i].size(), i + 1 < count);
+  QueuedWholeMessage(peer);
+  return true;
+}
+
 bool ZmtpRouter::Send(zmq_msg_t* msg, bool more) {
   const size_t size = zmq_msg_size(msg);
   const auto* data = static_cast<const char*>(zmq_msg_data(msg));
   if (!sending_started_) {
-    auto it = by_id_.find(std::string_view(data, size));
-    if (it == by_id_.end()) {
-      errno = EHOSTUNREACH;
-      return false;
-    }
-    Peer* peer = it->second;
-    // The high-water marks first: a caller that handles EAGAIN (the bus in
-    // drop mode) keeps a peer that is only slow.
-    const size_t pending = peer->pending_out();
-    if ((options_.send_hwm > 0 &&
-         peer->queued_messages() >= static_cast<size_t>(options_.send_hwm)) ||
-        (options_.send_hwm_bytes > 0 && pending >= options_.send_hwm_bytes)) {
-      errno = EAGAIN;
-      return false;
-    }
-    if (options_.max_out_bytes > 0 && pending >= options_.max_out_bytes) {
-      // A peer that does not read what it is sent: nothing more is queued
-      // for it, ever (nats-server's slow consumer).
-      CloseSlowConsumer(peer, CloseReason::kSlowConsumer, "output past max_out_bytes");
-      errno = EHOSTUNREACH;
-      return false;
-    }
+    Peer* peer = PeerToSendTo(std::string_view(data, size));
+    if (peer == nullptr) return false;
     sending_ = peer;
     sending_started_ = more;
   } else if (Peer* peer = sending_) {
     peer->QueueFrame(data, size, more);
-    if (!more) {
-      if (!peer->queued_flush) {
-        peer->queued_flush = true;
-        to_flush_.push_back(peer);
-      }
-    }
+    if (!more) QueuedWholeMessage(peer);
   }
   if (!more) {
     sending_ = nullptr;

@@ -78,6 +78,13 @@ class ZmtpRouter final : public RouterSocket, private ZmtpConnection::Host {
     return {.connections = static_cast<int64_t>(by_id_.size()), .refused = refused_};
   }
 
+  // Queues one whole message of `count` frames (at least one) for
+  // `routing_id`, copying their bytes once into the peer's output: for a
+  // caller that sends one message to many peers (a bus) and holds its
+  // frames itself. Fails as Send() does (EHOSTUNREACH, EAGAIN), and with
+  // EINVAL in the middle of a Send() message.
+  bool SendMessage(std::string_view routing_id, const std::string_view* frames, size_t count);
+
   // True when a message to `routing_id` would be queued now (the peer is
   // known and below its high-water mark).
   bool CanSend(std::string_view routing_id) const;
@@ -99,6 +106,11 @@ class ZmtpRouter final : public RouterSocket, private ZmtpConnection::Host {
   bool EvictOldestHandshake(std::string_view address, const char* why);
   void ReadFrom(Peer* peer, bool hangup = false);
   bool WriteTo(Peer* peer);  // false when the peer was closed
+  // The peer a new message to `routing_id` may be queued for, or null with
+  // errno EHOSTUNREACH (unknown, or just closed as a slow consumer) or
+  // EAGAIN (at its high-water mark).
+  Peer* PeerToSendTo(std::string_view routing_id);
+  void QueuedWholeMessage(Peer* peer);  // it goes out at the next flush
   void FlushAll();
   bool AssignRoutingId(Peer* peer, std::string_view requested);
   std::string GenerateRoutingId();
