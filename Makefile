@@ -72,8 +72,10 @@ test-asan: deps
 # had to wait for TCP to drain stops sending: the bus test's PUB after about
 # 1 MB (exactly 999 blocking sends succeed, its TCP connection idle, the
 # broker's bus thread idle with nothing to read), the flooding DEALER after
-# exactly 2,000 messages. Both pass in the normal and ASan builds.
-TSAN_EXCLUDE ?= MdpLoad|DropModeCounts|AsyncClientCompletesTenThousand|BlockModeLogNames|AFloodingPeer
+# exactly 2,000 messages. Both pass in the normal and ASan builds. The same
+# stall stops the ROUTER of NativeConnection.StopsReadingWhileMaxReceived...
+# once the connection under test stops reading (170 of 2,000 messages in 5 s).
+TSAN_EXCLUDE ?= MdpLoad|DropModeCounts|AsyncClientCompletesTenThousand|BlockModeLogNames|AFloodingPeer|StopsReadingWhileMaxReceived
 
 test-tsan: deps
 	@cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DPLANTD_SANITIZE=thread -DPLANTD_BUILD_BENCH=OFF $(CMAKE_LAUNCHER) >/dev/null
