@@ -265,23 +265,23 @@ Status Bus::OpenNativeFrontend(const std::string& address) {
 }
 
 Status Bus::OpenNativeBackend(const std::string& address) {
-  // A subscription on the wire beyond its prefix: the flag byte and the
-  // longest frame header.
-  constexpr size_t kSubscriptionOverhead = 1 + 9;
   transport::RouterOptions router;
-  // Subscriptions to each publisher: every active prefix is replayed to one
-  // that connects (as libzmq's XSUB does), so its queue holds them all, in
-  // messages and in bytes (the process-wide budget still bounds the total).
-  const size_t most_prefixes = std::min<size_t>(options_.max_subscriptions, 1u << 30) + 1000;
-  router.send_hwm = static_cast<int>(most_prefixes);
-  router.max_out_bytes =
-      std::max(limits_.max_connection_out_bytes,
-               most_prefixes * (options_.max_subscription_size + kSubscriptionOverhead));
+  // Subscriptions to each publisher, every active prefix replayed to one
+  // that connects (as libzmq's XSUB does): no message count, which would
+  // drop one silently and leave the publisher filtering wrong for good;
+  // the connection's byte cap instead, past which a publisher that does
+  // not read is closed (counted and logged), reconnects and gets them all
+  // again.
+  router.send_hwm = 0;
+  router.max_out_bytes = limits_.max_connection_out_bytes;
   router.write_timeout = limits_.write_timeout;
   router.handshake_timeout = limits_.handshake_timeout;
   // A larger message is skipped as it streams in, never held whole, and
   // its publisher keeps its connection (the router records the refusal).
   router.max_message_size = options_.max_message_size;
+  // No frame count of its own (libzmq's XSUB had none): frames are bounded
+  // by max_message_size, each costing its bookkeeping.
+  router.max_message_frames = 0;
   router.on_oversized = [this](std::string_view) { Add(counters_.too_large, 1); };
   router.budget = budget_;
   router.security = security_;
@@ -313,21 +313,12 @@ void Bus::OnPublisher(std::string_view id, bool connected, std::string_view remo
 
 void Bus::SendSubscription(std::string_view publisher, bool subscribe, std::string_view prefix) {
   // [1|0, prefix]: the ZMTP 3.0 form, which PUBs of every version take.
-  zmq_msg_t address, body;
-  zmq_msg_init_size(&address, publisher.size());
-  std::memcpy(zmq_msg_data(&address), publisher.data(), publisher.size());
-  zmq_msg_init_size(&body, prefix.size() + 1);
-  auto* data = static_cast<char*>(zmq_msg_data(&body));
-  data[0] = subscribe ? 1 : 0;
-  if (!prefix.empty()) std::memcpy(data + 1, prefix.data(), prefix.size());
-  // Refused only past the publisher's queue, which holds every active
-  // prefix: then the router closes it as a slow consumer anyway.
-  if (!publishers_->Send(&address, true)) {
-    zmq_msg_close(&address);
-    zmq_msg_close(&body);
-    return;
-  }
-  if (!publishers_->Send(&body, false)) zmq_msg_close(&body);
+  // Refused only when the publisher is past its output cap: it has just
+  // been closed (a slow consumer) and gets every prefix when it is back.
+  std::string body(1, subscribe ? '\x01' : '\x00');
+  body.append(prefix);
+  const std::string_view message[] = {body};
+  (void)publishers_->SendMessage(publisher, message, 1);
 }
 
 std::string Bus::PublisherAddress() const {
@@ -683,7 +674,9 @@ void Bus::OnSubscription(std::string_view id, bool subscribe, std::string_view t
 
 void Bus::SendUpstream(bool subscribe, std::string_view topic) {
   if (publishers_) {
-    for (const std::string& id : publisher_ids_) SendSubscription(id, subscribe, topic);
+    // A copy: sending may close a publisher, whose departure edits the list.
+    const std::vector<std::string> ids = publisher_ids_;
+    for (const std::string& id : ids) SendSubscription(id, subscribe, topic);
     return;
   }
   // The XSUB sends it to every publisher, and each publisher that connects

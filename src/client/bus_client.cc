@@ -134,9 +134,12 @@ bool Subscriber::Impl::ReceiveNative(Message* out, std::chrono::milliseconds tim
   using Clock = client::NativeConnection::Clock;
   Clock::time_point deadline = Clock::time_point::min();  // read only if it must wait
   while (!native->Recv(&received)) {
-    if (deadline == Clock::time_point::min()) deadline = Clock::now() + timeout;
+    // The first pass always does the I/O that is ready (a zero timeout
+    // still connects and reads); later ones wait until the deadline.
+    const bool first = deadline == Clock::time_point::min();
+    if (first) deadline = Clock::now() + timeout;
     const auto now = Clock::now();
-    if (now >= deadline) return false;
+    if (!first && now >= deadline) return false;
     const auto until = std::min(deadline, native->next_timer());
     const auto wait = std::chrono::ceil<std::chrono::milliseconds>(
         std::max<Clock::duration>(until - now, Clock::duration::zero()));

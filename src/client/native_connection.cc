@@ -360,9 +360,17 @@ void NativeConnection::QueueSubscription(std::string_view prefix) {
     written_end_ = 0;
     message_ends_.clear();
   }
-  std::string command("\x09SUBSCRIBE", 10);
-  command.append(prefix);
-  zmtp::AppendFrame(out_, command, false, /*command=*/true);
+  if (peer_minor_ == 0) {
+    // A ZMTP 3.0 peer (libzmq before 4.3) knows no SUBSCRIBE command: the
+    // message form, byte 1 then the prefix.
+    std::string message(1, '\x01');
+    message.append(prefix);
+    zmtp::AppendFrame(out_, message, false);
+  } else {
+    std::string command("\x09SUBSCRIBE", 10);
+    command.append(prefix);
+    zmtp::AppendFrame(out_, command, false, /*command=*/true);
+  }
   message_ends_.push_back(out_.size());
 }
 
@@ -477,6 +485,7 @@ bool NativeConnection::Parse() {
       Lose(Status::ProtocolError(options_.endpoint + ": " + zmtp::GreetingErrorText(error)));
       return false;
     }
+    peer_minor_ = data[in_begin_ + 11];  // the greeting's minor version
     in_begin_ += zmtp::kGreetingSize;
     stage_ = Stage::kHandshake;
   }

@@ -15,7 +15,8 @@
 // whole messages with Recv().
 //
 // As a SUB it holds its subscriptions and sends them (SUBSCRIBE commands,
-// RFC 37) at the start of every connection. As a PUB it hands the
+// RFC 37, or to a ZMTP 3.0 peer the message form) at the start of every
+// connection. As a PUB it hands the
 // subscriptions its peer sends, as commands or as ZMTP 3.0 messages, to
 // Recv alike: one frame, 0x01 (subscribe) or 0x00 (cancel), then the prefix;
 // and a lost connection takes every unwritten message with it (they were
@@ -192,6 +193,7 @@ class NativeConnection {
   std::deque<Frames> messages_;  // whole messages not yet taken
 
   std::vector<std::string> subscriptions_;  // SUB: sent on every connection
+  uint8_t peer_minor_ = 1;                  // ZMTP 3.<minor> of the peer's greeting
 };
 
 }  // namespace plantd::client

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <system_error>
 
 #include "transport/zmtp_framing.h"
 
@@ -51,7 +52,11 @@ Result<std::unique_ptr<NativePublisher>> NativePublisher::Open(Options options) 
   if (publisher->wake_fd_ < 0) {
     return Status::Unavailable(std::string("cannot make an eventfd: ") + std::strerror(errno));
   }
-  publisher->thread_ = std::thread(&NativePublisher::Run, publisher.get());
+  try {
+    publisher->thread_ = std::thread(&NativePublisher::Run, publisher.get());
+  } catch (const std::system_error& e) {
+    return Status::Unavailable(std::string("cannot start the publisher's thread: ") + e.what());
+  }
   return publisher;
 }
 
@@ -94,7 +99,7 @@ Status NativePublisher::Publish(std::string_view topic, const std::vector<std::s
     batch_started = connection_->unwritten_bytes() == 0;
     if (HasRoom() && connection_->Send({topic}, frames)) break;
     if (!options_.block || stopping_) {
-      dropped_.fetch_add(1, std::memory_order_relaxed);
+      ++refused_;
       return Status::Unavailable("the publisher's queue to " + options_.endpoint +
                                  " is full: message dropped");
     }
@@ -125,6 +130,9 @@ void NativePublisher::Flush(Clock::time_point now) {
   last_write_ = now;
   batch_start_ = now;
   socket_full_ = connection_->ready() && connection_->unwritten_bytes() > 0;
+  // A write may be what finds the connection lost: its subscriptions go
+  // with it at once, not when the I/O thread next looks.
+  if (!connection_->ready()) ForgetSubscriptions();
   room_.notify_all();
 }
 
@@ -174,6 +182,11 @@ void NativePublisher::ForgetSubscriptions() {
   prefixes_.clear();
   empty_prefix_ = 0;
   too_many_ = false;
+}
+
+uint64_t NativePublisher::dropped() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return refused_ + connection_->dropped_messages();
 }
 
 size_t NativePublisher::subscriptions() const {
@@ -229,6 +242,7 @@ void NativePublisher::Run() {
     if (!connection_->ready()) {
       ForgetSubscriptions();
       socket_full_ = false;
+      room_.notify_all();  // a blocked Publish learns at once
     }
     const auto after = Clock::now();
     if (connection_->ready() && connection_->unwritten_bytes() > 0 &&

@@ -12,9 +12,11 @@
 //
 // As libzmq's PUB, it sends only what the bus subscribed to (nothing before
 // the connection is up and the subscriptions have arrived), and a lost
-// connection takes its subscriptions and its unwritten messages with it;
-// the bus sends the subscriptions again on the next. A full queue (`max_queued_messages`, or the
-// connection's byte cap) makes Publish wait in block mode and refuse, counted, in drop mode.
+// connection takes its subscriptions and its unwritten messages with it
+// (counted in dropped()); the bus sends the subscriptions again on the
+// next. A full queue (`max_queued_messages`, or `max_queued_bytes`) makes
+// Publish wait in block mode and refuse, counted, in drop mode. Messages
+// held back for a batch count in the queue.
 #pragma once
 
 #include <atomic>
@@ -67,8 +69,9 @@ class NativePublisher {
   // sent, as with libzmq).
   Status Publish(std::string_view topic, const std::vector<std::string>& frames);
 
-  // Messages refused because the queue was full (drop mode).
-  uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
+  // Messages lost: refused because the queue was full (drop mode), and
+  // queued for a connection that was lost before they were written.
+  uint64_t dropped() const;
   // Subscriptions held now: distinct prefixes, the empty one included.
   size_t subscriptions() const;
   bool connected() const;
@@ -102,8 +105,8 @@ class NativePublisher {
   bool socket_full_ = false;  // the last write left output: wait for POLLOUT
   bool wake_pending_ = false;
   bool stopping_ = false;
-  int wake_fd_ = -1;  // eventfd: Publish tells the I/O thread of a new batch
-  std::atomic<uint64_t> dropped_{0};
+  int wake_fd_ = -1;      // eventfd: Publish tells the I/O thread of a new batch
+  uint64_t refused_ = 0;  // drop mode, queue full
   std::thread thread_;
 };
 

@@ -396,12 +396,17 @@ std::vector<ConfigIssue> Validate(const BrokerOptions& o, const OriginMap& origi
       v.Fail(prefix + "send_hwm_bytes", FormatByteSize(bus.send_hwm_bytes),
              "must be at least " + bus_message_size + ": one largest message must fit");
     }
-    // libzmq's XSUB counts messages, not bytes: recv_hwm full-size messages
-    // are what one publisher can make the broker hold, and that must fit
-    // the process's byte budget.
+    // libzmq's XSUB (a backend that connects, or inproc://) counts
+    // messages, not bytes: recv_hwm full-size messages are what one
+    // publisher can make the broker hold, and that must fit the process's
+    // byte budget. The native backend holds about 1 MiB per publisher.
+    const auto backend = ParseEndpoint(bus.backend);
+    const bool libzmq_backend =
+        backend.ok() &&
+        (!backend.value().bind || backend.value().transport == Endpoint::Transport::kInproc);
     const uint64_t publisher_bytes =
         static_cast<uint64_t>(bus.recv_hwm) * static_cast<uint64_t>(bus.max_message_size);
-    if (publisher_bytes > o.limits.max_buffered_bytes) {
+    if (libzmq_backend && publisher_bytes > o.limits.max_buffered_bytes) {
       v.Fail(prefix + "recv_hwm", std::to_string(bus.recv_hwm),
              "times " + bus_message_size + " must not exceed limits.max_buffered_bytes (" +
                  v.Shown("limits.max_buffered_bytes", o.limits.max_buffered_bytes) +

@@ -182,8 +182,10 @@ class HandPlayedPeer {
  public:
   // A small receive buffer (inherited by the accepted socket, and no
   // autotuning), so that a publisher's output fills it soon.
-  explicit HandPlayedPeer(std::string socket_type)
-      : socket_type_(std::move(socket_type)), listener_(Listen()) {
+  // `zmtp_minor`: the minor version its greeting announces (0: ZMTP 3.0,
+  // as libzmq before 4.3).
+  explicit HandPlayedPeer(std::string socket_type, uint8_t zmtp_minor = 1)
+      : socket_type_(std::move(socket_type)), zmtp_minor_(zmtp_minor), listener_(Listen()) {
     const int small = 64 * 1024;
     EXPECT_EQ(::setsockopt(listener_, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
     endpoint_ = "tcp://127.0.0.1:" + std::to_string(LocalPort(listener_));
@@ -207,6 +209,7 @@ class HandPlayedPeer {
     if (peer_ < 0) return false;
     std::string out;
     zmtp::AppendGreeting(out);
+    out[11] = static_cast<char>(zmtp_minor_);
     zmtp::AppendReady(out, socket_type_);
     return WriteAll(peer_, out);
   }
@@ -256,6 +259,7 @@ class HandPlayedPeer {
 
  private:
   std::string socket_type_;
+  uint8_t zmtp_minor_;
   int listener_;
   std::string endpoint_;
   int peer_ = -1;
@@ -350,6 +354,48 @@ TEST(NativeBusSub, SendsEverySubscriptionAgainToANewXPubOnTheSamePort) {
 
 // Played by hand: a libzmq ROUTER checks the types itself and closes on
 // the SUB's READY before sending its own, so the SUB never learns its type.
+// RFC 37 (ZMTP 3.1) subscribes with a SUBSCRIBE command, which a ZMTP 3.0
+// peer (libzmq before 4.3) does not know: to one that says 3.0 in its
+// greeting, the subscription goes as a message, byte 1 then the prefix.
+TEST(NativeBusSub, SubscribesWithAMessageToAPeerThatSpeaksZmtp30) {
+  HandPlayedPeer bus("PUB", /*zmtp_minor=*/0);
+  auto sub = OpenConnection(bus.endpoint(), SocketType::kSub);
+  ASSERT_NE(sub, nullptr);
+  ASSERT_TRUE(sub->Subscribe("a."));
+  ASSERT_TRUE(DriveUntil(*sub, [&] { return bus.TryAccept(); }));
+  ASSERT_TRUE(DriveUntil(*sub, [&] { return sub->ready() && sub->unwritten_bytes() == 0; }));
+  uint8_t greeting[zmtp::kGreetingSize];
+  ASSERT_TRUE(ReadExactly(bus.peer(), greeting, sizeof(greeting), kWait));
+  test::RawFrame ready;
+  ASSERT_TRUE(ReadFrame(bus.peer(), &ready, kWait));
+  EXPECT_TRUE(ready.header.command);
+  test::RawFrame subscription;
+  ASSERT_TRUE(ReadFrame(bus.peer(), &subscription, kWait));
+  EXPECT_FALSE(subscription.header.command) << "a 3.0 peer gets the message form";
+  EXPECT_EQ(subscription.body, Subscription("a."));
+}
+
+// Receive with a zero timeout still does the I/O that is ready: a loop that
+// polls without waiting connects, subscribes and receives.
+TEST(NativeBusSubscriber, ReceiveWithAZeroTimeoutStillConnectsAndReceives) {
+  zmq::context_t context;
+  auto xpub = BindXPub(context, "tcp://127.0.0.1:0");
+  bus::Subscriber sub(LastEndpoint(*xpub), {"a."}, {.engine = Engine::kNative});
+  ASSERT_TRUE(sub.status().ok()) << sub.status().message();
+  bus::Message m;
+  bool got = false;
+  const auto deadline = Clock::now() + kWait;
+  while (!got && Clock::now() < deadline) {
+    (void)xpub->send(zmq::str_buffer("a.x"), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+    (void)xpub->send(zmq::str_buffer("body"), zmq::send_flags::dontwait);
+    got = sub.Receive(&m, milliseconds(0));
+    if (!got) std::this_thread::sleep_for(milliseconds(1));
+  }
+  ASSERT_TRUE(got);
+  EXPECT_EQ(m.topic, "a.x");
+  EXPECT_EQ(m.frames, (std::vector<std::string>{"body"}));
+}
+
 TEST(NativeBusSub, RefusesAPeerThatIsNotAPublisherAsAProtocolErrorNamingItsType) {
   HandPlayedPeer router("ROUTER");
   auto sub = OpenConnection(router.endpoint(), SocketType::kSub);

@@ -70,8 +70,9 @@ class Publisher {
   // Ok also when no subscriber wants `topic` (nothing is sent).
   Status Publish(const std::string& topic, const std::vector<std::string>& frames);
   Status status() const;
-  // Messages refused because the queue was full, in drop mode (native
-  // engine; libzmq does not tell, and this stays 0).
+  // Messages lost (native engine): refused because the queue was full, in
+  // drop mode, and queued for a connection that was lost before they were
+  // written. libzmq does not tell; with it this stays 0.
   uint64_t dropped() const;
 
  private:
