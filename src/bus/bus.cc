@@ -301,11 +301,12 @@ Status Bus::OpenNativeBackend(const std::string& address) {
 
 void Bus::OnPublisher(std::string_view id, bool connected, std::string_view remote) {
   if (!connected) {
-    std::erase(publisher_ids_, id);
+    if (std::erase(publisher_ids_, id) > 0) Add(counters_.publishers, -1);
     PLANTD_LOG_DEBUG("publisher left", {{"bus", options_.name}, {"remote", remote}});
     return;
   }
   publisher_ids_.emplace_back(id);
+  Add(counters_.publishers, 1);
   PLANTD_LOG_DEBUG("publisher connected", {{"bus", options_.name}, {"remote", remote}});
   // It filters at the source: it learns every prefix someone holds now.
   trie_.ForEachActive([&](std::string_view prefix) { SendSubscription(id, true, prefix); });

@@ -25,10 +25,12 @@ struct BusCounters {
   std::atomic<uint64_t> capture_dropped{0};
   std::atomic<uint64_t> blocked_ns{0};
   std::atomic<int64_t> subscribers{0};
+  // Native backend only: libzmq's XSUB does not say who connects.
+  std::atomic<int64_t> publishers{0};
   std::atomic<int64_t> subscriptions{0};
   std::atomic<uint64_t> lvc_replayed{0};
-  // A single frame over max_message_size makes libzmq disconnect its
-  // publisher instead; this counts messages over it in all.
+  // Messages over max_message_size in all (on libzmq's XSUB a single
+  // frame over it disconnects its publisher instead, uncounted).
   std::atomic<uint64_t> too_large{0};
   std::atomic<uint64_t> subscriptions_refused{0};
   std::atomic<uint64_t> slow_consumers{0};
@@ -60,7 +62,7 @@ uint64_t Read(const BusCounters& c) {
 }
 }  // namespace counters_detail
 
-inline constexpr std::array<BusCounterSpec, 13> kBusCounterSpecs = {{
+inline constexpr std::array<BusCounterSpec, 14> kBusCounterSpecs = {{
     {"messages_in", "plantd_broker_bus_messages_total", "direction=\"in\"", MetricType::kCounter,
      "messages published in, and delivered out to subscribers",
      counters_detail::Read<&BusCounters::messages_in>},
@@ -73,6 +75,9 @@ inline constexpr std::array<BusCounterSpec, 13> kBusCounterSpecs = {{
      counters_detail::Read<&BusCounters::bytes_out>},
     {"subscribers", "plantd_broker_bus_subscribers", "", MetricType::kGauge,
      "connected subscriber sockets", counters_detail::Read<&BusCounters::subscribers>},
+    {"publishers", "plantd_broker_bus_publishers", "", MetricType::kGauge,
+     "connected publisher sockets (a backend the broker binds on tcp or ipc)",
+     counters_detail::Read<&BusCounters::publishers>},
     {"subscriptions", "plantd_broker_bus_subscriptions", "", MetricType::kGauge,
      "active topic subscriptions", counters_detail::Read<&BusCounters::subscriptions>},
     {"dropped", "plantd_broker_bus_dropped_total", "at=\"subscriber\"", MetricType::kCounter,

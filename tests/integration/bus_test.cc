@@ -153,6 +153,13 @@ TEST_F(BusTest, CountersMatchWhatWasSent) {
   EXPECT_EQ(bus_->counters().messages_out.load(), bus_->counters().messages_in.load());
   EXPECT_EQ(bus_->counters().dropped.load(), 0u);
   EXPECT_EQ(bus_->counters().subscriptions.load(), 1);
+  EXPECT_EQ(bus_->counters().publishers.load(), 1) << "the native backend counts its publishers";
+  pub.close();
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (bus_->counters().publishers.load() != 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_EQ(bus_->counters().publishers.load(), 0) << "and sees it leave";
 }
 
 // A new subscriber receives the latest message of each topic it subscribes
