@@ -1,7 +1,5 @@
 #include "bus/bus.h"
 
-#include <poll.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cstring>
@@ -9,6 +7,7 @@
 #include "common/refusal.h"
 #include "config/endpoint.h"
 #include "log/log.h"
+#include "transport/zmq_poll.h"
 
 namespace plantd::bus {
 namespace {
@@ -33,29 +32,6 @@ void Add(std::atomic<uint64_t>& counter, uint64_t n) {
 
 void Add(std::atomic<int64_t>& counter, int64_t n) {
   counter.store(counter.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
-}
-
-// zmq_poll, or poll() itself when every item is a plain descriptor (both
-// ends native): zmq_poll makes a zero-timeout pass before it waits, one
-// system call more for every message of a quiet bus.
-void PollItems(zmq::pollitem_t* items, int count, std::chrono::milliseconds timeout) {
-  constexpr int kMaxItems = 3;
-  bool plain = count <= kMaxItems;
-  for (int i = 0; i < count && plain; ++i) plain = items[i].socket == nullptr;
-  if (!plain) {
-    zmq::poll(items, static_cast<size_t>(count), timeout);
-    return;
-  }
-  pollfd fds[kMaxItems];
-  for (int i = 0; i < count; ++i) {
-    fds[i] = {items[i].fd, static_cast<short>((items[i].events & ZMQ_POLLIN) != 0 ? POLLIN : 0), 0};
-  }
-  const int ready = ::poll(fds, static_cast<nfds_t>(count), static_cast<int>(timeout.count()));
-  for (int i = 0; i < count; ++i) {
-    items[i].revents = ready > 0 && (fds[i].revents & (POLLIN | POLLERR | POLLHUP)) != 0
-                           ? static_cast<short>(ZMQ_POLLIN)
-                           : static_cast<short>(0);
-  }
 }
 
 // One block-mode wait: the time goes into `blocked_ns` as it passes (so the
@@ -353,10 +329,11 @@ void Bus::Run() {
        0},
       {native_ ? nullptr : frontend_.handle(), native_ ? native_->fd() : 0, ZMQ_POLLIN, 0},
       {native_ ? nullptr : monitor_.handle(), native_ ? -1 : 0, ZMQ_POLLIN, 0}};
-  const int item_count = native_ ? 2 : 3;
+  const size_t item_count = native_ ? 2 : 3;
   bool backlog = false;  // messages left from the last turn: do not sleep
   while (!stop_.load(std::memory_order_relaxed)) {
-    PollItems(items, item_count, std::chrono::milliseconds(backlog ? 0 : kPollMs));
+    // poll() itself when both ends are native (transport/zmq_poll.h).
+    transport::Poll(items, item_count, std::chrono::milliseconds(backlog ? 0 : kPollMs));
     // Subscriptions first: a new subscriber's cache replay goes out before
     // newer messages.
     if (native_) {

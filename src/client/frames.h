@@ -11,6 +11,7 @@
 #include "client/curve_socket.h"
 #include "plantd/curve.h"
 #include "plantd/status.h"
+#include "transport/zmq_poll.h"
 
 namespace plantd::client {
 
@@ -75,20 +76,10 @@ inline Status Connect(zmq::socket_t& socket, const std::string& endpoint,
   return Status::Ok();
 }
 
-// zmq_poll that treats an interrupting signal (EINTR) as a wake-up with
-// nothing ready, instead of the exception cppzmq's poll would throw: a
-// program's own signal handlers must not terminate it inside the library.
-//
-// Items that are all plain descriptors (the native engine's) go straight to
-// poll(): zmq_poll makes a zero-timeout pass before every wait, one more
-// system call per message on a request-reply path.
-int Poll(zmq::pollitem_t* items, size_t count, std::chrono::milliseconds timeout);
-
-// zmq_poll has its own event bits for plain descriptors: poll()'s POLLIN
-// and POLLOUT to ZMQ_POLLIN and ZMQ_POLLOUT (POLLERR, POLLHUP and POLLNVAL
-// all to ZMQ_POLLERR), and back.
-short ZmqEventsFromPoll(short events);
-short PollEventsFromZmq(short events);
+// Waiting on libzmq sockets and the native engine's descriptors together.
+using transport::Poll;
+using transport::PollEventsFromZmq;
+using transport::ZmqEventsFromPoll;
 
 inline std::string Byte(int b) { return std::string(1, static_cast<char>(b)); }
 

@@ -1,11 +1,11 @@
-#include "client/frames.h"
+#include "transport/zmq_poll.h"
 
 #include <poll.h>
 
 #include <algorithm>
 #include <cstdint>
 
-namespace plantd::client {
+namespace plantd::transport {
 
 using std::chrono::milliseconds;
 
@@ -45,4 +45,4 @@ short PollEventsFromZmq(short events) {
   return out;
 }
 
-}  // namespace plantd::client
+}  // namespace plantd::transport
