@@ -215,14 +215,8 @@ Status Bus::OpenNativeFrontend(const std::string& address) {
   router.max_out_bytes =
       std::max(limits_.max_connection_out_bytes,
                options_.send_hwm_bytes + options_.max_message_size + size_t{64} * 1024);
-  // A subscriber that reads nothing for this long is closed as a slow
-  // consumer, in both modes.
-  router.write_timeout = limits_.write_timeout;
-  router.handshake_timeout = limits_.handshake_timeout;
   // Subscribers only send subscriptions.
   router.max_message_size = std::max(size_t{64} * 1024, options_.max_subscription_size + 1);
-  router.budget = budget_;
-  router.security = security_;
   transport::ZmtpOptions zmtp;
   zmtp.socket_type = "XPUB";
   zmtp.peer_types = {"SUB", "XSUB"};
@@ -232,10 +226,23 @@ Status Bus::OpenNativeFrontend(const std::string& address) {
   zmtp.on_subscription = [this](std::string_view id, bool subscribe, std::string_view topic) {
     OnSubscription(id, subscribe, topic);
   };
-  native_ = std::make_unique<transport::ZmtpRouter>(router, std::move(zmtp));
-  if (Status s = native_->Bind(address); !s.ok()) {
-    return Status::Error("cannot bind " + address + " (bus " + options_.name +
-                         ", frontend): " + s.message());
+  return BindNative(std::move(router), std::move(zmtp), address, "frontend", &native_);
+}
+
+Status Bus::BindNative(transport::RouterOptions router, transport::ZmtpOptions zmtp,
+                       const std::string& address, const char* key,
+                       std::unique_ptr<transport::ZmtpRouter>* out) {
+  // What both ends share: a peer that reads nothing for write_timeout is
+  // closed as a slow consumer, the handshake is bounded, and the buffers
+  // and keys are the process's.
+  router.write_timeout = limits_.write_timeout;
+  router.handshake_timeout = limits_.handshake_timeout;
+  router.budget = budget_;
+  router.security = security_;
+  *out = std::make_unique<transport::ZmtpRouter>(router, std::move(zmtp));
+  if (Status s = (*out)->Bind(address); !s.ok()) {
+    return Status::Error("cannot bind " + address + " (bus " + options_.name + ", " + key +
+                         "): " + s.message());
   }
   return Status::Ok();
 }
@@ -250,8 +257,6 @@ Status Bus::OpenNativeBackend(const std::string& address) {
   // again.
   router.send_hwm = 0;
   router.max_out_bytes = limits_.max_connection_out_bytes;
-  router.write_timeout = limits_.write_timeout;
-  router.handshake_timeout = limits_.handshake_timeout;
   // A larger message is skipped as it streams in, never held whole, and
   // its publisher keeps its connection (the router records the refusal).
   router.max_message_size = options_.max_message_size;
@@ -259,20 +264,13 @@ Status Bus::OpenNativeBackend(const std::string& address) {
   // by max_message_size, each costing its bookkeeping.
   router.max_message_frames = 0;
   router.on_oversized = [this](std::string_view) { Add(counters_.too_large, 1); };
-  router.budget = budget_;
-  router.security = security_;
   transport::ZmtpOptions zmtp;
   zmtp.socket_type = "XSUB";
   zmtp.peer_types = {"PUB", "XPUB"};
   zmtp.on_peer = [this](std::string_view id, bool connected, std::string_view remote) {
     OnPublisher(id, connected, remote);
   };
-  publishers_ = std::make_unique<transport::ZmtpRouter>(router, std::move(zmtp));
-  if (Status s = publishers_->Bind(address); !s.ok()) {
-    return Status::Error("cannot bind " + address + " (bus " + options_.name +
-                         ", backend): " + s.message());
-  }
-  return Status::Ok();
+  return BindNative(std::move(router), std::move(zmtp), address, "backend", &publishers_);
 }
 
 void Bus::OnPublisher(std::string_view id, bool connected, std::string_view remote) {

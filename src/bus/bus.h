@@ -94,6 +94,11 @@ class Bus {
 
   Status OpenNativeFrontend(const std::string& address);
   Status OpenNativeBackend(const std::string& address);
+  // A native socket on `address` with what both ends share; the error names
+  // the bus and `key` (frontend, backend).
+  Status BindNative(transport::RouterOptions router, transport::ZmtpOptions zmtp,
+                    const std::string& address, const char* key,
+                    std::unique_ptr<transport::ZmtpRouter>* out);
   void OnPublisher(std::string_view id, bool connected, std::string_view remote);
   void SendSubscription(std::string_view publisher, bool subscribe, std::string_view prefix);
   // The publisher of frames_, for refusals: its address and key name.

@@ -9,6 +9,13 @@
 #include "plantd/bus/bus.h"
 
 namespace plantd::bus {
+namespace {
+
+// A libzmq high-water mark (checked not negative) as the native engine's
+// limit: libzmq's 0 is "no limit".
+size_t NativeLimit(int hwm) { return hwm == 0 ? size_t{1} << 40 : static_cast<size_t>(hwm); }
+
+}  // namespace
 
 struct Publisher::Impl {
   Status status;  // not ok: every Publish returns it
@@ -33,9 +40,7 @@ Publisher::Publisher(const std::string& endpoint, const PublisherOptions& option
     client::NativePublisher::Options o;
     o.endpoint = endpoint;
     o.block = options.block;
-    // libzmq's 0 is "no limit".
-    o.max_queued_messages =
-        options.send_hwm == 0 ? size_t{1} << 40 : static_cast<size_t>(options.send_hwm);
+    o.max_queued_messages = NativeLimit(options.send_hwm);
     o.max_delay = options.max_batch_delay;
     auto native = client::NativePublisher::Open(std::move(o));
     if (!native.ok()) {
@@ -95,8 +100,7 @@ Subscriber::Subscriber(const std::string& endpoint, const std::vector<std::strin
     client::NativeConnection::Options o;
     o.endpoint = endpoint;
     o.socket_type = client::NativeConnection::SocketType::kSub;
-    o.max_received_messages =
-        options.receive_hwm == 0 ? size_t{1} << 40 : static_cast<size_t>(options.receive_hwm);
+    o.max_received_messages = NativeLimit(options.receive_hwm);
     auto native = client::NativeConnection::Open(std::move(o));
     if (!native.ok()) {
       impl_->status = native.status();
