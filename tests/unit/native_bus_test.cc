@@ -727,6 +727,19 @@ TEST(NativeBusFullQueue, BlockModeWaitsForRoomUntilTheBusReadsAndLosesNothing) {
 // NativePublisher across a lost connection, against a hand-played bus
 // =========================================================================
 
+// The publisher connects to `bus` again, which subscribes to z. alone:
+// z.marker must be the first message it gets, nothing left from before.
+void ExpectTheNextBusGetsOnlyWhatItSubscribedTo(HandPlayedPeer& bus, NativePublisher& publisher,
+                                                const char* otherwise) {
+  ASSERT_TRUE(bus.Handshake("PUB"));
+  ASSERT_TRUE(bus.Subscribe("z."));
+  ASSERT_TRUE(WaitFor([&] { return publisher.subscriptions() == 1; }));
+  ASSERT_TRUE(publisher.Publish("z.marker", {"body"}).ok());
+  Frames frames;
+  ASSERT_TRUE(bus.ReadMessage(&frames));
+  EXPECT_EQ(frames[0], "z.marker") << otherwise;
+}
+
 // A subscription that arrives in the same read as what ends the connection
 // (here a malformed frame; also an end of file behind a full 64 KiB chunk)
 // goes with the connection: while none is up nothing is held, and what is
@@ -750,14 +763,8 @@ TEST(NativeBusLostConnection, SubscriptionReadWithWhatEndedTheConnectionIsForgot
   EXPECT_EQ(publisher->subscriptions(), 0u) << "a subscription of the lost connection outlived it";
   ASSERT_TRUE(publisher->Publish("a.after-the-loss", {"body"}).ok());
 
-  // The next bus subscribes to z. alone: z.marker is the first it gets.
-  ASSERT_TRUE(bus.Handshake("PUB"));
-  ASSERT_TRUE(bus.Subscribe("z."));
-  ASSERT_TRUE(WaitFor([&] { return publisher->subscriptions() == 1; }));
-  ASSERT_TRUE(publisher->Publish("z.marker", {"body"}).ok());
-  Frames frames;
-  ASSERT_TRUE(bus.ReadMessage(&frames));
-  EXPECT_EQ(frames[0], "z.marker") << "the new bus got a topic it never subscribed to";
+  ExpectTheNextBusGetsOnlyWhatItSubscribedTo(bus, *publisher,
+                                             "the new bus got a topic it never subscribed to");
 }
 
 // As libzmq's PUB: messages queued for one connection's subscriptions do
@@ -783,13 +790,8 @@ TEST(NativeBusLostConnection, MessagesQueuedForALostConnectionDoNotGoToTheNext) 
 
   bus.ClosePeer();  // with unread input: a reset
   ASSERT_TRUE(WaitFor([&] { return publisher->subscriptions() == 0; }));
-  ASSERT_TRUE(bus.Handshake("PUB"));
-  ASSERT_TRUE(bus.Subscribe("z."));
-  ASSERT_TRUE(WaitFor([&] { return publisher->subscriptions() == 1; }));
-  ASSERT_TRUE(publisher->Publish("z.marker", {"body"}).ok());
-  Frames frames;
-  ASSERT_TRUE(bus.ReadMessage(&frames));
-  EXPECT_EQ(frames[0], "z.marker") << "a message queued for the lost connection went to the next";
+  ExpectTheNextBusGetsOnlyWhatItSubscribedTo(
+      bus, *publisher, "a message queued for the lost connection went to the next");
 }
 
 // =========================================================================
