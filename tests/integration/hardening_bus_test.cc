@@ -12,7 +12,9 @@
 
 #include "bus/bus.h"
 #include "common/refusal.h"
+#include "transport/zmtp_framing.h"
 #include "bus_peers.h"
+#include "raw_zmtp.h"
 #include "support.h"
 
 namespace plantd::test {
@@ -23,9 +25,10 @@ using Clock = std::chrono::steady_clock;
 
 // A subscriber that never reads, while a publisher pushes 400 MiB at it:
 // the broker holds at most send_hwm_bytes (64 MiB by default) for the
-// subscriber plus recv_hwm messages (1,000) from the publisher in libzmq's
-// receive queue, not everything (before: +482 MB for 500 MB, as send_hwm
-// counted messages and recv_hwm was 100,000).
+// subscriber plus what it reads ahead from the publisher (about 1 MiB on
+// the native backend; recv_hwm messages on libzmq's XSUB, the bound below),
+// not everything (before: +482 MB for 500 MB, as send_hwm counted messages
+// and recv_hwm was 100,000).
 TEST(HardeningBus, NonReadingSubscriberCannotGrowTheBrokerPastSendHwmBytes) {
   const int backend = FreeTcpPort(), frontend = FreeTcpPort();
   BrokerProcess broker;
@@ -72,6 +75,37 @@ TEST(HardeningBus, NonReadingSubscriberCannotGrowTheBrokerPastSendHwmBytes) {
 #if !defined(__SANITIZE_ADDRESS__)
   EXPECT_LT(growth, (int64_t{64 + 96} << 20) + 1000 * int64_t{kBody}) << broker.Output();
 #endif
+  EXPECT_EQ(broker.Stop(), 0);
+}
+
+// A publisher that never reads the subscriptions the bus sends it is closed
+// once they pass limits.max_connection_out_bytes (slow_consumer, counted
+// and logged), rather than held without bound or dropped one by one, which
+// would leave its filter wrong; it gets every prefix when it reconnects.
+TEST(HardeningBus, PublisherThatNeverReadsItsSubscriptionsIsClosedPastItsOutputCap) {
+  const int backend = FreeTcpPort(), frontend = FreeTcpPort();
+  BrokerProcess broker;
+  ASSERT_TRUE(broker.Start({.config_yaml = "max_message_size: 64KiB\nlimits:\n"
+                                           "  max_connection_out_bytes: 64KiB\n" +
+                                           BrokerConfig(backend, frontend)}))
+      << broker.Output();
+  const int publisher = RawConnect(backend, nullptr, /*rcvbuf=*/4096);
+  ASSERT_GE(publisher, 0);
+  std::string hello;
+  transport::zmtp::AppendGreeting(hello);
+  transport::zmtp::AppendReady(hello, "PUB");
+  ASSERT_TRUE(SendAll(publisher, hello));
+  // 9,000 prefixes of 1,000 bytes go upstream: 9 MB, past what the
+  // kernel's buffers take, at a peer reading none of it.
+  zmq::context_t ctx;
+  auto sub = MakeSubscriber(ctx, frontend, "first");
+  for (int i = 0; i < 9000; ++i) {
+    std::string prefix = std::to_string(i);
+    prefix.resize(1000, 'p');
+    sub.set(zmq::sockopt::subscribe, prefix);
+  }
+  EXPECT_TRUE(broker.WaitForOutput("refused reason=slow_consumer", 10s)) << broker.Output();
+  ::close(publisher);
   EXPECT_EQ(broker.Stop(), 0);
 }
 
