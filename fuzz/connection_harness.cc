@@ -114,6 +114,9 @@ ConnectionHarness::ConnectionHarness(const ConnectionSetup& setup,
   context_.options = &setup_.options;
   context_.zmtp = &setup_.zmtp;
   context_.now = ZmtpConnection::Clock::now();
+  // Large frames leave the receive buffer and enter the output by
+  // reference, as in the broker.
+  context_.budget = transport::BufferBudget::Make({});
   int fds[2];
   Check(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) == 0,
         "socketpair");
@@ -167,7 +170,7 @@ void ConnectionHarness::TakeMessages() {
     bool more = true;
     while (more) {
       connection_->TakeFrame(&frame_, &more);
-      connection_->QueueFrame(zmq_msg_data(&frame_), zmq_msg_size(&frame_), more);
+      connection_->QueueFrame(&frame_, more);  // takes it
     }
   }
 }
@@ -191,6 +194,8 @@ void ConnectionHarness::Finish() {
     CloseConnection(connection_.get(), CloseReason::kShutdown, "the fuzz input ended");
   }
   Check(context_.buffered == 0, "bytes left in the socket's tally after Shutdown");
+  Check(context_.budget->shared_bytes() == 0, "receive buffers still held after Shutdown");
+  Check(context_.budget->announced_bytes() == 0, "announced room still held after Shutdown");
 }
 
 bool ConnectionHarness::OnHandshakeDone(ZmtpConnection* connection, std::string_view identity) {

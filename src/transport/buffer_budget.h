@@ -42,6 +42,16 @@ class BufferBudget {
     // limit; the configuration keeps it at least 1), and at once.
     size_t curve_handshakes_per_second = 100;
     size_t curve_handshake_burst = 2000;
+    // Receive buffers kept alive by frames handed out of them without a
+    // copy (transport/input_buffer.h): past this, frames are copied again,
+    // so a peer whose small share of a buffer sits in a queue cannot make
+    // the process hold the whole buffer for every such frame. 0 is no limit.
+    size_t max_shared_input_bytes = size_t{128} << 20;
+    // Room set aside for the rest of large frames whose header has arrived
+    // and body has not, so that each is received in one allocation, in
+    // place: past this (headers cost a peer nothing), a frame's buffer
+    // grows as its bytes come instead. 0 is no limit.
+    size_t max_announced_input_bytes = size_t{256} << 20;
   };
 
   BufferBudget() : BufferBudget(Limits{}) {}
@@ -70,6 +80,43 @@ class BufferBudget {
   // record per pause, not one per router or turn).
   bool InputPaused(bool* began = nullptr);
 
+  // --- Shared receive buffers ---------------------------------------------
+  // Capacity of the receive buffers that frames handed out still hold.
+  void AdjustShared(int64_t delta) { shared_bytes_.fetch_add(delta, std::memory_order_relaxed); }
+  int64_t shared_bytes() const { return shared_bytes_.load(std::memory_order_relaxed); }
+  // Whether a frame may be handed out of its receive buffer without a copy.
+  // When not, it is counted (frames_copied_past_limit).
+  bool MayShareInput() {
+    if (limits_.max_shared_input_bytes == 0 ||
+        shared_bytes() < static_cast<int64_t>(limits_.max_shared_input_bytes)) {
+      return true;
+    }
+    copied_past_limit_.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  uint64_t frames_copied_past_limit() const {
+    return copied_past_limit_.load(std::memory_order_relaxed);
+  }
+
+  // Takes `bytes` of the room for announced frames; false past the limit.
+  bool TryAnnounce(size_t bytes) {
+    const auto n = static_cast<int64_t>(bytes);
+    const int64_t before = announced_bytes_.fetch_add(n, std::memory_order_relaxed);
+    if (limits_.max_announced_input_bytes == 0 ||
+        before + n <= static_cast<int64_t>(limits_.max_announced_input_bytes)) {
+      return true;
+    }
+    announced_bytes_.fetch_sub(n, std::memory_order_relaxed);
+    announce_declined_.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  void ReleaseAnnounced(size_t bytes) {
+    announced_bytes_.fetch_sub(static_cast<int64_t>(bytes), std::memory_order_relaxed);
+  }
+  int64_t announced_bytes() const { return announced_bytes_.load(std::memory_order_relaxed); }
+  // Frames whose buffer grew as their bytes came, the room being taken.
+  uint64_t announce_declined() const { return announce_declined_.load(std::memory_order_relaxed); }
+
   // --- Connections -------------------------------------------------------
   enum class Admission { kAdmitted, kTotal, kPerAddress };
   // Counts a new connection from `address` (an IP address without port;
@@ -90,6 +137,10 @@ class BufferBudget {
   const Limits limits_;
   std::atomic<int64_t> bytes_{0};
   std::atomic<bool> paused_{false};
+  std::atomic<int64_t> shared_bytes_{0};
+  std::atomic<uint64_t> copied_past_limit_{0};
+  std::atomic<int64_t> announced_bytes_{0};
+  std::atomic<uint64_t> announce_declined_{0};
   std::atomic<size_t> connections_{0};
   mutable std::mutex mutex_;
   // address -> open connections from it; entries at 0 are erased.

@@ -1,6 +1,7 @@
 #include "transport/zmtp_connection.h"
 
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -32,6 +33,8 @@ constexpr uint64_t kMaxCommandSize = size_t{64} * 1024;
 constexpr size_t kMaxBufferedInput = size_t{1024} * 1024;
 // A frame up to this size is queued with its header in one copy.
 constexpr size_t kSmallFrame = 256;
+// Pieces of output written in one sendmsg() when bodies are attached.
+constexpr size_t kMaxWriteIov = 64;
 // What a frame costs the broker beyond its body: the longest header, and the
 // zmq_msg_t the core holds it in. An empty frame is not free: with no frame
 // limit (max_message_frames 0), a message may have at most
@@ -52,6 +55,7 @@ ZmtpConnection::ZmtpConnection(int fd, std::string remote, std::string address, 
       wraps_(mechanism_->wraps_traffic()),
       accepted_at_(context->now) {
   in_.set_tally(&context_->buffered);
+  in_.set_budget(context_->budget);
   wire_.set_tally(&context_->buffered);
 }
 
@@ -174,7 +178,13 @@ bool ZmtpConnection::Advance() {
         if (!SkipOversized()) return false;
         break;  // the next message starts at the head
       }
-      if (left - h.header_size < h.size) return false;
+      if (left - h.header_size < h.size) {
+        // A large frame: the rest of it is received in place.
+        if (!wraps_ && h.size >= kReadChunk) {
+          in_.ReserveAnnounced(h.header_size + static_cast<size_t>(h.size) - left);
+        }
+        return false;
+      }
       scanned_ += h.header_size + static_cast<size_t>(h.size);
       scanned_body_bytes_ += h.size;
       ++scanned_frames_;
@@ -248,9 +258,15 @@ void ZmtpConnection::TakeFrame(zmq_msg_t* msg, bool* more) {
   zmtp::FrameHeader h;
   zmtp::ParseFrameHeader(in_.data(), in_.size(), &h);
   const auto size = static_cast<size_t>(h.size);
+  const uint8_t* body = in_.data() + h.header_size;
   zmq_msg_close(msg);
-  zmq_msg_init_size(msg, size);
-  if (size > 0) std::memcpy(zmq_msg_data(msg), in_.data() + h.header_size, size);
+  InputBlock* block = size >= kShareFrom ? in_.Share() : nullptr;
+  if (block == nullptr || zmq_msg_init_data(msg, const_cast<uint8_t*>(body), size,
+                                            &InputBlock::FreeFrame, block) != 0) {
+    if (block != nullptr) block->Unref();
+    zmq_msg_init_size(msg, size);
+    if (size > 0) std::memcpy(zmq_msg_data(msg), body, size);
+  }
   in_.Consume(h.header_size + size);
   *more = h.more;
   if (!h.more) {
@@ -387,7 +403,7 @@ bool ZmtpConnection::HandleCommand(const uint8_t* data, size_t size) {
     if (sent_position() < pong_end_) return true;
     zmtp::PongStorage pong;
     AppendCommand(zmtp::PongBody(context, pong));
-    pong_end_ = out_base_ + out_.size();
+    pong_end_ = out_queued_;
     host_->OnOutputQueued(this);
     return true;
   }
@@ -410,6 +426,7 @@ bool ZmtpConnection::HandleCommand(const uint8_t* data, size_t size) {
 
 void ZmtpConnection::QueuedOutput(size_t bytes) {
   // Output queued onto an empty buffer starts the write_timeout clock.
+  out_queued_ += bytes;
   if (pending_out() == bytes) out_progress_ = context_->now;
   context_->buffered += static_cast<int64_t>(bytes);
 }
@@ -443,7 +460,26 @@ void ZmtpConnection::QueueFrame(const void* data, size_t size, bool more) {
     }
   }
   QueuedOutput(out_.size() - before);
-  if (!more) message_ends_.push_back(out_base_ + out_.size());
+  if (!more) message_ends_.push_back(out_queued_);
+}
+
+void ZmtpConnection::QueueFrame(zmq_msg_t* msg, bool more) {
+  const size_t size = zmq_msg_size(msg);
+  if (wraps_ || size < kShareFrom) {
+    QueueFrame(zmq_msg_data(msg), size, more);
+    zmq_msg_close(msg);
+    zmq_msg_init(msg);
+    return;
+  }
+  uint8_t header[zmtp::kMaxFrameHeaderSize];
+  const size_t n = zmtp::EncodeFrameHeader(header, size, more);
+  out_.append(reinterpret_cast<const char*>(header), n);
+  Attached attached;
+  attached.at = out_.size();
+  zmq_msg_move(attached.body.handle(), msg);
+  attached_.push_back(std::move(attached));
+  QueuedOutput(n + size);
+  if (!more) message_ends_.push_back(out_queued_);
 }
 
 void ZmtpConnection::SendError(std::string_view reason) {
@@ -462,10 +498,32 @@ void ZmtpConnection::SendError(std::string_view reason) {
 }
 
 ZmtpConnection::WriteResult ZmtpConnection::Write() {
-  while (out_sent_ < out_.size()) {
-    const ssize_t n = ::send(fd_, out_.data() + out_sent_, out_.size() - out_sent_, MSG_NOSIGNAL);
+  while (pending_out() > 0) {
+    ssize_t n;
+    if (attached_.empty()) {
+      n = ::send(fd_, out_.data() + out_sent_, out_.size() - out_sent_, MSG_NOSIGNAL);
+    } else {
+      // The pieces in stream order: out_ up to each body, the body.
+      iovec iov[kMaxWriteIov];
+      size_t count = 0;
+      size_t from = out_sent_;
+      for (size_t i = 0; i < attached_.size() && count + 2 <= kMaxWriteIov; ++i) {
+        Attached& a = attached_[i];
+        if (a.at > from) iov[count++] = {out_.data() + from, a.at - from};
+        const size_t skip = i == 0 ? attached_sent_ : 0;
+        iov[count++] = {static_cast<char*>(a.body.data()) + skip, a.body.size() - skip};
+        from = a.at;
+      }
+      if (count < kMaxWriteIov && from < out_.size()) {
+        iov[count++] = {out_.data() + from, out_.size() - from};
+      }
+      msghdr header{};
+      header.msg_iov = iov;
+      header.msg_iovlen = count;
+      n = ::sendmsg(fd_, &header, MSG_NOSIGNAL);
+    }
     if (n > 0) {
-      out_sent_ += static_cast<size_t>(n);
+      AdvanceWritten(static_cast<size_t>(n));
       context_->buffered -= n;
       out_progress_ = context_->now;
       const uint64_t sent = sent_position();
@@ -474,23 +532,51 @@ ZmtpConnection::WriteResult ZmtpConnection::Write() {
     }
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      if (out_sent_ >= kCompactOutputBytes && out_sent_ >= pending_out()) {
-        out_.erase(0, out_sent_);
-        out_base_ += out_sent_;
-        out_sent_ = 0;
-      }
+      CompactOutput();
       return WriteResult::kWouldBlock;
     }
     // A reset from the peer's side is its close, not our write failing.
     const bool reset = n < 0 && (errno == EPIPE || errno == ECONNRESET);
     return reset ? WriteResult::kPeerReset : WriteResult::kFailed;
   }
-  out_base_ += out_.size();
   out_.clear();
   out_sent_ = 0;
   message_ends_.clear();
   if (out_.capacity() > kKeepOutputBytes) std::string().swap(out_);
   return WriteResult::kDone;
+}
+
+void ZmtpConnection::AdvanceWritten(size_t n) {
+  out_written_ += n;
+  while (n > 0) {
+    const size_t inline_end = attached_.empty() ? out_.size() : attached_.front().at;
+    const size_t inline_left = inline_end - out_sent_;
+    if (inline_left > 0) {
+      const size_t step = std::min(n, inline_left);
+      out_sent_ += step;
+      n -= step;
+      continue;
+    }
+    // At the first body: out_ before it has gone.
+    Attached& a = attached_.front();
+    const size_t step = std::min(n, a.body.size() - attached_sent_);
+    attached_sent_ += step;
+    n -= step;
+    if (attached_sent_ == a.body.size()) {
+      attached_.pop_front();  // its reference to the body goes
+      attached_sent_ = 0;
+    }
+  }
+}
+
+// Cuts what has been written from the front of out_ once it is large and at
+// least as large as what is left, so that a peer that always has something
+// pending cannot make the buffer grow with everything ever sent to it.
+void ZmtpConnection::CompactOutput() {
+  if (out_sent_ < kCompactOutputBytes || out_sent_ < out_.size() - out_sent_) return;
+  out_.erase(0, out_sent_);
+  for (size_t i = 0; i < attached_.size(); ++i) attached_[i].at -= out_sent_;
+  out_sent_ = 0;
 }
 
 void ZmtpConnection::Shutdown() {
@@ -502,8 +588,11 @@ void ZmtpConnection::Shutdown() {
   in_.Release();
   wire_.Release();
   context_->buffered -= static_cast<int64_t>(pending_out());
+  out_written_ = out_queued_;
   std::string().swap(out_);
   out_sent_ = 0;
+  while (!attached_.empty()) attached_.pop_front();
+  attached_sent_ = 0;
 }
 
 }  // namespace plantd::transport

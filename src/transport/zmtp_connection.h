@@ -20,8 +20,10 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <zmq.hpp>
 
 #include "common/ring_buffer.h"
+#include "transport/buffer_budget.h"
 #include "transport/close_reason.h"
 #include "transport/input_buffer.h"
 #include "transport/router_socket.h"
@@ -39,6 +41,9 @@ class ZmtpConnection {
     const ZmtpOptions* zmtp = nullptr;
     int64_t buffered = 0;     // bytes held in all its connections' buffers
     Clock::time_point now{};  // as of the start of the socket's current turn
+    // Where frames shared out of receive buffers are counted and limited
+    // (transport/input_buffer.h); without one, every frame is copied.
+    std::shared_ptr<BufferBudget> budget;
   };
 
   // What a connection asks of the socket that owns it.
@@ -82,12 +87,24 @@ class ZmtpConnection {
   // a whole message is next. May close the connection (through the host).
   bool Advance();
   // Hands out the next frame of the message Advance() found, as a
-  // zmq_msg_t; false in `*more` ends the message.
+  // zmq_msg_t; false in `*more` ends the message. A frame of kShareFrom
+  // bytes or more refers to the receive buffer instead of being copied
+  // (InputBuffer::Share), while the budget allows it.
   void TakeFrame(zmq_msg_t* msg, bool* more);
 
-  // Queues one frame of an outgoing data message; a frame without `more`
-  // ends the message.
+  // Queues one frame of an outgoing data message, copying it; a frame
+  // without `more` ends the message.
   void QueueFrame(const void* data, size_t size, bool more);
+  // The same from a message, which it takes (`msg` is left empty). Bodies
+  // of kShareFrom bytes and more are not copied when traffic goes in clear:
+  // the connection keeps the message and writes the body from where it is
+  // (scatter-gather), so a frame received on one connection and sent on
+  // another is never copied by the broker.
+  void QueueFrame(zmq_msg_t* msg, bool more);
+
+  // Frames from this size on travel by reference (both directions); smaller
+  // ones are copied, which costs less than a reference and pins nothing.
+  static constexpr size_t kShareFrom = 2048;
   // Queues an ERROR command and tries to write it at once: the last thing a
   // refused peer hears (RFC 37). Boxed once the mechanism has sent its
   // READY (CURVE), since the peer then opens every frame as a MESSAGE.
@@ -119,7 +136,7 @@ class ZmtpConnection {
   bool has_input() const { return !in_.empty() || !wire_.empty(); }
   // Input that is not yet a whole message.
   size_t unfinished_input() const { return message_ready_ ? 0 : in_.size() + wire_.size(); }
-  size_t pending_out() const { return out_.size() - out_sent_; }
+  size_t pending_out() const { return static_cast<size_t>(out_queued_ - out_written_); }
   size_t queued_messages() const { return message_ends_.size(); }
   Clock::time_point out_progress() const { return out_progress_; }
   // Who the peer proved to be (CURVE: its public key; NULL: empty).
@@ -137,7 +154,12 @@ class ZmtpConnection {
   InputBuffer& wire() { return wraps_ ? wire_ : in_; }
   void AppendCommand(std::string_view body);
   void QueuedOutput(size_t bytes);
-  uint64_t sent_position() const { return out_base_ + out_sent_; }
+  uint64_t sent_position() const { return out_written_; }
+  WriteResult WriteGathered();
+  // Marks `n` more bytes of the stream written: out_ and the attached bodies
+  // in stream order.
+  void AdvanceWritten(size_t n);
+  void CompactOutput();
 
   int fd_;
   const std::string remote_;
@@ -170,11 +192,21 @@ class ZmtpConnection {
   bool discard_too_many_frames_ = false;
   uint64_t discard_left_ = 0;
 
-  // Output: out_ holds the stream from position out_base_ on, of which
-  // out_sent_ bytes have gone. Positions count every byte ever queued.
+  // Output: the stream of bytes queued for the peer is out_, with the
+  // bodies in attached_ inserted where they were queued, each before
+  // out_[at]; out_sent_ bytes of out_ and attached_sent_ bytes of the first
+  // body have been written. Positions count every byte ever queued
+  // (out_queued_) and written (out_written_).
+  struct Attached {
+    size_t at = 0;
+    zmq::message_t body;
+  };
   std::string out_;
   size_t out_sent_ = 0;
-  uint64_t out_base_ = 0;
+  RingBuffer<Attached> attached_;
+  size_t attached_sent_ = 0;
+  uint64_t out_queued_ = 0;
+  uint64_t out_written_ = 0;
   // Where the last PONG ends: while it is unsent, a PING gets no other.
   uint64_t pong_end_ = 0;
   // When queued output last moved (or was queued onto an empty buffer).

@@ -128,6 +128,7 @@ ZmtpRouter::ZmtpRouter(const RouterOptions& options, ZmtpOptions zmtp)
   context_.options = &options_;
   context_.zmtp = &zmtp_;
   context_.now = Clock::now();
+  context_.budget = budget_;
   if (options_.security) security_generation_ = options_.security->generation();
 }
 
@@ -751,6 +752,28 @@ bool ZmtpRouter::SendMessage(std::string_view routing_id, const std::string_view
   return true;
 }
 
+bool ZmtpRouter::SendMessage(std::string_view routing_id, zmq::message_t* frames, size_t count) {
+  if (count == 0 || sending_started_) {
+    errno = EINVAL;
+    return false;
+  }
+  Peer* peer = PeerToSendTo(routing_id);
+  if (peer == nullptr) return false;
+  for (size_t i = 0; i < count; ++i) {
+    const bool more = i + 1 < count;
+    if (frames[i].size() < ZmtpConnection::kShareFrom) {
+      peer->QueueFrame(frames[i].data(), frames[i].size(), more);
+      continue;
+    }
+    zmq_msg_t reference;
+    zmq_msg_init(&reference);
+    zmq_msg_copy(&reference, frames[i].handle());
+    peer->QueueFrame(&reference, more);  // takes it
+  }
+  QueuedWholeMessage(peer);
+  return true;
+}
+
 bool ZmtpRouter::Send(zmq_msg_t* msg, bool more) {
   const size_t size = zmq_msg_size(msg);
   const auto* data = static_cast<const char*>(zmq_msg_data(msg));
@@ -760,7 +783,7 @@ bool ZmtpRouter::Send(zmq_msg_t* msg, bool more) {
     sending_ = peer;
     sending_started_ = more;
   } else if (Peer* peer = sending_) {
-    peer->QueueFrame(data, size, more);
+    peer->QueueFrame(msg, more);  // takes it
     if (!more) QueuedWholeMessage(peer);
   }
   if (!more) {

@@ -84,6 +84,10 @@ class ZmtpRouter final : public RouterSocket, private ZmtpConnection::Host {
   // frames itself. Fails as Send() does (EHOSTUNREACH, EAGAIN), and with
   // EINVAL in the middle of a Send() message.
   bool SendMessage(std::string_view routing_id, const std::string_view* frames, size_t count);
+  // The same from messages the caller keeps: frames of
+  // ZmtpConnection::kShareFrom bytes and more are queued as references
+  // (zmq_msg_copy), not copied, so every peer's output shares one body.
+  bool SendMessage(std::string_view routing_id, zmq::message_t* frames, size_t count);
 
   // True when a message to `routing_id` would be queued now (the peer is
   // known and below its high-water mark).

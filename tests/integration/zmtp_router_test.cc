@@ -964,6 +964,109 @@ TEST_F(ZmtpRouterTest, StalledUnfinishedMessagesCannotHoldTheBudgetForEver) {
   ::close(staller);
 }
 
+// Bodies from ZmtpConnection::kShareFrom on travel by reference: out of
+// the receive buffer, into the output as the same message, written with
+// sendmsg() from where they are. Forwarded between two libzmq peers, a mix
+// of small and large frames, to a reader that falls behind (partial writes
+// in the middle of a body), arrives intact and in order; and the receive
+// buffers the frames held are all given back once the peers have gone.
+TEST_F(ZmtpRouterTest, LargeFramesForwardedByReferenceArriveIntactAtASlowReader) {
+  auto budget = BufferBudget::Make({});
+  Open({.budget = budget});
+  auto from = Dealer("from");
+  zmq::socket_t to(ctx_, zmq::socket_type::dealer);
+  to.set(zmq::sockopt::linger, 0);
+  to.set(zmq::sockopt::routing_id, "to");
+  to.set(zmq::sockopt::rcvbuf, 4096);
+  to.set(zmq::sockopt::rcvhwm, 4);
+  to.connect(TcpEndpoint(port_));
+  PeerSend(to, {"hello"});
+  ASSERT_TRUE(RouterReceive().has_value());
+
+  std::mt19937 random(7);
+  std::uniform_int_distribution<size_t> size_of(0, 200 * 1024);
+  std::vector<Frames> sent;
+  size_t shared_seen = 0;
+  for (int i = 0; i < 60; ++i) {
+    Frames frames;
+    const int count = 1 + i % 4;
+    for (int f = 0; f < count; ++f) {
+      std::string body(f % 2 == 0 ? size_of(random) : size_t{10}, '\0');
+      for (size_t k = 0; k < body.size(); k += 97) body[k] = static_cast<char>('a' + (i + f) % 26);
+      frames.push_back(std::move(body));
+    }
+    PeerSend(from, frames);
+    sent.push_back(frames);
+  }
+  // Forward each message as it comes, as the broker does: the received
+  // frames themselves go to the other peer.
+  size_t forwarded = 0;
+  ASSERT_TRUE(PumpUntil(
+      [&] {
+        while (forwarded < sent.size()) {
+          std::vector<zmq::message_t> frames;
+          zmq::message_t m;
+          bool more = true;
+          while (more && router_->Receive(m.handle(), &more)) frames.push_back(std::move(m));
+          if (frames.empty()) return false;
+          shared_seen = std::max<size_t>(shared_seen, static_cast<size_t>(budget->shared_bytes()));
+          zmq::message_t id("to", 2);
+          EXPECT_TRUE(router_->Send(id.handle(), true));
+          for (size_t f = 1; f < frames.size(); ++f) {
+            EXPECT_TRUE(router_->Send(frames[f].handle(), f + 1 < frames.size()));
+          }
+          ++forwarded;
+        }
+        return true;
+      },
+      10s));
+  EXPECT_GT(shared_seen, 0u) << "no frame was handed out without a copy";
+  for (size_t i = 0; i < sent.size(); ++i) {
+    auto got = PeerReceive(to, 10s);
+    ASSERT_TRUE(got.has_value()) << "message " << i;
+    ASSERT_EQ(got->size(), sent[i].size()) << "message " << i;
+    for (size_t f = 0; f < got->size(); ++f) {
+      ASSERT_TRUE((*got)[f] == sent[i][f]) << "message " << i << " frame " << f;
+    }
+  }
+  // A connection's own buffer counts until its owner next looks at it; once
+  // the peers go, nothing is held.
+  from.close();
+  to.close();
+  EXPECT_TRUE(PumpUntil([&] { return budget->shared_bytes() == 0; }))
+      << budget->shared_bytes() << " bytes of receive buffers still held";
+}
+
+// The attack on "received in place": a header announcing a large frame
+// costs a peer nothing, so the room set aside for announced frames is
+// limited process-wide. Peers that announce and stall take it all; a real
+// large message then still arrives, its buffer growing as it comes; and the
+// room comes back when the stallers go.
+TEST_F(ZmtpRouterTest, FramesAnnouncedAndNeverSentCannotSetAsideMoreThanTheLimit) {
+  auto budget = BufferBudget::Make({.max_announced_input_bytes = 4 << 20});
+  Open({.budget = budget});
+  std::vector<int> stallers;
+  for (int i = 0; i < 8; ++i) {
+    const int fd = RawConnect();
+    ASSERT_GE(fd, 0);
+    stallers.push_back(fd);
+    ASSERT_TRUE(test::RawHandshake(fd, "staller" + std::to_string(i)));
+    uint8_t header[zmtp::kMaxFrameHeaderSize];
+    const size_t n = zmtp::EncodeFrameHeader(header, 3 << 20, false);
+    ASSERT_TRUE(test::SendAll(fd, std::string(reinterpret_cast<char*>(header), n) + "x"));
+  }
+  ASSERT_TRUE(PumpUntil([&] { return budget->announce_declined() >= 7; }));
+  EXPECT_LE(budget->announced_bytes(), 4 << 20);
+  auto big = Dealer("big");
+  PeerSend(big, {std::string(2 << 20, 'b')});
+  auto got = RouterReceive(10s);
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(*got, (Frames{"big", std::string(2 << 20, 'b')}));
+  for (int fd : stallers) ::close(fd);
+  EXPECT_TRUE(PumpUntil([&] { return budget->announced_bytes() == 0; }))
+      << budget->announced_bytes() << " bytes still set aside";
+}
+
 TEST(ZmtpRouterBind, IpcEndpointsWorkAndTheirFileIsRemovedOnClose) {
   test::TempDir dir;
   const std::string path = dir.path() + "/broker.ipc";
