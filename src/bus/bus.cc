@@ -8,6 +8,7 @@
 #include "config/endpoint.h"
 #include "log/log.h"
 #include "transport/zmq_poll.h"
+#include "transport/zmtp_connection.h"
 
 namespace plantd::bus {
 namespace {
@@ -387,7 +388,11 @@ bool Bus::ForwardMessage() {
   frame_count_ = 0;
   if (!(publishers_ ? ReceiveFromPublishers() : ReceiveFromXsub())) return false;
   size_t bytes = 0;
-  for (size_t i = 0; i < frame_count_; ++i) bytes += frames_[i].size();
+  large_frames_ = false;
+  for (size_t i = 0; i < frame_count_; ++i) {
+    bytes += frames_[i].size();
+    large_frames_ = large_frames_ || frames_[i].size() >= transport::ZmtpConnection::kShareFrom;
+  }
   if (frame_count_ == 0) return true;  // an empty message has no topic: nothing to match
   if (bytes > options_.max_message_size) {
     // libzmq's XSUB checks single frames only (and disconnects the
@@ -721,6 +726,14 @@ bool Bus::SendToNativeSubscribers() {
     // Rare: sent frame by frame.
     return SendToNativeSubscribers(
         [&](const Subscriber& s) { return SendFramesTo(s.id, frames_.data(), frame_count_); });
+  }
+  if (large_frames_) {
+    // Bodies are shared by every subscriber's output, not copied per
+    // subscriber (transport/zmtp_connection.h, kShareFrom).
+    return SendToNativeSubscribers([&](const Subscriber& s) {
+      if (native_->SendMessage(s.id, frames_.data(), frame_count_)) return SendResult::kSent;
+      return errno == EAGAIN ? SendResult::kFull : SendResult::kGone;
+    });
   }
   // The frames' bytes go straight into each subscriber's output: no
   // zmq_msg_t to copy (an atomic increment each) and close per frame.

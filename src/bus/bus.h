@@ -134,6 +134,7 @@ class Bus {
   LastValueCache cache_;
   std::vector<zmq::message_t> frames_;  // reused for every message
   size_t frame_count_ = 0;
+  bool large_frames_ = false;  // one of them is shared rather than copied
   BusCounters counters_;
 
   PrefixTrie trie_;
