@@ -47,6 +47,9 @@ class RingBuffer {
     size_ = 0;
   }
 
+  // Slots held, used or not.
+  size_t capacity() const { return slots_.size(); }
+
   // The i-th element from the front. REQUIRES: i < size()
   T& operator[](size_t i) { return slots_[(head_ + i) & (slots_.size() - 1)]; }
 

@@ -90,13 +90,13 @@ class InputBuffer {
   void Consume(size_t n) {
     begin_ += n;
     *tally_ -= static_cast<int64_t>(n);
-    if (begin_ != end_) return;
-    if (capacity() > kKeepBytes) {
+    if (begin_ != end_ || block_ == nullptr) return;
+    // Frames still hold the block: they keep it (rewinding would write over
+    // them), and the next read starts a new one sized for what comes.
+    if (capacity() > kKeepBytes || block_->shared()) {
       DropBlock();
       return;
     }
-    // Rewinding would write over frames still held; reads go on after them.
-    if (block_ == nullptr || block_->shared()) return;
     block_->StopCountingIfSole();
     begin_ = end_ = 0;
   }
@@ -106,7 +106,7 @@ class InputBuffer {
   // buffer that is read from and consumed in small steps costs a constant
   // per byte, not a move of everything it holds per step. Bytes before the
   // live ones that a frame still holds are never written: the live bytes go
-  // to a new block instead, of the same size unless more is needed.
+  // to a new block instead, just large enough.
   uint8_t* Reserve(size_t n) {
     if (block_ != nullptr && capacity() - end_ >= n) return block_->bytes() + end_;
     const size_t used = size();
@@ -115,9 +115,8 @@ class InputBuffer {
       block_->StopCountingIfSole();
       std::memmove(block_->bytes(), data(), used);
     } else {
-      const size_t capacity = shared && capacity_fits(used + n)
-                                  ? this->capacity()
-                                  : std::max({this->capacity() * 2, used + n, size_t{4096}});
+      const size_t capacity = shared ? std::max(used + n, size_t{4096})
+                                     : std::max({this->capacity() * 2, used + n, size_t{4096}});
       if (block_ != nullptr && !shared && begin_ == 0) {
         // A large message arriving in pieces: no copy of what came so far.
         block_->StopCountingIfSole();
@@ -144,12 +143,14 @@ class InputBuffer {
   // in one allocation, so that they are received in place rather than
   // moved each time the buffer grows, when the budget's room for announced
   // bytes allows (it is held until they arrive or the buffer is dropped).
-  // Otherwise nothing changes and the buffer grows as bytes come.
-  void ReserveAnnounced(size_t n) {
+  // Otherwise nothing changes and the buffer grows as bytes come. `slack`
+  // more is reserved, not counted: the room a read asks for beyond the
+  // frame, so that its last piece does not grow the block again.
+  void ReserveAnnounced(size_t n, size_t slack) {
     if (free_space() >= n || budget_ == nullptr) return;
     ReleaseAnnounced(announced_);
     if (!budget_->TryAnnounce(n)) return;
-    Reserve(n);
+    Reserve(n + slack);
     announced_ = n;
   }
 
@@ -171,7 +172,6 @@ class InputBuffer {
 
  private:
   size_t capacity() const { return block_ == nullptr ? 0 : block_->capacity(); }
-  bool capacity_fits(size_t n) const { return capacity() >= n; }
   const uint8_t* base() const { return block_ == nullptr ? nullptr : block_->bytes(); }
   void ReleaseAnnounced(size_t n) {
     announced_ -= n;

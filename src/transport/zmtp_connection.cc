@@ -35,6 +35,8 @@ constexpr size_t kMaxBufferedInput = size_t{1024} * 1024;
 constexpr size_t kSmallFrame = 256;
 // Pieces of output written in one sendmsg() when bodies are attached.
 constexpr size_t kMaxWriteIov = 64;
+// Ring slots kept once a peer's output has drained (see Write()).
+constexpr size_t kKeepRingSlots = 1024;
 // What a frame costs the broker beyond its body: the longest header, and the
 // zmq_msg_t the core holds it in. An empty frame is not free: with no frame
 // limit (max_message_frames 0), a message may have at most
@@ -175,17 +177,21 @@ bool ZmtpConnection::Advance() {
         scanned_ = 0;
         scanned_body_bytes_ = 0;
         scanned_frames_ = 0;
+        announced_scan_ = false;
         if (!SkipOversized()) return false;
         break;  // the next message starts at the head
       }
       if (left - h.header_size < h.size) {
-        // A large frame: the rest of it is received in place.
-        if (!wraps_ && h.size >= kReadChunk) {
-          in_.ReserveAnnounced(h.header_size + static_cast<size_t>(h.size) - left);
+        // A large frame: the rest of it is received in place (asked once
+        // per frame: the budget's answer stands).
+        if (!wraps_ && h.size >= kReadChunk && !announced_scan_) {
+          announced_scan_ = true;
+          in_.ReserveAnnounced(h.header_size + static_cast<size_t>(h.size) - left, kReadChunk);
         }
         return false;
       }
       scanned_ += h.header_size + static_cast<size_t>(h.size);
+      announced_scan_ = false;
       scanned_body_bytes_ += h.size;
       ++scanned_frames_;
       if (!h.more) {
@@ -507,16 +513,17 @@ ZmtpConnection::WriteResult ZmtpConnection::Write() {
       iovec iov[kMaxWriteIov];
       size_t count = 0;
       size_t from = out_sent_;
-      for (size_t i = 0; i < attached_.size() && count + 2 <= kMaxWriteIov; ++i) {
+      size_t i = 0;
+      for (; i < attached_.size() && count + 2 <= kMaxWriteIov; ++i) {
         Attached& a = attached_[i];
         if (a.at > from) iov[count++] = {out_.data() + from, a.at - from};
         const size_t skip = i == 0 ? attached_sent_ : 0;
         iov[count++] = {static_cast<char*>(a.body.data()) + skip, a.body.size() - skip};
         from = a.at;
       }
-      if (count < kMaxWriteIov && from < out_.size()) {
-        iov[count++] = {out_.data() + from, out_.size() - from};
-      }
+      // What follows the last body taken, up to the next body left out.
+      const size_t until = i < attached_.size() ? attached_[i].at : out_.size();
+      if (count < kMaxWriteIov && from < until) iov[count++] = {out_.data() + from, until - from};
       msghdr header{};
       header.msg_iov = iov;
       header.msg_iovlen = count;
@@ -543,6 +550,10 @@ ZmtpConnection::WriteResult ZmtpConnection::Write() {
   out_sent_ = 0;
   message_ends_.clear();
   if (out_.capacity() > kKeepOutputBytes) std::string().swap(out_);
+  // The rings hold a slot per message or body queued at the peak: a peer
+  // that once fell far behind does not keep them.
+  if (message_ends_.capacity() > kKeepRingSlots) message_ends_ = RingBuffer<uint64_t>();
+  if (attached_.capacity() > kKeepRingSlots) attached_ = RingBuffer<Attached>();
   return WriteResult::kDone;
 }
 
@@ -591,8 +602,9 @@ void ZmtpConnection::Shutdown() {
   out_written_ = out_queued_;
   std::string().swap(out_);
   out_sent_ = 0;
-  while (!attached_.empty()) attached_.pop_front();
+  attached_ = RingBuffer<Attached>();  // its bodies' references go
   attached_sent_ = 0;
+  message_ends_ = RingBuffer<uint64_t>();
 }
 
 }  // namespace plantd::transport

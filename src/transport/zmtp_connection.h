@@ -184,7 +184,10 @@ class ZmtpConnection {
   uint64_t scanned_body_bytes_ = 0;
   uint64_t scanned_frames_ = 0;
   bool message_ready_ = false;  // a whole message is at the head of in_
-  bool read_paused_ = false;    // back-pressure: not read until in_ halves
+  // Room for the rest of the frame at scanned_ was asked for
+  // (InputBuffer::ReserveAnnounced).
+  bool announced_scan_ = false;
+  bool read_paused_ = false;  // back-pressure: not read until in_ halves
   // Skipping a message over a limit: bytes left of the current frame,
   // whether more frames follow it, and which limit it broke.
   bool discarding_ = false;

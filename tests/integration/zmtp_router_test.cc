@@ -1037,6 +1037,38 @@ TEST_F(ZmtpRouterTest, LargeFramesForwardedByReferenceArriveIntactAtASlowReader)
       << budget->shared_bytes() << " bytes of receive buffers still held";
 }
 
+// More bodies queued for one peer than one sendmsg() takes pieces (64):
+// the output is written in order across several calls, each ending where
+// its last body ends.
+TEST_F(ZmtpRouterTest, ManyBodiesQueuedAtOnceAreWrittenInOrder) {
+  Open();
+  // A reader that takes little at a time: writes stop in the middle of a
+  // body, and the next one starts with the rest of it.
+  zmq::socket_t to(ctx_, zmq::socket_type::dealer);
+  to.set(zmq::sockopt::linger, 0);
+  to.set(zmq::sockopt::routing_id, "to");
+  to.set(zmq::sockopt::rcvbuf, 4096);
+  to.set(zmq::sockopt::rcvhwm, 1);
+  to.connect(TcpEndpoint(port_));
+  PeerSend(to, {"hello"});
+  ASSERT_TRUE(RouterReceive().has_value());
+  std::vector<Frames> sent;
+  for (int i = 0; i < 200; ++i) {
+    Frames frames = {"h" + std::to_string(i),
+                     std::string(20000 + i, static_cast<char>('a' + i % 26)),
+                     "t" + std::to_string(i)};
+    Frames with_id = frames;
+    with_id.insert(with_id.begin(), "to");
+    ASSERT_TRUE(RouterSend(with_id)) << i;
+    sent.push_back(frames);
+  }
+  for (size_t i = 0; i < sent.size(); ++i) {
+    auto got = PeerReceive(to, 5s);
+    ASSERT_TRUE(got.has_value()) << "message " << i;
+    ASSERT_EQ(*got, sent[i]) << "message " << i;
+  }
+}
+
 // The attack on "received in place": a header announcing a large frame
 // costs a peer nothing, so the room set aside for announced frames is
 // limited process-wide. Peers that announce and stall take it all; a real
