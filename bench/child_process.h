@@ -31,6 +31,14 @@ std::string FindProgram(const std::string& name);
 // for at most `timeout_ms`.
 bool WaitForTcpPort(int port, int timeout_ms);
 
+// GET http://127.0.0.1:port/path (the broker's health port); the body, or
+// empty.
+std::string HttpGet(int port, const std::string& path);
+
+// The value of a metric line "name value" in a /metrics body (`name` with
+// its labels, as printed); NAN if absent.
+double MetricValue(const std::string& metrics, const std::string& name);
+
 // Runs argv[0] (a path) with `argv` in a child pinned to `cpu`, its stdout
 // and stderr appended to `output_path` if given. Destruction stops it:
 // SIGTERM, up to 2 s for it to exit, then SIGKILL.

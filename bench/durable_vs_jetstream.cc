@@ -58,7 +58,9 @@
 namespace {
 
 using plantd::bench::ChildProcess;
+using plantd::bench::HttpGet;
 using plantd::bench::LoadResult;
+using plantd::bench::MetricValue;
 
 struct Options {
   int clients = 4;
@@ -152,42 +154,6 @@ class TempDir {
  private:
   std::string path_;
 };
-
-// GET http://127.0.0.1:port/path; the body, or empty.
-std::string HttpGet(int port, const std::string& path) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return {};
-  timeval timeout{2, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(static_cast<uint16_t>(port));
-  inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
-  std::string response;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0) {
-    const std::string request =
-        "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
-    if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
-        static_cast<ssize_t>(request.size())) {
-      char buf[16384];
-      ssize_t n;
-      while ((n = ::recv(fd, buf, sizeof(buf), 0)) > 0) response.append(buf, static_cast<size_t>(n));
-    }
-  }
-  ::close(fd);
-  const size_t body = response.find("\r\n\r\n");
-  return body == std::string::npos ? std::string() : response.substr(body + 4);
-}
-
-// The value of an unlabelled metric line "name value"; NAN if absent.
-double MetricValue(const std::string& metrics, const std::string& name) {
-  std::istringstream in(metrics);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(name + " ", 0) == 0) return std::atof(line.c_str() + name.size() + 1);
-  }
-  return NAN;
-}
 
 // What the broker's store file holds once the broker has stopped.
 struct StoreFileCheck {

@@ -41,7 +41,11 @@ namespace {
 
 using plantd::bench::ChildProcess;
 using plantd::bench::PinToCpu;
+using plantd::bench::FreeTcpPort;
+using plantd::bench::HttpGet;
+using plantd::bench::MetricValue;
 using plantd::bench::ProcessCpuSeconds;
+using plantd::bench::WaitForTcpPort;
 using Clock = std::chrono::steady_clock;
 
 uint64_t NowNs() {
@@ -809,13 +813,87 @@ int RunMemory(const Args& args) {
   return 0;
 }
 
+// Memory of a bus holding many subscriptions: --subs libzmq SUB sockets,
+// each subscribed to --prefixes topic prefixes of its own, spread over
+// child processes; the broker's resident memory before they connect and
+// once its /metrics counts every subscription.
+int RunBusMemory(const Args& args) {
+  const int subs = static_cast<int>(args.Num("--subs", 1000));
+  const int prefixes = static_cast<int>(args.Num("--prefixes", 100));
+  const int backend_port = FreeTcpPort();
+  const int frontend_port = FreeTcpPort();
+  const int health_port = FreeTcpPort();
+  const int mdp_port = FreeTcpPort();
+  if (backend_port == 0 || frontend_port == 0 || health_port == 0 || mdp_port == 0) return 1;
+  const std::string frontend = "tcp://127.0.0.1:" + std::to_string(frontend_port);
+  const long long wanted = static_cast<long long>(subs) * prefixes;
+  const std::string path = "/tmp/plantd-bench-bus-mem-" + std::to_string(getpid()) + ".yaml";
+  std::ofstream(path) << "buses:\n  - name: bench\n    backend: tcp://127.0.0.1:" << backend_port
+                      << "\n    frontend: " << frontend
+                      << "\n    max_subscriptions: " << std::max<long long>(wanted, 1)
+                      << "\n    max_subscriptions_per_subscriber: " << std::max(prefixes, 1)
+                      << "\nhealth:\n  bind: 127.0.0.1\n  port: " << health_port
+                      << "\nlimits:\n  max_connections_per_address: " << subs + 100 << "\n";
+  ChildProcess broker({args.Str("--broker", PLANTD_BROKER_BINARY), "--config", path, "--endpoint",
+                       "tcp://127.0.0.1:" + std::to_string(mdp_port), "--log-level", "warn"},
+                      static_cast<int>(args.Num("--server-cpu", 0)));
+  if (!WaitForTcpPort(health_port, 5000)) {
+    std::fprintf(stderr, "the broker did not start (config %s)\n", path.c_str());
+    return 1;
+  }
+  const long rss_empty = RssKb(broker.pid());
+
+  constexpr int kPerProcess = 250;  // two descriptors per socket in the child
+  std::vector<int> children;
+  for (int first = 0; first < subs; first += kPerProcess) {
+    const int last = std::min(subs, first + kPerProcess);
+    const int pid = fork();
+    if (pid == 0) {
+      zmq::context_t ctx(1);
+      ctx.set(zmq::ctxopt::max_sockets, kPerProcess + 10);
+      std::vector<zmq::socket_t> sockets;
+      for (int i = first; i < last; ++i) {
+        sockets.emplace_back(ctx, zmq::socket_type::sub);
+        sockets.back().set(zmq::sockopt::linger, 0);
+        for (int j = 0; j < prefixes; ++j) {
+          sockets.back().set(zmq::sockopt::subscribe,
+                             "plant/line" + std::to_string(i) + "/tag" + std::to_string(j) + "/");
+        }
+        sockets.back().connect(frontend);
+      }
+      pause();  // killed by the parent
+      _exit(0);
+    }
+    children.push_back(pid);
+  }
+  const std::string metric = "plantd_broker_bus_subscriptions{bus=\"bench\"}";
+  double counted = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < deadline) {
+    counted = MetricValue(HttpGet(health_port, "/metrics"), metric);
+    if (counted >= static_cast<double>(wanted)) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  std::this_thread::sleep_for(std::chrono::seconds(1));  // what was in flight settles
+  const long rss = RssKb(broker.pid());
+  std::printf(
+      "RESULT bus-memory subscribers=%d prefixes=%d subscriptions=%.0f rss_empty_mb=%.1f "
+      "rss_mb=%.1f bytes_per_subscription=%.0f\n",
+      subs, prefixes, counted, rss_empty / 1024.0, rss / 1024.0,
+      counted > 0 ? static_cast<double>(rss - rss_empty) * 1024.0 / counted : NAN);
+  for (int pid : children) kill(pid, SIGKILL);
+  for (int pid : children) waitpid(pid, nullptr, 0);
+  std::remove(path.c_str());
+  return counted >= static_cast<double>(wanted) ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 2) {
     std::fprintf(stderr,
-                 "usage: plantd-bench mdp|bus|memory|handshake|relay|relay-pipelined|proxy [--key "
-                 "value]...\n");
+                 "usage: plantd-bench mdp|bus|memory|bus-memory|handshake|relay|relay-pipelined|proxy "
+                 "[--key value]...\n");
     return 2;
   }
   signal(SIGPIPE, SIG_IGN);
@@ -827,6 +905,7 @@ int main(int argc, char** argv) {
   if (mode == "mdp") return RunMdp(args);
   if (mode == "bus") return RunBus(args);
   if (mode == "memory") return RunMemory(args);
+  if (mode == "bus-memory") return RunBusMemory(args);
   if (mode == "handshake") return RunHandshake(args);
   std::fprintf(stderr, "plantd-bench: unknown mode %s\n", mode.c_str());
   return 2;

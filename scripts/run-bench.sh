@@ -147,3 +147,5 @@ compare bus "Bus latency: 1 publisher at 10,000 msg/s, 1 subscriber, 64 B, split
   "--server broker --pubs 1 --subs 1 --size 64 --rate 10000" p50_us p99_us
 repeat=1 compare memory "Memory: 10,000 idle clients and 1,000 idle workers; baseline: the bare relay" \
   "--server relay --clients 10000 --workers 1000" "--server broker --clients 10000 --workers 1000" rss_mb
+echo "== Bus memory: 1,000 subscribers with 100 topic prefixes each (issue #13; reported, no baseline)"
+"$bench" bus-memory --subs 1000 --prefixes 100 | grep RESULT
