@@ -68,7 +68,7 @@ test-asan: deps
 # Under TSan everything runs 10-20x slower and libzmq is not instrumented:
 # the load tests and the drop-mode loss tests, whose timing windows assume
 # full speed, are left to the other builds. BlockModeLogNames... and
-# AFloodingPeer...: under TSan a libzmq socket in the test process that has
+# AFlooding...: under TSan a libzmq socket in the test process that has
 # had to wait for TCP to drain stops sending: the bus test's PUB after about
 # 1 MB (exactly 999 blocking sends succeed, its TCP connection idle, the
 # broker's bus thread idle with nothing to read), the flooding DEALER after
@@ -79,7 +79,10 @@ test-asan: deps
 # libzmq sockets in the test process: TSan checks every byte libzmq's
 # uninstrumented threads copy against the test thread's history
 # (FindRacyAddress, 97% of the run), seconds per 100 KiB message.
-TSAN_EXCLUDE ?= MdpLoad|DropModeCounts|AsyncClientCompletesTenThousand|BlockModeLogNames|AFloodingPeer|StopsReadingWhileMaxReceived|LargeBodiesShared|LargeFramesForwarded|ManyBodiesQueued
+# ForeignSubscriptionsDoNotSlow... compares two rates of 100,000 messages
+# through a libzmq PUB in the test process: under TSan the second one got
+# nowhere in 530 s (the PUB stall above).
+TSAN_EXCLUDE ?= MdpLoad|DropModeCounts|AsyncClientCompletesTenThousand|BlockModeLogNames|AFlooding|StopsReadingWhileMaxReceived|LargeBodiesShared|LargeFramesForwarded|ManyBodiesQueued|ForeignSubscriptionsDoNotSlow
 
 test-tsan: deps
 	@cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DPLANTD_SANITIZE=thread -DPLANTD_BUILD_BENCH=OFF $(CMAKE_LAUNCHER) >/dev/null

@@ -27,6 +27,7 @@
 #include <deque>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <sstream>
 #include <string>
@@ -40,10 +41,10 @@
 namespace {
 
 using plantd::bench::ChildProcess;
-using plantd::bench::PinToCpu;
 using plantd::bench::FreeTcpPort;
 using plantd::bench::HttpGet;
 using plantd::bench::MetricValue;
+using plantd::bench::PinToCpu;
 using plantd::bench::ProcessCpuSeconds;
 using plantd::bench::WaitForTcpPort;
 using Clock = std::chrono::steady_clock;
@@ -739,6 +740,29 @@ int RunHandshake(const Args& args) {
 // Memory: idle peers, spread over child processes (each socket costs the
 // load generator two descriptors).
 
+// Runs `hold(ctx, sockets, first, last)` in child processes, each for at most
+// `per_process` of `count` peers: `sockets` is empty, with a context that
+// may hold that many. `hold` does not return (the caller kills the
+// children, whose PIDs this returns).
+std::vector<int> ForkPeerHolders(
+    int count, int per_process,
+    const std::function<void(zmq::context_t&, std::vector<zmq::socket_t>&, int, int)>& hold) {
+  std::vector<int> children;
+  for (int first = 0; first < count; first += per_process) {
+    const int last = std::min(count, first + per_process);
+    const int pid = fork();
+    if (pid == 0) {
+      zmq::context_t ctx(1);
+      ctx.set(zmq::ctxopt::max_sockets, per_process + 10);
+      std::vector<zmq::socket_t> sockets;
+      hold(ctx, sockets, first, last);
+      _exit(0);
+    }
+    children.push_back(pid);
+  }
+  return children;
+}
+
 int RunMemory(const Args& args) {
   const int clients = static_cast<int>(args.Num("--clients", 10000));
   const int workers = static_cast<int>(args.Num("--workers", 1000));
@@ -765,41 +789,33 @@ int RunMemory(const Args& args) {
   const long rss_empty = RssKb(broker.pid());
 
   constexpr int kPerProcess = 3000;
-  std::vector<int> children;
   int fds[2];
   if (pipe(fds) != 0) return 1;
-  const int total = clients + workers;
-  for (int first = 0; first < total; first += kPerProcess) {
-    const int last = std::min(total, first + kPerProcess);
-    const int pid = fork();
-    if (pid == 0) {
-      zmq::context_t ctx(1);
-      ctx.set(zmq::ctxopt::max_sockets, kPerProcess + 10);
-      std::vector<zmq::socket_t> sockets;
-      for (int i = first; i < last; ++i) {
-        sockets.emplace_back(ctx, zmq::socket_type::dealer);
-        sockets.back().set(zmq::sockopt::linger, 0);
-        sockets.back().connect(endpoint);
-        if (i < workers) {
-          Send(sockets.back(), {"MDPW02", "\x01", "idle.service." + std::to_string(i % 100)});
-        } else {
-          // A client that asked once (tagged, as the load clients do).
-          Send(sockets.back(), {"tag", "", "MDPC02", "\x01", "mmi.heartbeat", "x"});
+  const std::vector<int> children = ForkPeerHolders(
+      clients + workers, kPerProcess,
+      [&](zmq::context_t& ctx, std::vector<zmq::socket_t>& sockets, int first, int last) {
+        for (int i = first; i < last; ++i) {
+          sockets.emplace_back(ctx, zmq::socket_type::dealer);
+          sockets.back().set(zmq::sockopt::linger, 0);
+          sockets.back().connect(endpoint);
+          if (i < workers) {
+            Send(sockets.back(), {"MDPW02", "\x01", "idle.service." + std::to_string(i % 100)});
+          } else {
+            // A client that asked once (tagged, as the load clients do).
+            Send(sockets.back(), {"tag", "", "MDPC02", "\x01", "mmi.heartbeat", "x"});
+          }
         }
-      }
-      std::this_thread::sleep_for(std::chrono::seconds(2));  // connections settle
-      char c = 1;
-      if (write(fds[1], &c, 1) != 1) _exit(1);
-      // Workers heartbeat so the broker keeps them.
-      while (true) {
-        std::this_thread::sleep_for(std::chrono::seconds(1));
-        for (int i = first; i < last && i < workers; ++i) {
-          Send(sockets[i - first], {"MDPW02", "\x05"});
+        std::this_thread::sleep_for(std::chrono::seconds(2));  // connections settle
+        char c = 1;
+        if (write(fds[1], &c, 1) != 1) _exit(1);
+        // Workers heartbeat so the broker keeps them.
+        while (true) {
+          std::this_thread::sleep_for(std::chrono::seconds(1));
+          for (int i = first; i < last && i < workers; ++i) {
+            Send(sockets[i - first], {"MDPW02", "\x05"});
+          }
         }
-      }
-    }
-    children.push_back(pid);
-  }
+      });
   for (size_t i = 0; i < children.size(); ++i) {
     char c;
     if (read(fds[0], &c, 1) != 1) break;
@@ -843,29 +859,20 @@ int RunBusMemory(const Args& args) {
   }
   const long rss_empty = RssKb(broker.pid());
 
-  constexpr int kPerProcess = 250;  // two descriptors per socket in the child
-  std::vector<int> children;
-  for (int first = 0; first < subs; first += kPerProcess) {
-    const int last = std::min(subs, first + kPerProcess);
-    const int pid = fork();
-    if (pid == 0) {
-      zmq::context_t ctx(1);
-      ctx.set(zmq::ctxopt::max_sockets, kPerProcess + 10);
-      std::vector<zmq::socket_t> sockets;
-      for (int i = first; i < last; ++i) {
-        sockets.emplace_back(ctx, zmq::socket_type::sub);
-        sockets.back().set(zmq::sockopt::linger, 0);
-        for (int j = 0; j < prefixes; ++j) {
-          sockets.back().set(zmq::sockopt::subscribe,
-                             "plant/line" + std::to_string(i) + "/tag" + std::to_string(j) + "/");
+  const std::vector<int> children = ForkPeerHolders(
+      subs, 250,
+      [&](zmq::context_t& ctx, std::vector<zmq::socket_t>& sockets, int first, int last) {
+        for (int i = first; i < last; ++i) {
+          sockets.emplace_back(ctx, zmq::socket_type::sub);
+          sockets.back().set(zmq::sockopt::linger, 0);
+          for (int j = 0; j < prefixes; ++j) {
+            sockets.back().set(zmq::sockopt::subscribe,
+                               "plant/line" + std::to_string(i) + "/tag" + std::to_string(j) + "/");
+          }
+          sockets.back().connect(frontend);
         }
-        sockets.back().connect(frontend);
-      }
-      pause();  // killed by the parent
-      _exit(0);
-    }
-    children.push_back(pid);
-  }
+        pause();  // killed by the parent
+      });
   const std::string metric = "plantd_broker_bus_subscriptions{bus=\"bench\"}";
   double counted = 0;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
@@ -891,9 +898,10 @@ int RunBusMemory(const Args& args) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr,
-                 "usage: plantd-bench mdp|bus|memory|bus-memory|handshake|relay|relay-pipelined|proxy "
-                 "[--key value]...\n");
+    std::fprintf(
+        stderr,
+        "usage: plantd-bench mdp|bus|memory|bus-memory|handshake|relay|relay-pipelined|proxy "
+        "[--key value]...\n");
     return 2;
   }
   signal(SIGPIPE, SIG_IGN);
