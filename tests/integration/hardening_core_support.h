@@ -37,6 +37,7 @@ struct FloodOptions {
 struct FloodResult {
   int real_answered = 0;
   int real_unanswered = 0;
+  bool real_recovered = false;  // the real pair was answered again after the flood
   std::chrono::nanoseconds real_slowest{0};
   int refusals = 0;             // error replies the attackers read
   int accepted_replies = 0;     // anything else the attackers read
@@ -106,11 +107,12 @@ inline FloodResult RunServiceNameFlood(zmq::context_t& ctx, const std::string& c
   const long rss_before = ResidentBytes(broker_pid);
   std::atomic<long> rss_peak{rss_before};
 
+  std::atomic<int> answered{0};  // result.real_answered, read while the client runs
   std::thread client([&] {
     while (!stop_client.load()) {
       auto took = round_trip(n++, options.real_timeout);
       if (took) {
-        ++result.real_answered;
+        ++answered;
         result.real_slowest = std::max<std::chrono::nanoseconds>(result.real_slowest, *took);
       } else {
         ++result.real_unanswered;
@@ -198,10 +200,13 @@ inline FloodResult RunServiceNameFlood(zmq::context_t& ctx, const std::string& c
   if (options.while_connected) options.while_connected();
   release_attackers.store(true);
   for (std::thread& t : attackers) t.join();
-  // The real pair keeps going a little after the flood, to see it recover.
-  std::this_thread::sleep_for(200ms);
+  // The real pair keeps going after the flood until it has been answered a
+  // few more times: it recovered.
+  const int answered_in_flood = answered.load();
+  result.real_recovered = PollUntil([&] { return answered.load() >= answered_in_flood + 3; });
   stop_client.store(true);
   client.join();
+  result.real_answered = answered.load();
   stop_worker.store(true);
   worker.join();
   result.rss_growth_bytes = rss_peak.load() - rss_before;

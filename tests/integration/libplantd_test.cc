@@ -1,6 +1,7 @@
 // libplantd (Client, AsyncClient, Worker, bus helpers), the plantd-mdp tool
 // and the examples, against the real broker.
 #include <gtest/gtest.h>
+#include <httplib.h>
 #include <signal.h>
 
 #include <atomic>
@@ -45,14 +46,16 @@ class LibTest : public ::testing::Test {
            "heartbeat_liveness: 5\n";
   }
   void StartBroker() { ASSERT_TRUE(broker_.Start({.config_yaml = Yaml()})) << broker_.Output(); }
-  // The broker with one bus, "t", on the given ports.
-  void StartBrokerWithBus(int backend, int frontend) {
-    ASSERT_TRUE(broker_.Start({.config_yaml = "endpoint: " + TcpEndpoint(client_port_) +
-                                              "\nclient_endpoint: " + TcpEndpoint(worker_port_) +
-                                              "\nhealth:\n  port: 0\nbuses:\n  - name: t\n"
-                                              "    backend: " +
-                                              TcpEndpoint(backend) +
-                                              "\n    frontend: " + TcpEndpoint(frontend) + "\n"}))
+  // The broker with one bus, "t", on the given ports (and HTTP on
+  // `http_port`, when not 0).
+  void StartBrokerWithBus(int backend, int frontend, int http_port = 0) {
+    ASSERT_TRUE(broker_.Start(
+        {.config_yaml = "endpoint: " + TcpEndpoint(client_port_) +
+                        "\nclient_endpoint: " + TcpEndpoint(worker_port_) +
+                        "\nhealth:\n  bind: 127.0.0.1\n  port: " + std::to_string(http_port) +
+                        "\nbuses:\n  - name: t\n"
+                        "    backend: " +
+                        TcpEndpoint(backend) + "\n    frontend: " + TcpEndpoint(frontend) + "\n"}))
         << broker_.Output();
   }
 
@@ -348,6 +351,8 @@ TEST_P(LibEngineTest, RequestAndWorkerSurviveABrokerRestart) {
     mdp::Client client(ClientFor(400ms, 20));
     reply = client.Request("lib.restart", {"x"});
   });
+  // Time must pass with no broker: the client's first attempt (400 ms) times
+  // out and it retries, which is what this test is about.
   std::this_thread::sleep_for(500ms);
   ASSERT_TRUE(broker_.Start({.config_yaml = Yaml()})) << broker_.Output();
   requester.join();
@@ -806,8 +811,8 @@ TEST_F(LibTest, CliPubSub) {
 // --- examples ----------------------------------------------------------------
 
 TEST_F(LibTest, ExamplesWorkAsDocumented) {
-  const int backend = FreeTcpPort(), frontend = FreeTcpPort();
-  StartBrokerWithBus(backend, frontend);
+  const int backend = FreeTcpPort(), frontend = FreeTcpPort(), http = FreeTcpPort();
+  StartBrokerWithBus(backend, frontend, http);
   const std::string clients = TcpEndpoint(client_port_), workers = TcpEndpoint(worker_port_);
 
   BrokerProcess echo;
@@ -835,7 +840,16 @@ TEST_F(LibTest, ExamplesWorkAsDocumented) {
   ASSERT_TRUE(subscriber.Start({.args = {TcpEndpoint(frontend), "sensor.", "3"},
                                 .wait_ready = false,
                                 .binary = BuildPath("examples/subscriber")}));
-  std::this_thread::sleep_for(200ms);
+  // The publisher runs once: its readings reach the subscriber only once the
+  // broker holds the subscription.
+  httplib::Client metrics("127.0.0.1", http);
+  metrics.set_read_timeout(5);
+  ASSERT_TRUE(PollUntil([&] {
+    auto res = metrics.Get("/metrics");
+    return res &&
+           res->body.find("\nplantd_broker_bus_subscriptions{bus=\"t\"} 1\n") != std::string::npos;
+  })) << "the subscriber never subscribed\n"
+      << subscriber.Output() << broker_.Output();
   RunResult publisher =
       RunProgram("examples/publisher", {TcpEndpoint(backend), "sensor.temp", "30", "20"});
   EXPECT_EQ(publisher.status, 0) << publisher.output;

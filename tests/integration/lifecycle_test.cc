@@ -161,10 +161,12 @@ TEST(Lifecycle, SighupAppliesTheNewLogLevel) {
 
   zmq::context_t ctx;
   {
-    // At info level a worker's READY is not logged.
+    // At info level a worker's READY is not logged: once the broker has
+    // registered the worker, the log still does not mention it.
     RawPeer w(ctx, TcpEndpoint(worker));
     w.Send({"MDPW02", Byte(0x01), "echo.before"});
-    std::this_thread::sleep_for(200ms);
+    RawPeer c(ctx, TcpEndpoint(client));
+    ASSERT_TRUE(WaitUntilRegistered(c, "echo.before")) << broker.Output();
     EXPECT_EQ(broker.Output().find("worker ready"), std::string::npos);
   }
 
@@ -323,7 +325,20 @@ TEST(Lifecycle, SigtermWithIdlePeersConnectedExitsWithinOneSecond) {
   auto live = http.Get("/livez");
   ASSERT_TRUE(live);
   ASSERT_EQ(live->status, 200);
-  std::this_thread::sleep_for(100ms);  // every connection settled
+  // Every connection settled: the bus counts its publisher and subscriber
+  // (asked on the keep-alive connection, which stays open and idle).
+  auto bus_peers_counted = [&] {
+    auto res = http.Get("/metrics");
+    if (!res || res->status != 200) return false;
+    for (const char* kind : {"publishers", "subscribers"}) {
+      const std::string sample = std::string("\nplantd_broker_bus_") + kind + "{bus=\"data\"} 1\n";
+      if (res->body.find(sample) == std::string::npos) return false;
+    }
+    return true;
+  };
+  ASSERT_TRUE(WaitFor(bus_peers_counted, 5s))
+      << "the bus never counted its publisher and subscriber\n"
+      << broker.Output();
 
   const auto start = Clock::now();
   broker.Signal(SIGTERM);

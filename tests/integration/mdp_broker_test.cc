@@ -335,7 +335,8 @@ TEST_F(MdpBrokerTest, SilentWorkerExpiresAndItsLateReplyIsDropped) {
 TEST_F(MdpBrokerTest, HeartbeatingWorkerStaysAlive) {
   StartBroker();
   auto w = ReadyWorker("steady");
-  // Twice the expiry time, heartbeating all along.
+  // Twice the expiry time, heartbeating all along: the time itself must
+  // pass for an expiry to have had its chance.
   for (int i = 0; i < 20; ++i) {
     std::this_thread::sleep_for(100ms);
     w->Heartbeat();

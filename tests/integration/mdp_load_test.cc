@@ -118,7 +118,9 @@ TEST(MdpLoad, ThousandClientsHundredWorkersLoseAndDuplicateNothing) {
       }
     }
   }
-  // Anything still in flight would show up as an extra reply now.
+  // Anything still in flight would show up as an extra reply now. Nothing
+  // should arrive, so there is no condition to wait on: give a stray reply
+  // 200 ms to turn up.
   std::this_thread::sleep_for(200ms);
   for (int c = 0; c < kClients; ++c) {
     zmq::message_t m;

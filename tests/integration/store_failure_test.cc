@@ -430,6 +430,8 @@ class ReadOnlyStoreTest : public StoreFailureTest {
     // run again every second, each reply failing to be stored.
     {
       EchoWorker worker(ctx_, workers(), "waiting");
+      // Nothing should happen, so there is no condition to wait on: 1.5 s
+      // covers a retry a second after the worker arrived.
       std::this_thread::sleep_for(1500ms);
       EXPECT_EQ(worker.served(), 0);
     }

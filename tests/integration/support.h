@@ -8,6 +8,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <zmq.hpp>
@@ -135,5 +136,17 @@ bool IsHeartbeat(const Frames& frames);
 // `service`, for up to 5 s. A worker's READY travels on its own connection,
 // so a client that asks at once may be answered before the broker read it.
 bool WaitUntilRegistered(RawPeer& client, const std::string& service);
+
+// Polls `condition` every 5 ms until it holds, for up to `timeout`; returns
+// whether it held. What a test waits on instead of a fixed sleep.
+inline bool PollUntil(const std::function<bool()>& condition,
+                      std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!condition()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
+}
 
 }  // namespace plantd::test

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <zmq.h>
 
+#include <atomic>
 #include <chrono>
 #include <mutex>
 #include <optional>
@@ -325,13 +326,20 @@ TEST(ZapHandlerTest, ContextShutdownStopsTheThreadWithoutThrowing) {
       StartOrDie(context, [](std::string_view, std::string_view, std::string*) { return true; });
   ASSERT_NE(handler, nullptr);
   // The handler thread sees ETERM and closes its socket itself, so a
-  // context torn down under it does not wait forever for that socket.
+  // context torn down under it does not wait forever for that socket:
+  // closing the context (zmq_ctx_term waits for every socket) returns.
   context.shutdown();
-  std::this_thread::sleep_for(milliseconds(100));
+  std::atomic<bool> closed{false};
+  std::thread closer([&] {
+    context.close();
+    closed.store(true);
+  });
+  EXPECT_TRUE(WaitFor([&] { return closed.load(); }, milliseconds(5000)))
+      << "the handler did not close its socket when the context shut down";
   const auto start = std::chrono::steady_clock::now();
-  handler.reset();
+  handler.reset();  // had the handler kept its socket, this closes it and frees `closer`
   EXPECT_LT(std::chrono::steady_clock::now() - start, milliseconds(300));
-  context.close();
+  closer.join();
 }
 
 }  // namespace
