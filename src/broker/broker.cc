@@ -1210,6 +1210,10 @@ std::shared_ptr<BrokerSnapshot> Broker::BuildSnapshot(SteadyTime now, bool with_
   const transport::RouterSocket::Stats router = router_->stats();
   snap->connections = router.connections;
   snap->connections_refused = router.refused;
+  snap->buffered_bytes = router.buffered_bytes;
+  snap->shared_input_bytes = router.shared_input_bytes;
+  snap->frames_copied_past_limit = router.frames_copied_past_limit;
+  snap->announce_declined = router.announce_declined;
   snap->counters = counters_;
   snap->totals = retired_;
   snap->requests_in_memory = requests_.in_use();

@@ -107,6 +107,12 @@ struct BrokerSnapshot {
   size_t clients_tracked = 0;    // client connections with queued requests or unserved services
   int64_t connections = -1;      // Majordomo connections; -1: not known (transport zmq)
   uint64_t connections_refused = 0;
+  // The process's native sockets together (transport::BufferBudget), as
+  // RouterSocket::Stats has them; -1: not known (transport zmq).
+  int64_t buffered_bytes = -1;
+  int64_t shared_input_bytes = -1;
+  uint64_t frames_copied_past_limit = 0;
+  uint64_t announce_declined = 0;
   // Durable requests (9/TSP), as the core sees them; the store's own
   // numbers come from RequestStore::stats() (BrokerApp::store()).
   bool titanic_enabled = false;  // store.enabled and the store opened

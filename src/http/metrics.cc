@@ -363,6 +363,20 @@ void RenderTail(Writer& w, const broker::BrokerSnapshot& snap,
              "Connections closed for a bad ZMTP greeting or handshake.");
     w.Sample("plantd_broker_connections_refused_total", "", snap.connections_refused);
   }
+  if (snap.buffered_bytes >= 0) {
+    w.Header("plantd_broker_buffered_bytes", "gauge",
+             "Bytes held by all native sockets: input not yet taken, output not yet written.");
+    w.Sample("plantd_broker_buffered_bytes", "", snap.buffered_bytes);
+    w.Header("plantd_broker_shared_input_bytes", "gauge",
+             "Receive buffers kept alive by frames handed on without a copy.");
+    w.Sample("plantd_broker_shared_input_bytes", "", snap.shared_input_bytes);
+    w.Header("plantd_broker_frames_copied_past_limit_total", "counter",
+             "Large frames copied because shared receive buffers reached their limit.");
+    w.Sample("plantd_broker_frames_copied_past_limit_total", "", snap.frames_copied_past_limit);
+    w.Header("plantd_broker_announced_frames_declined_total", "counter",
+             "Large frames received in pieces because the room for announced frames was taken.");
+    w.Sample("plantd_broker_announced_frames_declined_total", "", snap.announce_declined);
+  }
   w.Header("plantd_broker_messages_total", "counter", "Majordomo messages in and out.");
   w.Sample("plantd_broker_messages_total", "direction=\"in\"", snap.counters.messages_in);
   w.Sample("plantd_broker_messages_total", "direction=\"out\"", snap.counters.messages_out);

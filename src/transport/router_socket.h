@@ -138,6 +138,12 @@ class RouterSocket {
   struct Stats {
     int64_t connections = -1;  // peers past the handshake
     uint64_t refused = 0;      // connections closed for a bad greeting or handshake
+    // Of the process's buffer budget (transport/buffer_budget.h), which
+    // every native socket shares; -1 where not known (libzmq).
+    int64_t buffered_bytes = -1;
+    int64_t shared_input_bytes = -1;
+    uint64_t frames_copied_past_limit = 0;
+    uint64_t announce_declined = 0;
   };
   virtual Stats stats() const { return {}; }
 };

@@ -274,12 +274,30 @@ void ZmtpRouter::UpdateBudget() {
                      {"max_buffered_bytes", budget_->limits().max_buffered_bytes},
                      {"action", "reading paused until buffers drain"}});
   }
+  LogCopiedPastSharedLimit();
   if (pause == input_paused_) return;
   input_paused_ = pause;
   paused_since_ = context_.now;
   PLANTD_LOG_DEBUG(pause ? "input paused: buffer budget reached" : "input resumed",
                    {{"buffered_bytes", budget_->bytes()}});
   for (auto& p : peers_) UpdateInterest(p.get());
+}
+
+// Frames copied because the receive buffers that frames hold reached the
+// budget's limit: nothing is refused, but an operator should know why large
+// bodies cost more now. One line per socket every 10 s at most, with the
+// count since the last.
+void ZmtpRouter::LogCopiedPastSharedLimit() {
+  const uint64_t copied = budget_->frames_copied_past_limit();
+  if (copied == copied_logged_ || context_.now - copied_logged_at_ < std::chrono::seconds(10)) {
+    return;
+  }
+  PLANTD_LOG_WARN("large frames copied: receive buffers held by frames reached their limit",
+                  {{"frames_copied", copied - copied_logged_},
+                   {"shared_input_bytes", budget_->shared_bytes()},
+                   {"max_shared_input_bytes", budget_->limits().max_shared_input_bytes}});
+  copied_logged_ = copied;
+  copied_logged_at_ = context_.now;
 }
 
 void ZmtpRouter::Sweep() {

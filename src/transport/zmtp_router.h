@@ -75,7 +75,12 @@ class ZmtpRouter final : public RouterSocket, private ZmtpConnection::Host {
   // Bytes this socket holds in its buffers (input and output).
   int64_t buffered_bytes() const { return context_.buffered; }
   Stats stats() const override {
-    return {.connections = static_cast<int64_t>(by_id_.size()), .refused = refused_};
+    return {.connections = static_cast<int64_t>(by_id_.size()),
+            .refused = refused_,
+            .buffered_bytes = budget_->bytes(),
+            .shared_input_bytes = budget_->shared_bytes(),
+            .frames_copied_past_limit = budget_->frames_copied_past_limit(),
+            .announce_declined = budget_->announce_declined()};
   }
 
   // Queues one whole message of `count` frames (at least one) for
@@ -110,6 +115,7 @@ class ZmtpRouter final : public RouterSocket, private ZmtpConnection::Host {
   bool EvictOldestHandshake(std::string_view address, const char* why);
   void ReadFrom(Peer* peer, bool hangup = false);
   bool WriteTo(Peer* peer);  // false when the peer was closed
+  void LogCopiedPastSharedLimit();
   // The peer a new message to `routing_id` may be queued for, or null with
   // errno EHOSTUNREACH (unknown, or just closed as a slow consumer) or
   // EAGAIN (at its high-water mark).
@@ -159,7 +165,11 @@ class ZmtpRouter final : public RouterSocket, private ZmtpConnection::Host {
   // What the connections share: the options, the bytes held in all their
   // buffers, and the time as of the start of this turn of Wait().
   ZmtpConnection::Context context_;
-  int64_t reported_ = 0;              // how much of context_.buffered the budget knows
+  int64_t reported_ = 0;  // how much of context_.buffered the budget knows
+  // The budget's frames copied past its shared-input limit when this
+  // socket last said so in the log, and when.
+  uint64_t copied_logged_ = 0;
+  Clock::time_point copied_logged_at_{};
   bool input_paused_ = false;         // the budget is exhausted: no peer is read
   Clock::time_point paused_since_{};  // or since the last eviction for it
   uint64_t security_generation_ = 0;  // of the authorized keys last checked

@@ -238,6 +238,18 @@ TEST_F(HttpTest, MetricsMoveAsTrafficFlows) {
   }
   EXPECT_EQ(WaitForMetric("plantd_broker_connections_refused_total", 1), 1);
 
+  // A large body waiting for a service with no worker is held by reference
+  // to the buffer it was received in (docs/transport.md, "How bodies
+  // travel"), and that buffer counts as shared input.
+  EXPECT_EQ(Metric("plantd_broker_shared_input_bytes"), 0);
+  RawPeer big(ctx, TcpEndpoint(client_port_));
+  big.Send({"MDPC02", "\x01", "nobody.home", std::string(100000, 'b')});
+  EXPECT_TRUE(PollUntil([&] { return Metric("plantd_broker_shared_input_bytes") >= 100000; }))
+      << Metric("plantd_broker_shared_input_bytes");
+  EXPECT_GE(Metric("plantd_broker_buffered_bytes"), 0);
+  EXPECT_EQ(Metric("plantd_broker_frames_copied_past_limit_total"), 0);
+  EXPECT_EQ(Metric("plantd_broker_announced_frames_declined_total"), 0);
+
   // A bus message is counted: once the subscriber's subscription has reached
   // the bus, messages published after it are delivered.
   zmq::socket_t pub(ctx, zmq::socket_type::pub);

@@ -1037,6 +1037,44 @@ TEST_F(ZmtpRouterTest, LargeFramesForwardedByReferenceArriveIntactAtASlowReader)
       << budget->shared_bytes() << " bytes of receive buffers still held";
 }
 
+// Frames held past the budget's shared-input limit (a service with no
+// worker keeps them): later ones arrive as copies, intact, and the socket's
+// stats count them (plantd_broker_frames_copied_past_limit_total).
+TEST_F(ZmtpRouterTest, PastTheSharedInputLimitLargeFramesArriveAsCopies) {
+  constexpr int64_t kLimit = 2 << 20;
+  auto budget = BufferBudget::Make({.max_shared_input_bytes = kLimit});
+  Open({.budget = budget});
+  auto peer = Dealer("p");
+  std::vector<zmq::message_t> held;
+  for (int i = 0; i < 40; ++i) {
+    PeerSend(peer, {std::string(4096, static_cast<char>('a' + i % 26))});
+    // Filler that is taken and dropped, so that each kept frame ends up in
+    // a buffer of its own.
+    PeerSend(peer, {std::string(100 * 1024, '-')});
+  }
+  ASSERT_TRUE(PumpUntil(
+      [&] {
+        zmq::message_t id, body;
+        bool more = false;
+        while (router_->Receive(id.handle(), &more) && router_->Receive(body.handle(), &more)) {
+          if (body.size() == 4096) held.push_back(std::move(body));
+        }
+        return held.size() == 40;
+      },
+      10s));
+  for (size_t i = 0; i < held.size(); ++i) {
+    EXPECT_EQ(held[i].to_string(), std::string(4096, static_cast<char>('a' + i % 26))) << i;
+  }
+  const RouterSocket::Stats stats = router_->stats();
+  EXPECT_GT(stats.frames_copied_past_limit, 0u);
+  // The limit is checked before a buffer is first shared: one buffer (at
+  // most a read's worth past 1 MiB here) may take it over.
+  EXPECT_LE(stats.shared_input_bytes, kLimit + (1 << 20) + 256 * 1024);
+  held.clear();
+  peer.close();
+  EXPECT_TRUE(PumpUntil([&] { return budget->shared_bytes() == 0; }));
+}
+
 // More bodies queued for one peer than one sendmsg() takes pieces (64):
 // the output is written in order across several calls, each ending where
 // its last body ends.
