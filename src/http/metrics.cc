@@ -55,6 +55,12 @@ class Writer {
       fmt::format_to(std::back_inserter(out_), "{}{{{}}} {}\n", name, labels, value);
     }
   }
+  // A family of one unlabelled sample.
+  template <typename V>
+  void Single(std::string_view name, std::string_view type, std::string_view help, V value) {
+    Header(name, type, help);
+    Sample(name, "", value);
+  }
   size_t size() const { return out_.size(); }
   std::string& text() { return out_; }
 
@@ -356,26 +362,24 @@ void RenderTail(Writer& w, const broker::BrokerSnapshot& snap,
     }
   }
   if (snap.connections >= 0) {
-    w.Header("plantd_broker_connections", "gauge",
-             "Connections to the Majordomo endpoints past the ZMTP handshake.");
-    w.Sample("plantd_broker_connections", "", snap.connections);
-    w.Header("plantd_broker_connections_refused_total", "counter",
-             "Connections closed for a bad ZMTP greeting or handshake.");
-    w.Sample("plantd_broker_connections_refused_total", "", snap.connections_refused);
+    w.Single("plantd_broker_connections", "gauge",
+             "Connections to the Majordomo endpoints past the ZMTP handshake.", snap.connections);
+    w.Single("plantd_broker_connections_refused_total", "counter",
+             "Connections closed for a bad ZMTP greeting or handshake.", snap.connections_refused);
   }
   if (snap.buffered_bytes >= 0) {
-    w.Header("plantd_broker_buffered_bytes", "gauge",
-             "Bytes held by all native sockets: input not yet taken, output not yet written.");
-    w.Sample("plantd_broker_buffered_bytes", "", snap.buffered_bytes);
-    w.Header("plantd_broker_shared_input_bytes", "gauge",
-             "Receive buffers kept alive by frames handed on without a copy.");
-    w.Sample("plantd_broker_shared_input_bytes", "", snap.shared_input_bytes);
-    w.Header("plantd_broker_frames_copied_past_limit_total", "counter",
-             "Large frames copied because shared receive buffers reached their limit.");
-    w.Sample("plantd_broker_frames_copied_past_limit_total", "", snap.frames_copied_past_limit);
-    w.Header("plantd_broker_announced_frames_declined_total", "counter",
-             "Large frames received in pieces because the room for announced frames was taken.");
-    w.Sample("plantd_broker_announced_frames_declined_total", "", snap.announce_declined);
+    w.Single("plantd_broker_buffered_bytes", "gauge",
+             "Bytes held by all native sockets: input not yet taken, output not yet written.",
+             snap.buffered_bytes);
+    w.Single("plantd_broker_shared_input_bytes", "gauge",
+             "Receive buffers kept alive by frames handed on without a copy.",
+             snap.shared_input_bytes);
+    w.Single("plantd_broker_frames_copied_past_limit_total", "counter",
+             "Large frames copied because shared receive buffers reached their limit.",
+             snap.frames_copied_past_limit);
+    w.Single("plantd_broker_announced_frames_declined_total", "counter",
+             "Large frames received in pieces because the room for announced frames was taken.",
+             snap.announce_declined);
   }
   w.Header("plantd_broker_messages_total", "counter", "Majordomo messages in and out.");
   w.Sample("plantd_broker_messages_total", "direction=\"in\"", snap.counters.messages_in);

@@ -274,7 +274,7 @@ void ZmtpRouter::UpdateBudget() {
                      {"max_buffered_bytes", budget_->limits().max_buffered_bytes},
                      {"action", "reading paused until buffers drain"}});
   }
-  LogCopiedPastSharedLimit();
+  LogBudgetFallbacks();
   if (pause == input_paused_) return;
   input_paused_ = pause;
   paused_since_ = context_.now;
@@ -283,21 +283,27 @@ void ZmtpRouter::UpdateBudget() {
   for (auto& p : peers_) UpdateInterest(p.get());
 }
 
-// Frames copied because the receive buffers that frames hold reached the
-// budget's limit: nothing is refused, but an operator should know why large
-// bodies cost more now. One line per socket every 10 s at most, with the
-// count since the last.
-void ZmtpRouter::LogCopiedPastSharedLimit() {
+// The budget's two fallbacks: frames copied because the receive buffers
+// that frames hold reached their limit, and large frames received in pieces
+// because the room for announced frames was taken. Nothing is refused, but
+// an operator should know why large bodies cost more now. One line per
+// socket every 10 s at most, with the counts since the last.
+void ZmtpRouter::LogBudgetFallbacks() {
   const uint64_t copied = budget_->frames_copied_past_limit();
-  if (copied == copied_logged_ || context_.now - copied_logged_at_ < std::chrono::seconds(10)) {
+  const uint64_t declined = budget_->announce_declined();
+  if ((copied == copied_logged_ && declined == declined_logged_) ||
+      context_.now - fallbacks_logged_at_ < std::chrono::seconds(10)) {
     return;
   }
-  PLANTD_LOG_WARN("large frames copied: receive buffers held by frames reached their limit",
+  PLANTD_LOG_WARN("large frames copied: a buffer budget for large frames reached its limit",
                   {{"frames_copied", copied - copied_logged_},
                    {"shared_input_bytes", budget_->shared_bytes()},
-                   {"max_shared_input_bytes", budget_->limits().max_shared_input_bytes}});
+                   {"max_shared_input_bytes", budget_->limits().max_shared_input_bytes},
+                   {"announced_frames_declined", declined - declined_logged_},
+                   {"max_announced_input_bytes", budget_->limits().max_announced_input_bytes}});
   copied_logged_ = copied;
-  copied_logged_at_ = context_.now;
+  declined_logged_ = declined;
+  fallbacks_logged_at_ = context_.now;
 }
 
 void ZmtpRouter::Sweep() {

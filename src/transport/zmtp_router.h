@@ -115,7 +115,7 @@ class ZmtpRouter final : public RouterSocket, private ZmtpConnection::Host {
   bool EvictOldestHandshake(std::string_view address, const char* why);
   void ReadFrom(Peer* peer, bool hangup = false);
   bool WriteTo(Peer* peer);  // false when the peer was closed
-  void LogCopiedPastSharedLimit();
+  void LogBudgetFallbacks();
   // The peer a new message to `routing_id` may be queued for, or null with
   // errno EHOSTUNREACH (unknown, or just closed as a slow consumer) or
   // EAGAIN (at its high-water mark).
@@ -166,10 +166,11 @@ class ZmtpRouter final : public RouterSocket, private ZmtpConnection::Host {
   // buffers, and the time as of the start of this turn of Wait().
   ZmtpConnection::Context context_;
   int64_t reported_ = 0;  // how much of context_.buffered the budget knows
-  // The budget's frames copied past its shared-input limit when this
-  // socket last said so in the log, and when.
+  // The budget's fallback counts (LogBudgetFallbacks) when this socket last
+  // logged them, and when.
   uint64_t copied_logged_ = 0;
-  Clock::time_point copied_logged_at_{};
+  uint64_t declined_logged_ = 0;
+  Clock::time_point fallbacks_logged_at_{};
   bool input_paused_ = false;         // the budget is exhausted: no peer is read
   Clock::time_point paused_since_{};  // or since the last eviction for it
   uint64_t security_generation_ = 0;  // of the authorized keys last checked
