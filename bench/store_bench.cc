@@ -129,7 +129,7 @@ int main(int argc, char** argv) {
   struct statfs fs {};
   statfs(dir.c_str(), &fs);
   std::printf(
-      "store bench: SQLite WAL, synchronous=FULL, group commit; dir %s (fs magic 0x%lx), "
+      "store bench: SQLite WAL synced before each ack, group commit; dir %s (fs magic 0x%lx), "
       "%.0f s per case\n",
       dir.c_str(), static_cast<unsigned long>(fs.f_type), seconds);
   std::printf("%-12s %-7s %14s %10s %12s %10s %10s\n", "concurrency", "bytes", "acks/s", "acks",

@@ -383,6 +383,8 @@ std::vector<KeySpec<B>> MakeBrokerKeys() {
   add(Key("store.reply_retention",
           Duration<B>(PLANTD_FIELD(store.reply_retention), 1, uint64_t{365} * 24 * kHour),
           "how long a stored reply is kept for its client to fetch"));
+  add(Key("store.sync_threads", Integer<B>(PLANTD_FIELD(store.sync_threads), 1, 64),
+          "syncs of the store's WAL that may run at once"));
 
   add(Key("security.mechanism",
           Choice<B>(PLANTD_FIELD(security.mechanism),

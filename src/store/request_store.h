@@ -156,7 +156,8 @@ inline constexpr std::array<double, 12> kCommitSecondsBuckets = {
 
 struct StoreStats {
   StoreCounts counts;
-  uint64_t commits = 0;         // write transactions committed
+  uint64_t commits = 0;         // write transactions committed and synced
+  uint64_t syncs = 0;           // syncs of the WAL (one may cover several commits)
   uint64_t committed_ops = 0;   // write operations in them
   uint64_t failed_commits = 0;  // write transactions rolled back on an error
   // Operations per committed transaction; last = above the last bound.

@@ -225,6 +225,18 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const StoreOptions& optio
   if (store->event_fd_ < 0) {
     return Status::Error(fmt::format("store: eventfd: {}", std::strerror(errno)));
   }
+  if (!store->read_only_) {
+    // The WAL file exists from here on: opening in WAL mode created it, and
+    // SQLite keeps it while this connection is open.
+    SqliteStore* self = store.get();
+    auto syncer =
+        WalSyncer::Start(options.path + "-wal", options.sync_threads, store->hooks_.sync_wal,
+                         [self](WalSyncer::Batch batch, const std::string& sync_error) {
+                           self->Deliver(std::move(batch), sync_error);
+                         });
+    if (!syncer.ok()) return syncer.status();
+    store->syncer_ = std::move(syncer.value());
+  }
   store->next_expire_ = std::chrono::steady_clock::now();
   {
     std::lock_guard<std::mutex> lock(store->stats_mutex_);
@@ -257,9 +269,9 @@ Status SqliteStore::OpenDatabase() {
     }
   }
   sqlite3* raw = nullptr;
-  int rc =
-      sqlite3_open_v2(path.c_str(), &raw,
-                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  int rc = sqlite3_open_v2(path.c_str(), &raw,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                           hooks_.vfs.empty() ? nullptr : hooks_.vfs.c_str());
   db_.reset(raw);
   if (rc != SQLITE_OK) return Status::Error(Describe(raw, path, "open", rc));
   sqlite3* db = db_.get();
@@ -333,7 +345,10 @@ Status SqliteStore::OpenDatabase() {
       return Status::Error(
           fmt::format("store {}: cannot use WAL mode (journal_mode is {})", path, mode));
     }
-    rc = Exec(db, "PRAGMA synchronous=FULL");
+    // NORMAL: a COMMIT writes the WAL and does not sync it; the WalSyncer
+    // does, and no write is acknowledged before (see wal_syncer.h).
+    // Checkpoints still sync the WAL before copying it and the database after.
+    rc = Exec(db, "PRAGMA synchronous=NORMAL");
     if (rc != SQLITE_OK) return Status::Error(Describe(db, path, "PRAGMA synchronous", rc));
     if (version < kSchemaVersion) {
       rc = Exec(db, "BEGIN IMMEDIATE");
@@ -437,6 +452,7 @@ Status SqliteStore::OpenDatabase() {
 
 SqliteStore::~SqliteStore() {
   Shutdown();
+  syncer_.reset();
   stmts_.reset();
   db_.reset();
   if (event_fd_ >= 0) close(event_fd_);
@@ -604,6 +620,7 @@ StoreStats SqliteStore::stats() const {
     std::lock_guard<std::mutex> lock(stats_mutex_);
     s = stats_;
   }
+  if (syncer_) s.syncs = syncer_->syncs();
   std::lock_guard<std::mutex> lock(queue_mutex_);
   s.queued_ops = queue_.size();
   return s;
@@ -652,6 +669,9 @@ void SqliteStore::Run() {
       options_.reply_retention / 10, std::chrono::seconds(1), std::chrono::seconds(60));
   if (read_only_) next_expire_ = std::chrono::steady_clock::time_point::max();
   while (true) {
+    // While a committed batch already waits for a sync thread, let what
+    // arrives meanwhile queue up and go into one transaction.
+    if (syncer_) syncer_->WaitForRoom();
     std::vector<Op> batch;
     {
       std::unique_lock<std::mutex> lock(queue_mutex_);
@@ -673,6 +693,8 @@ void SqliteStore::Run() {
     }
     ProcessBatch(&batch);
   }
+  // Shutdown's promise: every operation has its completion when it returns.
+  if (syncer_) syncer_->Drain();
 }
 
 void SqliteStore::ProcessBatch(std::vector<Op>* batch) {
@@ -691,12 +713,20 @@ void SqliteStore::ProcessBatch(std::vector<Op>* batch) {
     }
   }
 
-  if (writes > 0 && read_only_) {
-    const std::string msg = fmt::format(
-        "store {}: the database file is read-only: nothing can be stored", options_.path);
+  WalSyncer::Batch out;
+  out.counted = counted;
+  const std::string sync_failure = syncer_ ? syncer_->failure() : std::string();
+  if (writes > 0 && (read_only_ || !sync_failure.empty())) {
+    const std::string msg =
+        read_only_ ? fmt::format("store {}: the database file is read-only: nothing can be stored",
+                                 options_.path)
+                   : fmt::format(
+                         "store {}: I/O error: {}; nothing more is stored until the broker "
+                         "restarts and reads the file again",
+                         options_.path, sync_failure);
     for (size_t i = 0; i < batch->size(); ++i) {
       if (!IsWrite((*batch)[i].kind)) continue;
-      done[i].error = StoreError::kReadOnly;
+      done[i].error = read_only_ ? StoreError::kReadOnly : StoreError::kIo;
       done[i].message = msg;
     }
   } else if (writes > 0) {
@@ -719,12 +749,8 @@ void SqliteStore::ProcessBatch(std::vector<Op>* batch) {
       rc = Exec(db, "COMMIT");
     }
     if (rc == SQLITE_OK) {
-      if (counted > 0) {
-        RecordCommit(
-            counted,
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-      }
-      SetHealth(true, "");
+      out.wrote = true;
+      out.began = start;
     } else {
       const int last_errno = errno;
       const int sys = sqlite3_system_errno(db) != 0 ? sqlite3_system_errno(db) : last_errno;
@@ -760,7 +786,7 @@ void SqliteStore::ProcessBatch(std::vector<Op>* batch) {
         std::lock_guard<std::mutex> lock(stats_mutex_);
         ++stats_.failed_commits;
       }
-      SetHealth(false, msg);
+      out.error = msg;
     }
   }
 
@@ -771,17 +797,60 @@ void SqliteStore::ProcessBatch(std::vector<Op>* batch) {
   }
   PublishStats();
 
-  std::vector<Completion> out;
-  out.reserve(done.size());
+  out.done.reserve(done.size());
   for (size_t i = 0; i < batch->size(); ++i) {
     Completion& c = done[i];
     if ((*batch)[i].internal) {
       if (c.ok() && c.expired >= kExpireBatch) next_expire_ = std::chrono::steady_clock::now();
       continue;
     }
-    out.push_back(std::move(c));
+    out.done.push_back(std::move(c));
   }
-  Complete(std::move(out));
+  if (syncer_) {
+    syncer_->Add(std::move(out));
+  } else {
+    Deliver(std::move(out), "");
+  }
+}
+
+void SqliteStore::Deliver(WalSyncer::Batch batch, const std::string& sync_error) {
+  if (!sync_error.empty()) {
+    // Committed, but perhaps not on disk: nothing it wrote is acknowledged.
+    const std::string msg = fmt::format(
+        "store {}: I/O error: {}; nothing more is stored until the broker restarts and reads "
+        "the file again",
+        options_.path, sync_error);
+    for (Completion& c : batch.done) {
+      if (!IsWrite(c.op) || !c.ok()) continue;
+      const OpKind kind = c.op;
+      const uint64_t tag = c.tag;
+      const RequestId id = c.id;
+      c = Completion();
+      c.op = kind;
+      c.tag = tag;
+      c.id = id;
+      c.error = StoreError::kIo;
+      c.message = msg;
+    }
+    if (batch.wrote) {
+      std::lock_guard<std::mutex> lock(stats_mutex_);
+      ++stats_.failed_commits;
+    }
+    SetHealth(false, msg);
+  } else if (!batch.error.empty()) {
+    SetHealth(false, batch.error);
+  } else if (batch.wrote) {
+    // Health changes here, in batch order, not at COMMIT: a commit that
+    // succeeds after another failed must not hide that failure from
+    // /healthz before the failed batch's clients have been told.
+    if (batch.counted > 0) {
+      RecordCommit(
+          batch.counted,
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - batch.began).count());
+    }
+    SetHealth(true, "");
+  }
+  Complete(std::move(batch.done));
 }
 
 int SqliteStore::ExecuteWrite(Op& op, Completion* c) {

@@ -1,5 +1,9 @@
-// The embedded store: one SQLite file in WAL mode with synchronous=FULL,
-// written by one thread of its own that group-commits whatever is queued.
+// The embedded store: one SQLite file in WAL mode, written by one thread of
+// its own that group-commits whatever is queued. Transactions commit with
+// synchronous=NORMAL and a WalSyncer makes them durable from a pool of
+// threads, so that a commit never waits for the previous one's sync; no
+// completion of a write goes out before its transaction is synced, exactly
+// as with synchronous=FULL (wal_syncer.h says why this is the same).
 //
 // Open() does everything that may refuse to start the broker: it creates the
 // directory, opens the file, runs PRAGMA quick_check, refuses a file from a
@@ -25,6 +29,7 @@
 #include "common/status.h"
 #include "config/options.h"
 #include "store/request_store.h"
+#include "store/wal_syncer.h"
 
 namespace plantd::store {
 
@@ -42,6 +47,11 @@ class SqliteStore final : public RequestStore {
     // Runs on the store thread just before each COMMIT, with the number of
     // write operations in the transaction (to hold a commit open, or count).
     std::function<void(size_t ops)> before_commit;
+    // Syncs the WAL file (0 or an errno) in place of fdatasync(fd): to hold a
+    // sync, count them, or model a disk that loses what was not synced.
+    WalSyncer::SyncFn sync_wal;
+    // The SQLite VFS to open the file with; empty: the default one.
+    std::string vfs;
   };
 
   // Bounds of the queue to the store thread: past them an operation completes
@@ -87,6 +97,9 @@ class SqliteStore final : public RequestStore {
   Status OpenDatabase();
   void Enqueue(Op op);
   void Complete(std::vector<Completion> done);
+  // A batch's completions, once what it wrote is durable (or will not be).
+  // On the writer thread, or a sync thread; in batch order.
+  void Deliver(WalSyncer::Batch batch, const std::string& sync_error);
 
   // Store thread only.
   void Run();
@@ -105,6 +118,9 @@ class SqliteStore final : public RequestStore {
   std::unique_ptr<Statements> stmts_;  // store thread only after Open
   bool read_only_ = false;
   RecoveryInfo recovery_;
+  // Null when the file is read-only. Destroyed before the members that
+  // Deliver uses.
+  std::unique_ptr<WalSyncer> syncer_;
   int event_fd_ = -1;
 
   // Store thread only.
@@ -124,7 +140,8 @@ class SqliteStore final : public RequestStore {
   // cleared when the core takes them. Changed under done_mutex_ only.
   std::atomic<bool> has_done_{false};
 
-  // Lock order: queue_mutex_ before stats_mutex_; done_mutex_ alone.
+  // Lock order: queue_mutex_ before stats_mutex_; the WalSyncer's mutex (held
+  // while Deliver runs) before stats_mutex_ and done_mutex_.
   mutable std::mutex stats_mutex_;
   StoreStats stats_;    // GUARDED_BY(stats_mutex_)
   StoreHealth health_;  // GUARDED_BY(stats_mutex_)

@@ -62,8 +62,12 @@ std::string RenderStoreMetrics(const StoreStats& stats, const StoreHealth& healt
   Header(out, "plantd_store_healthy", "gauge",
          "1 while the store commits, 0 while it fails (disk full, read-only, I/O error).");
   out << "plantd_store_healthy " << (health.ok ? 1 : 0) << '\n';
-  Header(out, "plantd_store_commits_total", "counter", "Write transactions committed (fsyncs).");
+  Header(out, "plantd_store_commits_total", "counter",
+         "Write transactions committed and synced to disk.");
   out << "plantd_store_commits_total " << stats.commits << '\n';
+  Header(out, "plantd_store_syncs_total", "counter",
+         "Syncs of the WAL file (each makes every commit before it durable).");
+  out << "plantd_store_syncs_total " << stats.syncs << '\n';
   Header(out, "plantd_store_failed_commits_total", "counter",
          "Write transactions rolled back on a storage error.");
   out << "plantd_store_failed_commits_total " << stats.failed_commits << '\n';
@@ -108,6 +112,7 @@ nlohmann::json StoreStatusJson(const StoreStats& stats, const StoreHealth& healt
       {"requests", requests},
       {"bytes", stats.counts.bytes},
       {"commits", stats.commits},
+      {"syncs", stats.syncs},
       {"committed_operations", stats.committed_ops},
       {"failed_commits", stats.failed_commits},
       {"commit_batch_size", HistogramJson(kBatchSizeBuckets, stats.batch_size,
