@@ -180,6 +180,15 @@ int QueryInt(sqlite3* db, const char* sql, int64_t* out) {
   return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
+// After a failed sync of the WAL (WalSyncer::failure()), for the writes it
+// covered and every later one.
+std::string SyncFailureMessage(const std::string& path, const std::string& why) {
+  return fmt::format(
+      "store {}: I/O error: {}; nothing more is stored until the broker restarts and reads the "
+      "file again",
+      path, why);
+}
+
 int64_t SystemNowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -216,8 +225,26 @@ SqliteStore::SqliteStore(const StoreOptions& options, Hooks hooks)
 
 int64_t SqliteStore::NowMs() const { return hooks_.now_ms ? hooks_.now_ms() : SystemNowMs(); }
 
+namespace {
+
+// Process-wide SQLite settings, before SQLite's first use (sqlite3_config
+// refuses once it is initialized; then the defaults stay, which are correct,
+// only slower). Memory statistics off: with them on, Debian's build takes a
+// global mutex for every allocation, and the store thread allocates for
+// every statement step (its build also omits the lookaside allocator).
+void ConfigureSqliteOnce() {
+  static const bool once = [] {
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    return true;
+  }();
+  (void)once;
+}
+
+}  // namespace
+
 Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const StoreOptions& options, Hooks hooks) {
   if (options.path.empty()) return Status::InvalidArgument("store.path is empty");
+  ConfigureSqliteOnce();
   std::unique_ptr<SqliteStore> store(new SqliteStore(options, std::move(hooks)));
   Status s = store->OpenDatabase();
   if (!s.ok()) return s;
@@ -720,10 +747,7 @@ void SqliteStore::ProcessBatch(std::vector<Op>* batch) {
     const std::string msg =
         read_only_ ? fmt::format("store {}: the database file is read-only: nothing can be stored",
                                  options_.path)
-                   : fmt::format(
-                         "store {}: I/O error: {}; nothing more is stored until the broker "
-                         "restarts and reads the file again",
-                         options_.path, sync_failure);
+                   : SyncFailureMessage(options_.path, sync_failure);
     for (size_t i = 0; i < batch->size(); ++i) {
       if (!IsWrite((*batch)[i].kind)) continue;
       done[i].error = read_only_ ? StoreError::kReadOnly : StoreError::kIo;
@@ -816,10 +840,7 @@ void SqliteStore::ProcessBatch(std::vector<Op>* batch) {
 void SqliteStore::Deliver(WalSyncer::Batch batch, const std::string& sync_error) {
   if (!sync_error.empty()) {
     // Committed, but perhaps not on disk: nothing it wrote is acknowledged.
-    const std::string msg = fmt::format(
-        "store {}: I/O error: {}; nothing more is stored until the broker restarts and reads "
-        "the file again",
-        options_.path, sync_error);
+    const std::string msg = SyncFailureMessage(options_.path, sync_error);
     for (Completion& c : batch.done) {
       if (!IsWrite(c.op) || !c.ok()) continue;
       const OpKind kind = c.op;
