@@ -264,11 +264,11 @@ int Admin(const Common& common, const std::string& command) {
   return status == "400" ? kExitUsage : kExitRefused;
 }
 
-int EchoWorker(const std::string& endpoint, const std::string& service, long count, bool mdp01,
-               int credit, long heartbeat_ms, const plantd::CurveOptions& curve) {
+int EchoWorker(const std::vector<std::string>& endpoints, const std::string& service, long count,
+               bool mdp01, int credit, long heartbeat_ms, const plantd::CurveOptions& curve) {
   plantd::mdp::WorkerOptions o;
   o.curve = curve;
-  o.endpoints = {endpoint};
+  o.endpoints = endpoints;
   o.service = service;
   o.credit = credit;
   o.heartbeat_interval = std::chrono::milliseconds(heartbeat_ms);
@@ -279,7 +279,9 @@ int EchoWorker(const std::string& endpoint, const std::string& service, long cou
     while (!g_stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
     worker.Stop();
   });
-  std::fprintf(stderr, "plantd-mdp: echo worker for %s on %s\n", service.c_str(), endpoint.c_str());
+  std::string brokers;
+  for (const std::string& e : endpoints) brokers += (brokers.empty() ? "" : ", ") + e;
+  std::fprintf(stderr, "plantd-mdp: echo worker for %s on %s\n", service.c_str(), brokers.c_str());
   long served = 0;
   while (count < 0 || served < count) {
     auto request = worker.Receive();
@@ -474,11 +476,13 @@ int Main(int argc, char** argv) {
       ->check(CLI::IsMember({"drain", "status"}));
   add_common(admin);
 
-  std::string worker_endpoint = "tcp://127.0.0.1:7201";
+  std::vector<std::string> worker_endpoints{"tcp://127.0.0.1:7201"};
   long count = -1;
   CLI::App* echo = app.add_subcommand("echo-worker", "a worker that answers with its request");
   echo->add_option("service", service, "service to serve")->required();
-  echo->add_option("-e,--endpoint", worker_endpoint, "broker endpoint for workers")
+  echo->add_option("-e,--endpoint", worker_endpoints,
+                   "broker endpoint for workers; repeat it to serve several brokers (the "
+                   "credit is split between them)")
       ->capture_default_str();
   echo->add_option("-n,--count", count, "exit after this many requests");
   echo->add_flag("--mdp01", common.mdp01, "speak MDP/0.1 (RFC 7)");
@@ -487,7 +491,8 @@ int Main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(1L, 3600000L));
   int credit = 1;
-  echo->add_option("--credit", credit, "requests the broker may hand it at once (docs/credit.md)")
+  echo->add_option("--credit", credit,
+                   "requests its brokers may hand it at once, together (docs/credit.md)")
       ->check(CLI::Range(1, 1024));
   add_curve(echo);
 
@@ -560,7 +565,7 @@ int Main(int argc, char** argv) {
   }
   if (admin->parsed()) return Admin(common, admin_command);
   if (echo->parsed())
-    return EchoWorker(worker_endpoint, service, count, common.mdp01, credit, heartbeat_ms,
+    return EchoWorker(worker_endpoints, service, count, common.mdp01, credit, heartbeat_ms,
                       common.curve);
   if (keygen->parsed()) return KeyGen(key_name);
   if (pub->parsed()) return Publish(bus_endpoint, topic, frames, common.curve);

@@ -22,11 +22,29 @@ namespace {
 // Bounds how long Receive sleeps, so Stop() is seen promptly.
 constexpr milliseconds kMaxWait{100};
 
+// A worker's credit split between its brokers, so that all of them
+// together never hand it more requests at once than it asked for: each
+// broker dispatches on its own and credit is fixed at READY, so a shared
+// pool would need a protocol change. The first `credit % brokers` brokers
+// get one more. Every broker gets at least 1 (MDP has no READY without
+// credit): a worker with fewer credits than brokers may hold one request
+// per broker.
+std::vector<int> CreditShares(int credit, size_t brokers) {
+  std::vector<int> shares(brokers, 1);
+  if (brokers == 0) return shares;
+  const int n = static_cast<int>(brokers);
+  const int total = std::max(1, credit);
+  for (int i = 0; i < n; ++i)
+    shares[static_cast<size_t>(i)] = std::max(1, total / n + (i < total % n ? 1 : 0));
+  return shares;
+}
+
 }  // namespace
 
 // One broker: its socket and the state of the 18/MDP heartbeat dialogue.
 struct Connection {
   std::string endpoint;
+  int credit = 1;  // this broker's share of options.credit (CreditShares)
   std::unique_ptr<client::DealerSocket> socket;
   int liveness = 0;
   steady_clock::time_point next_heartbeat;
@@ -131,8 +149,8 @@ struct Worker::Impl {
     }
     c.socket = std::move(opened.value());
     // READY goes out when the connection completes (DEALER queues it).
-    if (options.credit > 1) {
-      Send(c, v02::kReady, v01::kReady, {options.service, std::to_string(options.credit)});
+    if (c.credit > 1) {
+      Send(c, v02::kReady, v01::kReady, {options.service, std::to_string(c.credit)});
     } else {
       Send(c, v02::kReady, v01::kReady, {options.service});
     }
@@ -160,6 +178,10 @@ Worker::Worker(WorkerOptions options) : impl_(new Impl) {
   }
   if (impl_->connections.empty())
     impl_->status = Status::InvalidArgument("no broker endpoint given");
+  const std::vector<int> shares = CreditShares(impl_->options.credit, impl_->connections.size());
+  for (size_t i = 0; i < impl_->connections.size(); ++i) {
+    impl_->connections[i].credit = shares[i];
+  }
   for (Connection& c : impl_->connections) impl_->Connect(c);
 }
 

@@ -467,6 +467,69 @@ TEST_P(LibEngineTest, WorkerRegistersWithEveryBrokerAndClientFailsOver) {
   EXPECT_EQ(second.Stop(), 0);
 }
 
+// A worker's credit is for all its brokers together (issue 17): with credit
+// 4 on two brokers, each gets 2, and eight waiting requests (four at each)
+// reach the worker four at a time, two from each broker.
+TEST_P(LibEngineTest, AWorkerOnTwoBrokersIsNeverHandedMoreThanItsCreditInTotal) {
+  StartBroker();
+  BrokerProcess second;
+  const int second_client = FreeTcpPort(), second_worker = FreeTcpPort();
+  ASSERT_TRUE(second.Start({.config_yaml = "endpoint: " + TcpEndpoint(second_client) +
+                                           "\nclient_endpoint: " + TcpEndpoint(second_worker) +
+                                           "\nbuses: []\nhealth:\n  port: 0\n"
+                                           "heartbeat_interval: 100ms\nheartbeat_liveness: 5\n"}))
+      << second.Output();
+  mdp::WorkerOptions o = WorkerFor("lib.split");
+  o.endpoints.push_back(TcpEndpoint(second_worker));
+  o.credit = 4;
+  mdp::Worker worker(o);
+  // On the native engine the worker's connections progress only while it
+  // is called: keep calling it until both brokers list it.
+  const auto served_at = [&](int port) {
+    mdp::Client c(mdp::ClientOptions{
+        .endpoints = {TcpEndpoint(port)}, .timeout = 500ms, .attempts = 1, .engine = engine_});
+    auto r = c.ServiceExists("lib.split");
+    return r.ok() && r.value();
+  };
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  bool registered = false;
+  while (!registered && std::chrono::steady_clock::now() < deadline) {
+    ASSERT_FALSE(worker.Receive(20ms).has_value());
+    registered = served_at(client_port_) && served_at(second_client);
+  }
+  ASSERT_TRUE(registered) << "the worker never registered with both brokers";
+
+  std::vector<std::thread> clients;
+  std::atomic<int> answered{0};
+  for (int i = 0; i < 8; ++i) {
+    const int port = i % 2 == 0 ? client_port_ : second_client;
+    clients.emplace_back([&, port, i] {
+      mdp::Client c(mdp::ClientOptions{
+          .endpoints = {TcpEndpoint(port)}, .timeout = 10s, .attempts = 1, .engine = engine_});
+      auto r = c.Request("lib.split", {std::to_string(i)});
+      if (r.ok() && r.value() == Frames{std::to_string(i)}) ++answered;
+    });
+  }
+  // Takes what the brokers hand over until nothing more comes for 500 ms
+  // (what must not happen is more arriving: wait a while for it).
+  const auto take = [&](std::vector<mdp::WorkerRequest>* held) {
+    while (auto r = worker.Receive(500ms)) held->push_back(std::move(*r));
+  };
+  std::vector<mdp::WorkerRequest> held;
+  for (int round = 0; round < 2; ++round) {
+    held.clear();
+    take(&held);
+    ASSERT_EQ(held.size(), 4u) << "round " << round << ": more than the credit at once";
+    size_t from_first = 0;
+    for (const auto& r : held) from_first += r.connection == 0 ? 1 : 0;
+    EXPECT_EQ(from_first, 2u) << "round " << round;
+    for (const auto& r : held) ASSERT_TRUE(worker.Reply(r, r.body).ok());
+  }
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(answered.load(), 8);
+  EXPECT_EQ(second.Stop(), 0);
+}
+
 // The native engine is libplantd's own: a client and a worker on it start
 // no thread (libzmq would start its I/O thread and reaper), and the whole
 // exchange runs on the threads that call the library.

@@ -36,8 +36,12 @@ struct WorkerOptions {
   // After losing a broker: wait this long, doubling up to the maximum.
   std::chrono::milliseconds reconnect_delay{250};
   std::chrono::milliseconds reconnect_delay_max{8000};
-  // Requests the broker may hand this worker at once (docs/credit.md). 1 is
-  // standard MDP; more needs plantd-broker (an RFC broker ignores it).
+  // Requests the brokers may hand this worker at once (docs/credit.md). 1 is
+  // standard MDP; more needs plantd-broker (an RFC broker ignores it). With
+  // several brokers the credit is split between them (7 over 3 brokers: 3,
+  // 2 and 2), so that together they never hand it more; each gets at least
+  // 1, so a worker with fewer credits than brokers may hold one per broker.
+  // While a broker is away its share is unused.
   int credit = 1;
   // CURVE keys for a broker that requires them (plantd/curve.h).
   CurveOptions curve;
