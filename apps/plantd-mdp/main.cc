@@ -18,7 +18,9 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <iostream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <thread>
 #include <zmq.hpp>
@@ -112,6 +114,125 @@ struct Common {
     return o;
   }
 };
+
+// --each: one MMI question to every broker given (-e and --failover), at
+// once, each on its own connection and without failing over. Every broker
+// answers for itself: this is how to compare them.
+struct BrokerAnswer {
+  std::string endpoint;
+  nlohmann::json document;  // the answer, parsed
+  std::string error;        // or why there is none
+};
+
+std::vector<BrokerAnswer> AskEach(const Common& common, const std::string& service) {
+  plantd::mdp::ClientOptions all = common.ClientOptions();
+  std::vector<BrokerAnswer> answers(all.endpoints.size());
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < answers.size(); ++i) {
+    answers[i].endpoint = all.endpoints[i];
+    threads.emplace_back([&all, &answers, &service, i] {
+      plantd::mdp::ClientOptions o = all;
+      o.endpoints = {all.endpoints[i]};
+      plantd::mdp::Client client(o);
+      auto reply = client.Request(service, {});
+      BrokerAnswer& a = answers[i];
+      if (!reply.ok()) {
+        a.error = reply.status().message();
+        return;
+      }
+      a.document = nlohmann::json::parse(reply->empty() ? "" : (*reply)[0], nullptr, false);
+      if (a.document.is_discarded()) a.error = "the answer is not JSON";
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  return answers;
+}
+
+// Object members as rows "a.b.c" -> value, in key order.
+void Flatten(const nlohmann::json& j, const std::string& prefix,
+             std::vector<std::pair<std::string, std::string>>* rows) {
+  if (!j.is_object()) {
+    rows->emplace_back(prefix, j.is_string() ? j.get<std::string>() : j.dump());
+    return;
+  }
+  for (const auto& [key, value] : j.items()) {
+    Flatten(value, prefix.empty() ? key : prefix + "." + key, rows);
+  }
+}
+
+// One column per broker, one row per key that any of them has ("-" where a
+// broker lacks it); a broker that did not answer shows why in an "error"
+// row. With --json: {endpoint: answer or {"error": why}}.
+int PrintSideBySide(const std::vector<BrokerAnswer>& answers, bool json,
+                    const std::function<nlohmann::json(const nlohmann::json&)>& shape) {
+  bool all_answered = true;
+  nlohmann::json out = nlohmann::json::object();
+  std::vector<std::string> keys;
+  std::vector<std::map<std::string, std::string>> cells(answers.size());
+  for (size_t i = 0; i < answers.size(); ++i) {
+    const BrokerAnswer& a = answers[i];
+    if (!a.error.empty()) {
+      all_answered = false;
+      out[a.endpoint] = {{"error", a.error}};
+      cells[i]["error"] = a.error;
+      if (std::find(keys.begin(), keys.end(), "error") == keys.end())
+        keys.insert(keys.begin(), "error");
+      continue;
+    }
+    const nlohmann::json shaped = shape(a.document);
+    out[a.endpoint] = shaped;
+    std::vector<std::pair<std::string, std::string>> rows;
+    Flatten(shaped, "", &rows);
+    for (auto& [key, value] : rows) {
+      if (std::find(keys.begin(), keys.end(), key) == keys.end()) keys.push_back(key);
+      cells[i][key] = std::move(value);
+    }
+  }
+  if (json) {
+    std::cout << out.dump(2) << std::endl;
+  } else {
+    size_t key_width = 0;
+    for (const std::string& k : keys) key_width = std::max(key_width, k.size());
+    std::vector<size_t> widths(answers.size());
+    for (size_t i = 0; i < answers.size(); ++i) {
+      widths[i] = answers[i].endpoint.size();
+      for (const auto& [key, value] : cells[i]) widths[i] = std::max(widths[i], value.size());
+    }
+    const auto line = [&](const std::string& first, const auto& cell) {
+      std::string text = first + std::string(key_width - first.size(), ' ');
+      for (size_t i = 0; i < answers.size(); ++i) {
+        const std::string value = cell(i);
+        text += "  " + value + std::string(widths[i] - std::min(widths[i], value.size()), ' ');
+      }
+      while (!text.empty() && text.back() == ' ') text.pop_back();
+      std::cout << text << "\n";
+    };
+    line("", [&](size_t i) { return answers[i].endpoint; });
+    for (const std::string& k : keys) {
+      line(k, [&](size_t i) {
+        auto it = cells[i].find(k);
+        return it == cells[i].end() ? std::string("-") : it->second;
+      });
+    }
+    std::cout.flush();
+  }
+  return all_answered ? kExitOk : kExitNoReply;
+}
+
+// mmi.services' list as {name: {workers, queued, served}}, to line up by name.
+nlohmann::json ServicesByName(const nlohmann::json& list) {
+  nlohmann::json by_name = nlohmann::json::object();
+  if (!list.is_array()) return by_name;
+  for (const nlohmann::json& s : list) {
+    if (!s.is_object() || !s.contains("name") || !s["name"].is_string()) continue;
+    nlohmann::json row = nlohmann::json::object();
+    for (const char* key : {"workers", "queued", "served"}) {
+      if (s.contains(key)) row[key] = s[key];
+    }
+    by_name[s["name"].get<std::string>()] = row;
+  }
+  return by_name;
+}
 
 // After a timeout: is it that nobody serves the service? (8/MMI)
 Status Explain(const Common& common, const std::string& service, const Status& timeout) {
@@ -463,6 +584,11 @@ int Main(int argc, char** argv) {
   add_common(service_cmd);
   CLI::App* broker = app.add_subcommand("broker", "broker version, uptime, counts (mmi.broker)");
   add_common(broker);
+  bool each = false;
+  const char* each_help =
+      "ask every broker given (-e and --failover) and show the answers side by side";
+  broker->add_flag("--each", each, each_help);
+  services->add_flag("--each", each, each_help);
 
   std::string admin_command;
   CLI::App* admin = app.add_subcommand(
@@ -541,6 +667,13 @@ int Main(int argc, char** argv) {
       if (Status s = titanic.Close(request_id); !s.ok()) return Fail(s);
     }
     return rc;
+  }
+  if (services->parsed() && each) {
+    return PrintSideBySide(AskEach(common, "mmi.services"), common.json, ServicesByName);
+  }
+  if (broker->parsed() && each) {
+    return PrintSideBySide(AskEach(common, "mmi.broker"), common.json,
+                           [](const nlohmann::json& j) { return j; });
   }
   if (services->parsed()) {
     plantd::mdp::Client client(common.ClientOptions());

@@ -836,6 +836,66 @@ TEST_F(LibTest, CliCallServicesServiceBrokerAndExitCodes) {
   EXPECT_EQ(echo.WaitExit(5s), std::optional<int>(0));
 }
 
+// Several brokers (issue 17): an echo worker serves two at once, and
+// --each asks every broker given and shows them side by side; a broker that
+// is gone shows why and makes the exit status 1.
+TEST_F(LibTest, CliEachAsksEveryBrokerAndAWorkerServesTwo) {
+  StartBroker();
+  BrokerProcess second;
+  const int second_client = FreeTcpPort(), second_worker = FreeTcpPort();
+  ASSERT_TRUE(second.Start({.config_yaml = "endpoint: " + TcpEndpoint(second_client) +
+                                           "\nclient_endpoint: " + TcpEndpoint(second_worker) +
+                                           "\nbuses: []\nhealth:\n  port: 0\n"
+                                           "heartbeat_interval: 100ms\nheartbeat_liveness: 5\n"}))
+      << second.Output();
+  BrokerProcess echo;
+  ASSERT_TRUE(echo.Start({.args = {"echo-worker", "cli.both", "-e", TcpEndpoint(worker_port_), "-e",
+                                   TcpEndpoint(second_worker), "--heartbeat", "100", "--credit",
+                                   "4"},
+                          .wait_ready = false,
+                          .binary = BuildPath("plantd-mdp")}));
+  WaitForService("cli.both");
+  const std::string first_e = TcpEndpoint(client_port_), second_e = TcpEndpoint(second_client);
+
+  // The worker serves both brokers: each lists it, and calls through each
+  // are answered.
+  RunResult services = RunProgram(
+      "plantd-mdp", {"services", "--each", "-e", first_e, "--failover", second_e, "--json"});
+  ASSERT_EQ(services.status, 0) << services.output;
+  auto by_broker = nlohmann::json::parse(services.output, nullptr, false);
+  ASSERT_FALSE(by_broker.is_discarded()) << services.output;
+  EXPECT_EQ(by_broker[first_e]["cli.both"]["workers"], 1) << services.output;
+  EXPECT_EQ(by_broker[second_e]["cli.both"]["workers"], 1) << services.output;
+  for (const std::string& e : {first_e, second_e}) {
+    RunResult call = RunProgram("plantd-mdp", {"call", "cli.both", "hi", "-e", e});
+    EXPECT_EQ(call.status, 0) << call.output;
+    EXPECT_EQ(call.output, "hi\n");
+  }
+
+  RunResult broker = RunProgram(
+      "plantd-mdp", {"broker", "--each", "-e", first_e, "--failover", second_e, "--json"});
+  ASSERT_EQ(broker.status, 0) << broker.output;
+  auto brokers = nlohmann::json::parse(broker.output, nullptr, false);
+  ASSERT_FALSE(brokers.is_discarded()) << broker.output;
+  EXPECT_TRUE(brokers[first_e].contains("uptime_seconds")) << broker.output;
+  EXPECT_TRUE(brokers[second_e].contains("uptime_seconds")) << broker.output;
+  EXPECT_EQ(brokers[first_e]["requests"], 1);
+  EXPECT_EQ(brokers[second_e]["requests"], 1);
+
+  // The second broker dies: its column says so, the first still answers.
+  second.Signal(SIGKILL);
+  ASSERT_TRUE(second.WaitExit(5s).has_value());
+  RunResult one_gone = RunProgram(
+      "plantd-mdp", {"broker", "--each", "-e", first_e, "--failover", second_e, "-t", "300"});
+  EXPECT_EQ(one_gone.status, 1) << one_gone.output;
+  EXPECT_NE(one_gone.output.find(second_e), std::string::npos) << one_gone.output;
+  EXPECT_NE(one_gone.output.find("error"), std::string::npos) << one_gone.output;
+  EXPECT_NE(one_gone.output.find("uptime_seconds"), std::string::npos) << one_gone.output;
+
+  echo.Signal(SIGTERM);
+  EXPECT_EQ(echo.WaitExit(5s), std::optional<int>(0));
+}
+
 TEST_F(LibTest, CliTimeoutIsExitOne) {
   StartBroker();
   // A worker that takes requests and never answers.
