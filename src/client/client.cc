@@ -13,6 +13,14 @@ using client::Byte;
 using std::chrono::milliseconds;
 using std::chrono::steady_clock;
 
+namespace {
+
+// How often a client waiting for a reply looks whether its broker's
+// connection is still there.
+constexpr milliseconds kConnectionCheck{100};
+
+}  // namespace
+
 struct Client::Impl {
   zmq::context_t context{1};
   std::unique_ptr<client::DealerSocket> socket;
@@ -75,8 +83,15 @@ Result<Frames> Client::Request(const std::string& service, const Frames& body,
       while (true) {
         // Rounded up: a request never times out before its deadline.
         const auto left = std::chrono::ceil<milliseconds>(deadline - steady_clock::now());
-        if (left <= milliseconds(0)) break;        // timed out
-        if (!socket.WaitReadable(left)) continue;  // a signal, or time is up
+        if (left <= milliseconds(0)) break;  // timed out
+        // In slices, to notice a broker that goes away: its connection
+        // closing makes nothing readable.
+        if (!socket.WaitReadable(std::min(left, kConnectionCheck))) {
+          // The request died with the connection (a broker that comes back
+          // knows nothing of it): send it again at once, to the next broker.
+          if (!socket.connected()) break;
+          continue;
+        }
         Frames reply;
         if (!socket.Recv(&reply)) continue;
         // 0.2: [MDPC02, PARTIAL|FINAL, service, body...]; 0.1: ["", MDPC01, service, body...]

@@ -467,6 +467,64 @@ TEST_P(LibEngineTest, WorkerRegistersWithEveryBrokerAndClientFailsOver) {
   EXPECT_EQ(second.Stop(), 0);
 }
 
+// A broker that dies while a request waits there (issue 17): the client
+// does not sit out its timeout but sends the request to the next broker at
+// once. The first broker's worker holds the request and never answers.
+TEST_P(LibEngineTest, AClientWhoseBrokerDiesIsAnsweredByTheNextBeforeItsTimeout) {
+  StartBroker();
+  BrokerProcess second;
+  const int second_client = FreeTcpPort(), second_worker = FreeTcpPort();
+  ASSERT_TRUE(second.Start({.config_yaml = "endpoint: " + TcpEndpoint(second_client) +
+                                           "\nclient_endpoint: " + TcpEndpoint(second_worker) +
+                                           "\nbuses: []\nhealth:\n  port: 0\n"
+                                           "heartbeat_interval: 100ms\nheartbeat_liveness: 5\n"}))
+      << second.Output();
+  std::atomic<bool> held{false};
+  std::thread silent([&] {  // on the first broker only: takes, never answers
+    mdp::Worker w(WorkerFor("lib.move"));
+    while (!stop_) {
+      if (w.Receive(20ms)) held = true;
+    }
+  });
+  std::thread answering([&] {  // on the second broker only
+    mdp::WorkerOptions o = WorkerFor("lib.move");
+    o.endpoints = {TcpEndpoint(second_worker)};
+    mdp::Worker w(o);
+    while (!stop_) {
+      if (auto r = w.Receive(20ms)) (void)w.Reply(*r, {"second"});
+    }
+  });
+  WaitForService("lib.move");
+
+  constexpr auto kTimeout = 10s;
+  std::optional<Result<Frames>> reply;
+  std::chrono::steady_clock::time_point answered;
+  std::thread caller([&] {
+    mdp::Client client(
+        mdp::ClientOptions{.endpoints = {TcpEndpoint(client_port_), TcpEndpoint(second_client)},
+                           .timeout = kTimeout,
+                           .attempts = 2,
+                           .engine = engine_});
+    reply = client.Request("lib.move", {"x"});
+    answered = std::chrono::steady_clock::now();
+  });
+  ASSERT_TRUE(PollUntil([&] { return held.load(); }, 5s)) << "the first broker never dispatched";
+  broker_.Signal(SIGKILL);
+  const auto killed = std::chrono::steady_clock::now();
+  ASSERT_TRUE(broker_.WaitExit(5s).has_value());
+  caller.join();
+  stop_ = true;
+  silent.join();
+  answering.join();
+  ASSERT_TRUE(reply.has_value());
+  ASSERT_TRUE(reply->ok()) << reply->status().message();
+  EXPECT_EQ(reply->value(), Frames{"second"});
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(answered - killed);
+  EXPECT_LT(took, 2s) << "the client waited for its timeout instead of failing over";
+  RecordProperty("failover_ms", static_cast<int>(took.count()));
+  EXPECT_EQ(second.Stop(), 0);
+}
+
 // A worker's credit is for all its brokers together (issue 17): with credit
 // 4 on two brokers, each gets 2, and eight waiting requests (four at each)
 // reach the worker four at a time, two from each broker.

@@ -34,12 +34,16 @@ using Frames = std::vector<std::string>;
 using Engine = plantd::Engine;
 
 struct ClientOptions {
-  // Brokers to use, in order: on a timeout the client moves to the next.
+  // Brokers to use, in order: on a timeout, or when the broker's
+  // connection drops while a request waits, the client moves to the next.
+  // (AsyncClient sends to them in turn and does not move requests.)
   std::vector<std::string> endpoints{"tcp://127.0.0.1:7200"};
   // How long to wait for each reply (a PARTIAL restarts the wait).
   std::chrono::milliseconds timeout{2500};
   // Attempts per request. 18/MDP: after a timeout the client closes its
-  // socket, reconnects and sends again (workers are assumed idempotent).
+  // socket, reconnects and sends again (workers are assumed idempotent);
+  // a dropped connection counts as an attempt and is retried at once.
+  // docs/brokers.md says which requests may then run twice.
   int attempts = 3;
   Protocol protocol = Protocol::kMdp02;
   // CURVE keys for a broker that requires them (plantd/curve.h).
