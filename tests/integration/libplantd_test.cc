@@ -525,6 +525,93 @@ TEST_P(LibEngineTest, AClientWhoseBrokerDiesIsAnsweredByTheNextBeforeItsTimeout)
   EXPECT_EQ(second.Stop(), 0);
 }
 
+// AsyncClient on two brokers (issue 17): requests go to both in turn; those
+// held at the first broker move to the second when they time out, and at
+// once when the first broker dies.
+TEST_P(LibEngineTest, AnAsyncClientMovesRequestsToTheNextBrokerOnTimeoutAndOnLoss) {
+  StartBroker();
+  BrokerProcess second;
+  const int second_client = FreeTcpPort(), second_worker = FreeTcpPort();
+  ASSERT_TRUE(second.Start({.config_yaml = "endpoint: " + TcpEndpoint(second_client) +
+                                           "\nclient_endpoint: " + TcpEndpoint(second_worker) +
+                                           "\nbuses: []\nhealth:\n  port: 0\n"
+                                           "heartbeat_interval: 100ms\nheartbeat_liveness: 5\n"}))
+      << second.Output();
+  std::atomic<int> held{0};
+  std::thread silent([&] {  // on the first broker only: takes, never answers
+    mdp::WorkerOptions o = WorkerFor("lib.amove");
+    o.credit = 64;
+    mdp::Worker w(o);
+    while (!stop_) {
+      if (w.Receive(20ms)) ++held;
+    }
+  });
+  std::thread answering([&] {  // on the second broker only
+    mdp::WorkerOptions o = WorkerFor("lib.amove");
+    o.endpoints = {TcpEndpoint(second_worker)};
+    o.credit = 64;
+    mdp::Worker w(o);
+    while (!stop_) {
+      if (auto r = w.Receive(20ms)) (void)w.Reply(*r, {"second"});
+    }
+  });
+  WaitForService("lib.amove");
+  const std::vector<std::string> both = {TcpEndpoint(client_port_), TcpEndpoint(second_client)};
+  const auto run = [&](mdp::AsyncClient& client, int n, std::vector<Result<Frames>>* results) {
+    for (int i = 0; i < n; ++i) {
+      client.Send("lib.amove", {std::to_string(i)},
+                  [results](Result<Frames> r) { results->push_back(std::move(r)); });
+    }
+  };
+
+  // Timeouts: 300 ms, two sends each. What the first broker holds times out
+  // and is answered by the second.
+  {
+    mdp::AsyncClient client(
+        mdp::ClientOptions{.endpoints = both, .timeout = 300ms, .attempts = 2, .engine = engine_});
+    std::vector<Result<Frames>> results;
+    run(client, 8, &results);
+    EXPECT_EQ(client.Drain(5s), 0u);
+    ASSERT_EQ(results.size(), 8u);
+    for (const auto& r : results) {
+      ASSERT_TRUE(r.ok()) << r.status().message();
+      EXPECT_EQ(r.value(), Frames{"second"});
+    }
+    EXPECT_GT(held.load(), 0) << "no request went to the first broker";
+  }
+
+  // Loss: a 10 s timeout; the first broker is killed while it holds some.
+  mdp::AsyncClient client(
+      mdp::ClientOptions{.endpoints = both, .timeout = 10s, .attempts = 2, .engine = engine_});
+  const int held_before = held.load();
+  std::vector<Result<Frames>> results;
+  run(client, 8, &results);
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (held.load() == held_before && std::chrono::steady_clock::now() < deadline) {
+    client.Poll(20ms);
+  }
+  ASSERT_GT(held.load(), held_before) << "no request went to the first broker";
+  const size_t answered_before_kill = results.size();
+  EXPECT_LT(answered_before_kill, 8u);
+  broker_.Signal(SIGKILL);
+  const auto killed = std::chrono::steady_clock::now();
+  ASSERT_TRUE(broker_.WaitExit(5s).has_value());
+  EXPECT_EQ(client.Drain(5s), 0u);
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - killed);
+  stop_ = true;
+  silent.join();
+  answering.join();
+  ASSERT_EQ(results.size(), 8u);
+  for (const auto& r : results) {
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    EXPECT_EQ(r.value(), Frames{"second"});
+  }
+  EXPECT_LT(took, 2s) << "the held requests waited for their timeout";
+  RecordProperty("failover_ms", static_cast<int>(took.count()));
+  EXPECT_EQ(second.Stop(), 0);
+}
+
 // A worker's credit is for all its brokers together (issue 17): with credit
 // 4 on two brokers, each gets 2, and eight waiting requests (four at each)
 // reach the worker four at a time, two from each broker.
@@ -907,11 +994,11 @@ TEST_F(LibTest, CliEachAsksEveryBrokerAndAWorkerServesTwo) {
                                            "heartbeat_interval: 100ms\nheartbeat_liveness: 5\n"}))
       << second.Output();
   BrokerProcess echo;
-  ASSERT_TRUE(echo.Start({.args = {"echo-worker", "cli.both", "-e", TcpEndpoint(worker_port_), "-e",
-                                   TcpEndpoint(second_worker), "--heartbeat", "100", "--credit",
-                                   "4"},
-                          .wait_ready = false,
-                          .binary = BuildPath("plantd-mdp")}));
+  ASSERT_TRUE(
+      echo.Start({.args = {"echo-worker", "cli.both", "-e", TcpEndpoint(worker_port_), "-e",
+                           TcpEndpoint(second_worker), "--heartbeat", "100", "--credit", "4"},
+                  .wait_ready = false,
+                  .binary = BuildPath("plantd-mdp")}));
   WaitForService("cli.both");
   const std::string first_e = TcpEndpoint(client_port_), second_e = TcpEndpoint(second_client);
 

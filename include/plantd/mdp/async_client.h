@@ -32,8 +32,14 @@ class AsyncClient {
 
   // Queues a request. `done` runs exactly once, inside Poll/Drain: with the
   // FINAL body, with kTimeout when no FINAL came within options.timeout, or
-  // with status() when the client cannot send. AsyncClient does not retry:
-  // the caller decides what a lost request means.
+  // with status() when the client cannot send. With one broker AsyncClient
+  // does not retry: the caller decides what a lost request means. With
+  // several (options.endpoints), requests go to them in turn, and one that
+  // times out, or whose broker's connection drops, is sent to the next
+  // broker, up to options.attempts sends in all (kUnavailable when the
+  // connection dropped on the last); the first FINAL wins. Each request's
+  // body is then kept until it completes. docs/brokers.md says which
+  // requests may run twice.
   void Send(const std::string& service, const Frames& body, Callback done,
             Client::PartialHandler on_partial = {});
 

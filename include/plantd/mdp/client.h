@@ -36,7 +36,7 @@ using Engine = plantd::Engine;
 struct ClientOptions {
   // Brokers to use, in order: on a timeout, or when the broker's
   // connection drops while a request waits, the client moves to the next.
-  // (AsyncClient sends to them in turn and does not move requests.)
+  // (AsyncClient sends to them in turn, and moves a request likewise.)
   std::vector<std::string> endpoints{"tcp://127.0.0.1:7200"};
   // How long to wait for each reply (a PARTIAL restarts the wait).
   std::chrono::milliseconds timeout{2500};
