@@ -15,7 +15,12 @@
 // servers run on --server-cpu, the load on --load-cpu. Every reply is
 // checked against its request.
 //
-//   plantd-lib-bench [--clients 4] [--inflight 16] [--workers 4] [--credit 16]
+// --brokers N (issue 17): N brokers, all on the server CPU; every worker
+// registers with all of them (its credit split between them) and every
+// client sends to them in turn (AsyncClient over N endpoints). The server
+// CPU is the sum over the brokers.
+//
+//   plantd-lib-bench [--clients 4] [--inflight 16] [--workers 4] [--credit 16] [--brokers 1]
 //       [--size 64] [--duration 5] [--warmup 1] [--rounds 2] [--server-cpu 0]
 //       [--load-cpu 1] [--engines native,libzmq] [--broker PATH]
 //       [--nats-server PATH] [--natsbench PATH]
@@ -52,6 +57,9 @@ struct Options {
   int inflight = 16;
   int workers = 4;
   int credit = 16;
+  // Brokers on the server CPU: every worker registers with all of them (its
+  // credit split between them), every client sends to all in turn.
+  int brokers = 1;
   size_t size = 64;
   double duration_s = 5;
   double warmup_s = 1;
@@ -86,10 +94,11 @@ struct ClientLoad {
   std::string error;
 };
 
-void RunClient(const Options& o, plantd::mdp::Engine engine, const std::string& endpoint, int index,
-               Clock::time_point start, Clock::time_point end, ClientLoad* out) {
+void RunClient(const Options& o, plantd::mdp::Engine engine,
+               const std::vector<std::string>& endpoints, int index, Clock::time_point start,
+               Clock::time_point end, ClientLoad* out) {
   plantd::bench::PinToCpu(o.load_cpu);
-  plantd::mdp::AsyncClient client({.endpoints = {endpoint},
+  plantd::mdp::AsyncClient client({.endpoints = endpoints,
                                    .timeout = std::chrono::seconds(10),
                                    .attempts = 1,
                                    .engine = engine});
@@ -124,11 +133,12 @@ void RunClient(const Options& o, plantd::mdp::Engine engine, const std::string& 
   out->lost += client.Drain(std::chrono::seconds(5));
 }
 
-void RunWorker(const Options& o, plantd::mdp::Engine engine, const std::string& endpoint,
-               const std::atomic<bool>& stop, std::atomic<uint64_t>& reply_failures) {
+void RunWorker(const Options& o, plantd::mdp::Engine engine,
+               const std::vector<std::string>& endpoints, const std::atomic<bool>& stop,
+               std::atomic<uint64_t>& reply_failures) {
   plantd::bench::PinToCpu(o.load_cpu);
   plantd::mdp::Worker worker(
-      {.endpoints = {endpoint}, .service = "echo", .credit = o.credit, .engine = engine});
+      {.endpoints = endpoints, .service = "echo", .credit = o.credit, .engine = engine});
   while (!stop.load(std::memory_order_relaxed)) {
     auto request = worker.Receive(std::chrono::milliseconds(50));
     if (request && !worker.Reply(*request, request->body).ok()) ++reply_failures;
@@ -138,29 +148,49 @@ void RunWorker(const Options& o, plantd::mdp::Engine engine, const std::string& 
 Run RunBroker(const Options& o, plantd::mdp::Engine engine) {
   Run r;
   r.target = std::string("broker-") + EngineName(engine);
-  const int port = plantd::bench::FreeTcpPort();
-  const int worker_port = plantd::bench::FreeTcpPort();
-  plantd::bench::BrokerConfigDir files(
-      "plantd-lib-bench", "endpoint: tcp://127.0.0.1:" + std::to_string(port) +
-                              "\nclient_endpoint: tcp://127.0.0.1:" + std::to_string(worker_port) +
-                              "\ntransport: native\nbuses: []\nhealth:\n  port: 0\n"
-                              "log:\n  level: warn\nstore:\n  enabled: false\n");
-  if (!files.ok()) {
-    r.error = "mkdtemp failed";
-    return r;
+  std::vector<std::string> client_endpoints, worker_endpoints;
+  std::vector<int> ports;
+  std::vector<std::unique_ptr<plantd::bench::BrokerConfigDir>> files;
+  for (int b = 0; b < o.brokers; ++b) {
+    const int port = plantd::bench::FreeTcpPort();
+    const int worker_port = plantd::bench::FreeTcpPort();
+    ports.push_back(port);
+    client_endpoints.push_back("tcp://127.0.0.1:" + std::to_string(port));
+    worker_endpoints.push_back("tcp://127.0.0.1:" + std::to_string(worker_port));
+    files.push_back(std::make_unique<plantd::bench::BrokerConfigDir>(
+        "plantd-lib-bench", "endpoint: " + client_endpoints.back() +
+                                "\nclient_endpoint: " + worker_endpoints.back() +
+                                "\ntransport: native\nbuses: []\nhealth:\n  port: 0\n"
+                                "log:\n  level: warn\nstore:\n  enabled: false\n"));
+    if (!files.back()->ok()) {
+      r.error = "mkdtemp failed";
+      return r;
+    }
   }
   {
-    ChildProcess broker({o.broker, "--config", files.config()}, o.server_cpu, files.log());
-    if (!plantd::bench::WaitForTcpPort(port, 10000)) {
-      r.error = "the broker did not listen on port " + std::to_string(port);
-    } else {
+    std::vector<std::unique_ptr<ChildProcess>> brokers;
+    for (int b = 0; b < o.brokers; ++b) {
+      brokers.push_back(std::make_unique<ChildProcess>(
+          std::vector<std::string>{o.broker, "--config", files[b]->config()}, o.server_cpu,
+          files[b]->log()));
+    }
+    const auto brokers_cpu = [&] {
+      double cpu = 0;
+      for (const auto& broker : brokers) cpu += plantd::bench::ProcessCpuSeconds(broker->pid());
+      return cpu;
+    };
+    for (int port : ports) {
+      if (r.error.empty() && !plantd::bench::WaitForTcpPort(port, 10000)) {
+        r.error = "a broker did not listen on port " + std::to_string(port);
+      }
+    }
+    if (r.error.empty()) {
       std::atomic<bool> stop{false};
       std::atomic<uint64_t> reply_failures{0};
       std::vector<std::thread> workers;
       for (int i = 0; i < o.workers; ++i) {
-        workers.emplace_back(RunWorker, std::cref(o), engine,
-                             "tcp://127.0.0.1:" + std::to_string(worker_port), std::cref(stop),
-                             std::ref(reply_failures));
+        workers.emplace_back(RunWorker, std::cref(o), engine, std::cref(worker_endpoints),
+                             std::cref(stop), std::ref(reply_failures));
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(300));  // READY reaches the broker
       const Clock::time_point start = Clock::now() + std::chrono::duration_cast<Clock::duration>(
@@ -171,14 +201,13 @@ Run RunBroker(const Options& o, plantd::mdp::Engine engine) {
       std::vector<std::thread> clients;
       double cpu_at_start = 0;
       for (int i = 0; i < o.clients; ++i) {
-        clients.emplace_back(RunClient, std::cref(o), engine,
-                             "tcp://127.0.0.1:" + std::to_string(port), i, start, end,
-                             &loads[static_cast<size_t>(i)]);
+        clients.emplace_back(RunClient, std::cref(o), engine, std::cref(client_endpoints), i, start,
+                             end, &loads[static_cast<size_t>(i)]);
       }
       std::this_thread::sleep_until(start);
-      cpu_at_start = plantd::bench::ProcessCpuSeconds(broker.pid());
+      cpu_at_start = brokers_cpu();
       std::this_thread::sleep_until(end);
-      const double cpu = plantd::bench::ProcessCpuSeconds(broker.pid()) - cpu_at_start;
+      const double cpu = brokers_cpu() - cpu_at_start;
       for (std::thread& t : clients) t.join();
       stop = true;
       for (std::thread& t : workers) t.join();
@@ -234,11 +263,12 @@ Run RunNats(const Options& o) {
 
 void Print(const Options& o, const Run& r) {
   std::printf(
-      "RESULT lib target=%s clients=%d inflight=%d workers=%d credit=%d size=%zu req_per_s=%.0f "
+      "RESULT lib target=%s brokers=%d clients=%d inflight=%d workers=%d credit=%d size=%zu "
+      "req_per_s=%.0f "
       "p50_us=%.1f p99_us=%.1f server_cpu_us_per_req=%.2f lost=%llu mismatched=%llu%s%s\n",
-      r.target.c_str(), o.clients, o.inflight, o.workers, o.credit, o.size, r.req_per_s, r.p50_us,
-      r.p99_us, r.server_cpu_us_per_req, static_cast<unsigned long long>(r.lost),
-      static_cast<unsigned long long>(r.mismatched),
+      r.target.c_str(), r.target == "nats" ? 1 : o.brokers, o.clients, o.inflight, o.workers,
+      o.credit, o.size, r.req_per_s, r.p50_us, r.p99_us, r.server_cpu_us_per_req,
+      static_cast<unsigned long long>(r.lost), static_cast<unsigned long long>(r.mismatched),
       r.error.empty() ? "" : " error=", r.error.c_str());
   std::fflush(stdout);
 }
@@ -258,6 +288,8 @@ int main(int argc, char** argv) {
       o.workers = std::atoi(value);
     else if (key == "--credit")
       o.credit = std::atoi(value);
+    else if (key == "--brokers")
+      o.brokers = std::max(1, std::atoi(value));
     else if (key == "--size")
       o.size = static_cast<size_t>(std::atol(value));
     else if (key == "--duration")
