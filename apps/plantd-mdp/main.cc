@@ -120,8 +120,8 @@ struct Common {
 // answers for itself: this is how to compare them.
 struct BrokerAnswer {
   std::string endpoint;
-  nlohmann::json document;  // the answer, parsed
-  std::string error;        // or why there is none
+  std::string answer;  // its JSON document
+  std::string error;   // or why there is none
 };
 
 std::vector<BrokerAnswer> AskEach(const Common& common, const std::string& service) {
@@ -140,8 +140,7 @@ std::vector<BrokerAnswer> AskEach(const Common& common, const std::string& servi
         a.error = reply.status().message();
         return;
       }
-      a.document = nlohmann::json::parse(reply->empty() ? "" : (*reply)[0], nullptr, false);
-      if (a.document.is_discarded()) a.error = "the answer is not JSON";
+      if (!reply->empty()) a.answer = std::move((*reply)[0]);
     });
   }
   for (std::thread& t : threads) t.join();
@@ -156,7 +155,10 @@ void Flatten(const nlohmann::json& j, const std::string& prefix,
     return;
   }
   for (const auto& [key, value] : j.items()) {
-    Flatten(value, prefix.empty() ? key : prefix + "." + key, rows);
+    std::string row = prefix;
+    if (!row.empty()) row += '.';
+    row += key;
+    Flatten(value, row, rows);
   }
 }
 
@@ -171,15 +173,22 @@ int PrintSideBySide(const std::vector<BrokerAnswer>& answers, bool json,
   std::vector<std::map<std::string, std::string>> cells(answers.size());
   for (size_t i = 0; i < answers.size(); ++i) {
     const BrokerAnswer& a = answers[i];
-    if (!a.error.empty()) {
+    std::string why = a.error;
+    nlohmann::json document;
+    if (why.empty()) {
+      document = nlohmann::json::parse(a.answer, nullptr, false);
+      if (document.is_discarded()) why = "the answer is not JSON";
+    }
+    if (!why.empty()) {
       all_answered = false;
-      out[a.endpoint] = {{"error", a.error}};
-      cells[i]["error"] = a.error;
-      if (std::find(keys.begin(), keys.end(), "error") == keys.end())
+      out[a.endpoint] = {{"error", why}};
+      cells[i]["error"] = why;
+      if (std::find(keys.begin(), keys.end(), "error") == keys.end()) {
         keys.insert(keys.begin(), "error");
+      }
       continue;
     }
-    const nlohmann::json shaped = shape(a.document);
+    const nlohmann::json shaped = shape(document);
     out[a.endpoint] = shaped;
     std::vector<std::pair<std::string, std::string>> rows;
     Flatten(shaped, "", &rows);
