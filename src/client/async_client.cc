@@ -37,9 +37,9 @@ struct AsyncClient::Impl {
     Frames body;
   };
 
-  // One broker: with several, each has a socket of its own, so that the
+  // One broker. With several, each has a socket of its own, so that the
   // client knows where each request went and can move it when that broker
-  // goes away. With one, `socket` is that broker.
+  // goes away; with one, brokers[0] is the only socket, as it always was.
   struct Broker {
     std::unique_ptr<client::DealerSocket> socket;
     bool was_connected = false;

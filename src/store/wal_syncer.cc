@@ -97,11 +97,6 @@ uint64_t WalSyncer::syncs() const {
   return syncs_;
 }
 
-uint64_t WalSyncer::failed_syncs() const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return failed_syncs_;
-}
-
 void WalSyncer::RunSyncThread(int fd) {
   std::unique_lock<std::mutex> lock(mutex_);
   while (true) {
@@ -118,7 +113,6 @@ void WalSyncer::RunSyncThread(int fd) {
     --in_flight_;
     ++syncs_;
     if (err != 0) {
-      ++failed_syncs_;
       if (failure_.empty()) {
         failure_ = fmt::format("fdatasync of the WAL failed: {}", std::strerror(err));
       }

@@ -91,9 +91,8 @@ class WalSyncer {
   // Non-empty once a sync has failed: why. Any thread.
   std::string failure() const;
 
-  // Thread-safe snapshots, for the store's statistics.
+  // Syncs done so far, failed ones included. Any thread.
   uint64_t syncs() const;
-  uint64_t failed_syncs() const;
 
  private:
   struct Pending {
@@ -120,7 +119,6 @@ class WalSyncer {
   std::deque<Pending> pending_;      // GUARDED_BY(mutex_) in batch order
   std::string failure_;              // GUARDED_BY(mutex_) sticky
   uint64_t syncs_ = 0;               // GUARDED_BY(mutex_)
-  uint64_t failed_syncs_ = 0;        // GUARDED_BY(mutex_)
   bool stopping_ = false;            // GUARDED_BY(mutex_)
 
   std::vector<std::thread> sync_threads_;
