@@ -125,6 +125,19 @@ if command -v nats-server >/dev/null && [ -x "$build/plantd-lib-bench" ]; then
   echo "== libplantd end to end vs NATS request-reply: 4 workers (credit 16), 4 clients x 16, 64 B, server CPU 0, load CPU 1"
   "$build/plantd-lib-bench" --duration "$duration" --rounds "$repeat" --natsbench "$build/natsbench" |
     sed 's/^/   /' || echo "   (plantd-lib-bench reported a failure above)"
+  # Several brokers (issue 17): the same load over two brokers on the one
+  # server CPU, every worker on both, every client sending to both.
+  echo "== libplantd over 2 brokers on one CPU (workers on both, credit split; clients to both in turn)"
+  "$build/plantd-lib-bench" --duration "$duration" --rounds 1 --engines native --brokers 2 \
+    --natsbench "$build/natsbench" | grep RESULT | sed 's/^/   /' ||
+    echo "   (plantd-lib-bench reported a failure above)"
+fi
+
+# The store alone (issue 14): durable submits per second through the SQLite
+# store with its sync threads, no network.
+if [ -x "$build/plantd-store-bench" ]; then
+  echo "== Store alone: acknowledged durable submits, 1/16/64 in flight, 64 B and 1 KiB"
+  "$build/plantd-store-bench" --seconds "$duration" | sed 's/^/   /'
 fi
 
 # Durable requests against JetStream (issue 14): plantd-durable-bench runs
