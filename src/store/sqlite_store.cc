@@ -180,6 +180,18 @@ int QueryInt(sqlite3* db, const char* sql, int64_t* out) {
   return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
+// The completion of an operation that failed: only what it was, and why.
+Completion FailedCompletion(OpKind kind, uint64_t tag, const RequestId& id, StoreError error,
+                            std::string message) {
+  Completion c;
+  c.op = kind;
+  c.tag = tag;
+  c.id = id;
+  c.error = error;
+  c.message = std::move(message);
+  return c;
+}
+
 // After a failed sync of the WAL (WalSyncer::failure()), for the writes it
 // covered and every later one.
 std::string SyncFailureMessage(const std::string& path, const std::string& why) {
@@ -510,18 +522,14 @@ void SqliteStore::Enqueue(Op op) {
       return;
     }
   }
-  Completion c;
-  c.op = op.kind;
-  c.tag = op.tag;
-  c.id = op.id;
-  c.error = refused;
-  if (op.kind == OpKind::kStoreReply) c.frames = std::move(op.frames);  // to be stored again
-  c.message = refused == StoreError::kClosed
-                  ? fmt::format("store {}: shut down", options_.path)
-                  : fmt::format(
-                        "store {}: {} operations ({} bytes) are waiting for the disk; "
+  Completion c = FailedCompletion(
+      op.kind, op.tag, op.id, refused,
+      refused == StoreError::kClosed
+          ? fmt::format("store {}: shut down", options_.path)
+          : fmt::format("store {}: {} operations ({} bytes) are waiting for the disk; "
                         "refused until it catches up",
-                        options_.path, kMaxQueuedOps, kMaxQueuedBytes);
+                        options_.path, kMaxQueuedOps, kMaxQueuedBytes));
+  if (op.kind == OpKind::kStoreReply) c.frames = std::move(op.frames);  // to be stored again
   std::vector<Completion> done;
   done.push_back(std::move(c));
   Complete(std::move(done));
@@ -794,14 +802,7 @@ void SqliteStore::ProcessBatch(std::vector<Op>* batch) {
         if (!IsWrite((*batch)[i].kind)) continue;
         Completion& c = done[i];
         const OpKind kind = c.op;
-        const uint64_t tag = c.tag;
-        const RequestId id = c.id;
-        c = Completion();
-        c.op = kind;
-        c.tag = tag;
-        c.id = id;
-        c.error = error;
-        c.message = msg;
+        c = FailedCompletion(kind, c.tag, c.id, error, msg);
         // A reply that could not be stored goes back to the caller, which
         // can write it again later instead of having the work done again.
         if (kind == OpKind::kStoreReply) c.frames = std::move((*batch)[i].frames);
@@ -843,15 +844,7 @@ void SqliteStore::Deliver(WalSyncer::Batch batch, const std::string& sync_error)
     const std::string msg = SyncFailureMessage(options_.path, sync_error);
     for (Completion& c : batch.done) {
       if (!IsWrite(c.op) || !c.ok()) continue;
-      const OpKind kind = c.op;
-      const uint64_t tag = c.tag;
-      const RequestId id = c.id;
-      c = Completion();
-      c.op = kind;
-      c.tag = tag;
-      c.id = id;
-      c.error = StoreError::kIo;
-      c.message = msg;
+      c = FailedCompletion(c.op, c.tag, c.id, StoreError::kIo, msg);
     }
     if (batch.wrote) {
       std::lock_guard<std::mutex> lock(stats_mutex_);
